@@ -1,0 +1,427 @@
+//! Accounts: sign-up, log-in, bearer tokens and profiles.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use rocksdb::WriteBatch;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::doc::{self, PasswordDoc, ProfileDoc, TokenDoc};
+use crate::error::{Error, Result};
+use crate::ids::{self, now_unix_ms};
+use crate::keys::{self, Counter, CF_AUTH, CF_HANDLES, CF_PROFILES};
+use crate::model::Profile;
+use crate::node::Inner;
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME: usize = 50;
+/// Longest bio, in characters.
+pub const MAX_BIO: usize = 160;
+/// Longest avatar URL, in bytes.
+pub const MAX_AVATAR_URL: usize = 512;
+/// Largest encoded `extra` object, in bytes.
+pub const MAX_EXTRA_BYTES: usize = 4096;
+
+/// A sign-up request.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Wanted handle.
+    pub handle: String,
+    /// Password in the clear.
+    pub password: String,
+    /// Display name (defaults to the handle).
+    pub display_name: Option<String>,
+}
+
+/// A profile update; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New bio.
+    pub bio: Option<String>,
+    /// New avatar URL (empty clears it).
+    pub avatar_url: Option<String>,
+    /// Properties merged into `extra`; a null value removes the property.
+    pub extra: Option<Map<String, Value>>,
+}
+
+/// A fresh session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Bearer token (shown once; only its digest is stored).
+    pub token: String,
+    /// The user it authenticates.
+    pub user_id: u64,
+}
+
+fn valid_handle(handle: &str) -> bool {
+    (1..=15).contains(&handle.len())
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn check_display_name(name: &str) -> Result<()> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_DISPLAY_NAME || name.trim().is_empty() {
+        return Err(Error::invalid(
+            "display_name",
+            format!("must be 1 to {MAX_DISPLAY_NAME} characters, not only spaces"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "display_name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+// A fixed hash to verify against when the handle is unknown, so a failed log-in takes as
+// long whether or not the handle exists.
+static DUMMY_PHC: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(b"chirp-dummy-password", &salt)
+        .ok()
+        .map(|h| h.to_string())
+});
+
+fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+impl Inner {
+    /// Creates an account.
+    pub fn sign_up(&self, req: NewUser) -> Result<Profile> {
+        if !valid_handle(&req.handle) {
+            return Err(Error::invalid(
+                "handle",
+                "must be 1 to 15 characters of A-Z, a-z, 0-9 and _",
+            ));
+        }
+        if !(8..=256).contains(&req.password.len()) {
+            return Err(Error::invalid("password", "must be 8 to 256 bytes"));
+        }
+        let display_name = req.display_name.unwrap_or_else(|| req.handle.clone());
+        check_display_name(&display_name)?;
+        let salt = SaltString::generate(&mut OsRng);
+        let phc = Argon2::default()
+            .hash_password(req.password.as_bytes(), &salt)
+            .map_err(|e| Error::invalid("password", e.to_string()))?
+            .to_string();
+
+        let lower = req.handle.to_ascii_lowercase();
+        let handle_shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
+        let _guard = self.lock_handles();
+        if handle_shard.contains(CF_HANDLES, &keys::handle_key(&lower))? {
+            return Err(Error::Conflict {
+                field: "handle",
+                message: format!("@{} is taken", req.handle),
+            });
+        }
+        let user_id = self.user_ids.next_id();
+        let profile = ProfileDoc {
+            id: user_id,
+            handle: req.handle,
+            display_name,
+            bio: String::new(),
+            avatar_url: String::new(),
+            created_at_ms: now_unix_ms(),
+            extra: Map::new(),
+            suspended: false,
+            rest: Map::new(),
+        };
+        // The profile lands before the handle: a crash in between leaves an unreachable
+        // profile rather than a handle that points at nothing and can never be claimed.
+        let shard = self.user_shard(user_id);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            shard.cf(CF_PROFILES)?,
+            keys::id_key(user_id),
+            doc::encode(&profile)?,
+        );
+        batch.put_cf(
+            shard.cf(CF_AUTH)?,
+            keys::password_key(user_id),
+            doc::encode(&PasswordDoc { phc })?,
+        );
+        shard.write(batch)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            handle_shard.cf(CF_HANDLES)?,
+            keys::handle_key(&lower),
+            keys::id_key(user_id),
+        );
+        handle_shard.write(batch)?;
+        self.profile_view(profile)
+    }
+
+    /// Checks a handle and password and mints a bearer token.
+    pub fn log_in(&self, handle: &str, password: &str) -> Result<Session> {
+        const BAD: Error = Error::Unauthenticated("unknown handle or wrong password");
+        let user = match self.user_by_handle(handle)? {
+            Some(user) => user,
+            None => {
+                if let Some(phc) = DUMMY_PHC.as_ref() {
+                    verify_password(phc, password);
+                }
+                return Err(BAD);
+            }
+        };
+        let shard = self.user_shard(user.id);
+        let cred: PasswordDoc = match shard.get(CF_AUTH, &keys::password_key(user.id))? {
+            Some(bytes) => doc::decode(&bytes)?,
+            None => return Err(BAD),
+        };
+        if !verify_password(&cred.phc, password) {
+            return Err(BAD);
+        }
+        if user.suspended {
+            return Err(Error::Forbidden("this account is suspended"));
+        }
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        // The user id in the token routes the lookup to the right shard.
+        let token = format!("{}.{}", user.id, URL_SAFE_NO_PAD.encode(secret));
+        let mut batch = WriteBatch::default();
+        let record = TokenDoc {
+            user_id: user.id,
+            created_at_ms: now_unix_ms(),
+        };
+        batch.put_cf(
+            shard.cf(CF_AUTH)?,
+            keys::token_key(&token_digest(&token)),
+            doc::encode(&record)?,
+        );
+        shard.write(batch)?;
+        Ok(Session {
+            token,
+            user_id: user.id,
+        })
+    }
+
+    /// The user a bearer token authenticates.
+    pub fn authenticate(&self, token: &str) -> Result<u64> {
+        const BAD: Error = Error::Unauthenticated("invalid or expired token");
+        let user_id: u64 = token
+            .split_once('.')
+            .and_then(|(id, _)| id.parse().ok())
+            .ok_or(BAD)?;
+        let shard = self.user_shard(user_id);
+        let record: TokenDoc = match shard.get(CF_AUTH, &keys::token_key(&token_digest(token)))? {
+            Some(bytes) => doc::decode(&bytes)?,
+            None => return Err(BAD),
+        };
+        if record.user_id != user_id {
+            return Err(BAD);
+        }
+        match self.profile_doc(user_id)? {
+            Some(p) if !p.suspended => Ok(user_id),
+            Some(_) => Err(Error::Forbidden("this account is suspended")),
+            None => Err(BAD),
+        }
+    }
+
+    /// Resolves a `{userId}` path segment: a numeric id or `@handle`.
+    pub fn resolve_user(&self, reference: &str) -> Result<u64> {
+        let found = match reference.strip_prefix('@') {
+            Some(handle) => self.user_by_handle(handle)?.map(|p| p.id),
+            None => match reference.parse::<u64>() {
+                Ok(id) => self.profile_doc(id)?.map(|p| p.id),
+                Err(_) => None,
+            },
+        };
+        found.ok_or(Error::NotFound("user"))
+    }
+
+    fn user_by_handle(&self, handle: &str) -> Result<Option<ProfileDoc>> {
+        if !valid_handle(handle) {
+            return Ok(None);
+        }
+        let lower = handle.to_ascii_lowercase();
+        let shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
+        match shard.get(CF_HANDLES, &keys::handle_key(&lower))? {
+            Some(id) => {
+                let id = keys::decode_id(&id).ok_or_else(|| Error::Corrupt("handle row".into()))?;
+                self.profile_doc(id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn profile_doc(&self, user_id: u64) -> Result<Option<ProfileDoc>> {
+        match self
+            .user_shard(user_id)
+            .get(CF_PROFILES, &keys::id_key(user_id))?
+        {
+            Some(bytes) => Ok(Some(doc::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn profile_view(&self, p: ProfileDoc) -> Result<Profile> {
+        Ok(Profile {
+            followers_count: self.counter(p.id, Counter::Followers)?,
+            following_count: self.counter(p.id, Counter::Following)?,
+            tweet_count: self.counter(p.id, Counter::Tweets)?,
+            id: p.id,
+            handle: p.handle,
+            display_name: p.display_name,
+            bio: p.bio,
+            avatar_url: p.avatar_url,
+            created_at_ms: p.created_at_ms,
+            extra: p.extra,
+        })
+    }
+
+    /// A user's public profile.
+    pub fn profile(&self, user_id: u64) -> Result<Profile> {
+        let doc = self.profile_doc(user_id)?.ok_or(Error::NotFound("user"))?;
+        self.profile_view(doc)
+    }
+
+    /// Updates `target`'s profile as `actor`; only users may edit their own.
+    pub fn update_profile(&self, actor: u64, target: u64, patch: ProfilePatch) -> Result<Profile> {
+        if actor != target {
+            return Err(Error::Forbidden("you can only edit your own profile"));
+        }
+        if let Some(name) = &patch.display_name {
+            check_display_name(name)?;
+        }
+        if let Some(bio) = &patch.bio {
+            if bio.chars().count() > MAX_BIO {
+                return Err(Error::invalid(
+                    "bio",
+                    format!("must be at most {MAX_BIO} characters"),
+                ));
+            }
+        }
+        if let Some(url) = &patch.avatar_url {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !url.is_empty()
+                && (!scheme_ok || url.len() > MAX_AVATAR_URL || url.contains(char::is_whitespace))
+            {
+                return Err(Error::invalid(
+                    "avatar_url",
+                    format!("must be an http(s) URL of at most {MAX_AVATAR_URL} bytes, or empty"),
+                ));
+            }
+        }
+        let _guard = self.lock_user(target);
+        let mut doc = self.profile_doc(target)?.ok_or(Error::NotFound("user"))?;
+        if let Some(name) = patch.display_name {
+            doc.display_name = name;
+        }
+        if let Some(bio) = patch.bio {
+            doc.bio = bio;
+        }
+        if let Some(url) = patch.avatar_url {
+            doc.avatar_url = url;
+        }
+        if let Some(extra) = patch.extra {
+            merge_extra(&mut doc.extra, extra, "extra")?;
+        }
+        let shard = self.user_shard(target);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            shard.cf(CF_PROFILES)?,
+            keys::id_key(target),
+            doc::encode(&doc)?,
+        );
+        shard.write(batch)?;
+        self.profile_view(doc)
+    }
+}
+
+/// Merges `patch` into `extra` (null removes a property) and checks the size limit.
+pub(crate) fn merge_extra(
+    extra: &mut Map<String, Value>,
+    patch: Map<String, Value>,
+    field: &'static str,
+) -> Result<()> {
+    for (key, value) in patch {
+        if key.is_empty() || key.len() > 64 {
+            return Err(Error::invalid(
+                field,
+                "property names must be 1 to 64 bytes",
+            ));
+        }
+        if value.is_null() {
+            extra.remove(&key);
+        } else {
+            extra.insert(key, value);
+        }
+    }
+    let size = serde_json::to_vec(extra)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_EXTRA_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!("must encode to at most {MAX_EXTRA_BYTES} bytes of JSON"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles() {
+        assert!(valid_handle("a"));
+        assert!(valid_handle("Abc_123456789_x"));
+        assert!(!valid_handle(""));
+        assert!(!valid_handle("abcdefghijklmnop"));
+        assert!(!valid_handle("bad-handle"));
+        assert!(!valid_handle("ünïcode"));
+    }
+
+    #[test]
+    fn extra_merge_removes_nulls_and_limits_size() {
+        let mut extra = Map::new();
+        let patch = serde_json::json!({"a": 1, "b": "x"});
+        merge_extra(
+            &mut extra,
+            patch.as_object().cloned().unwrap_or_default(),
+            "extra",
+        )
+        .expect("merges");
+        let patch = serde_json::json!({"a": null, "c": [1]});
+        merge_extra(
+            &mut extra,
+            patch.as_object().cloned().unwrap_or_default(),
+            "extra",
+        )
+        .expect("merges");
+        assert_eq!(
+            Value::Object(extra.clone()),
+            serde_json::json!({"b": "x", "c": [1]})
+        );
+        let big = serde_json::json!({"big": "x".repeat(MAX_EXTRA_BYTES)});
+        let err = merge_extra(
+            &mut extra,
+            big.as_object().cloned().unwrap_or_default(),
+            "extra",
+        );
+        assert!(matches!(err, Err(Error::Invalid { field: "extra", .. })));
+    }
+}

@@ -1,0 +1,172 @@
+//! Stored documents: versioned serde values.
+//!
+//! Every document is one version byte followed by its JSON encoding. JSON keeps free-form
+//! `extra` properties intact, and `#[serde(flatten)] rest` keeps fields written by a newer
+//! version of Chirp through a read-modify-write by an older one.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// The version byte every document written by this build starts with.
+pub const DOC_V1: u8 = 1;
+
+/// Encodes a document with its version byte.
+pub fn encode<T: Serialize>(doc: &T) -> Result<Vec<u8>> {
+    let mut out = vec![DOC_V1];
+    serde_json::to_writer(&mut out, doc).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a document, checking its version byte.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.split_first() {
+        Some((&DOC_V1, body)) => {
+            serde_json::from_slice(body).map_err(|e| Error::Corrupt(e.to_string()))
+        }
+        Some((v, _)) => Err(Error::Corrupt(format!("unknown document version {v}"))),
+        None => Err(Error::Corrupt("empty document".into())),
+    }
+}
+
+/// A user's profile as stored in `profiles`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProfileDoc {
+    /// User id.
+    pub id: u64,
+    /// Handle as chosen at sign-up (case kept).
+    pub handle: String,
+    /// Display name.
+    pub display_name: String,
+    /// Free-text biography.
+    #[serde(default)]
+    pub bio: String,
+    /// Avatar image URL, empty if none.
+    #[serde(default)]
+    pub avatar_url: String,
+    /// Sign-up time, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Free-form properties.
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+    /// Whether the account is suspended (it cannot log in or post).
+    #[serde(default)]
+    pub suspended: bool,
+    /// Fields this build does not know, kept as they are.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// One image attached to a tweet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MediaRef {
+    /// Media id.
+    pub id: String,
+    /// Where the image is served.
+    pub url: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// A tweet as stored in `tweets`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TweetDoc {
+    /// Tweet id.
+    pub id: u64,
+    /// Author's user id.
+    pub author_id: u64,
+    /// Author's handle (handles never change, so it is stored with the tweet).
+    pub author_handle: String,
+    /// NFC-normalized text.
+    pub text: String,
+    /// Hashtags as written, in order of appearance.
+    #[serde(default)]
+    pub hashtags: Vec<String>,
+    /// Attached images.
+    #[serde(default)]
+    pub media: Vec<MediaRef>,
+    /// Posting time, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+    /// Fields this build does not know, kept as they are.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// A user's password credential as stored in `auth`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordDoc {
+    /// PHC string of the argon2id hash.
+    pub phc: String,
+}
+
+/// A session token as stored in `auth` under its digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenDoc {
+    /// The user the token authenticates.
+    pub user_id: u64,
+    /// When it was minted, Unix milliseconds.
+    pub created_at_ms: u64,
+}
+
+/// What a pending fan-out must do, as stored in `outbox`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum FanoutDoc {
+    /// Add the tweet to the followers' home feeds.
+    Post {
+        /// The author.
+        author_id: u64,
+    },
+    /// Remove the tweet from the followers' home feeds.
+    Delete {
+        /// The author.
+        author_id: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let raw = br#"{"id":1,"handle":"a","display_name":"A","created_at_ms":5,"future":{"x":1}}"#;
+        let mut bytes = vec![DOC_V1];
+        bytes.extend_from_slice(raw);
+        let doc: ProfileDoc = decode(&bytes).expect("decodes");
+        assert_eq!(doc.rest.get("future"), Some(&serde_json::json!({"x": 1})));
+        let again: ProfileDoc = decode(&encode(&doc).expect("encodes")).expect("decodes");
+        assert_eq!(again, doc);
+    }
+
+    #[test]
+    fn bad_versions_are_refused() {
+        assert!(matches!(decode::<TokenDoc>(&[]), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            decode::<TokenDoc>(b"\x09{}"),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<TokenDoc>(b"\x01{"),
+            Err(Error::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn fanout_docs_round_trip() {
+        let job = FanoutDoc::Delete { author_id: 9 };
+        assert_eq!(
+            decode::<FanoutDoc>(&encode(&job).expect("encodes")).expect("decodes"),
+            job
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! The engine's one error type.
+
+/// What a domain operation can fail with. The HTTP layer maps each variant to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is invalid; `field` names it.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        message: String,
+    },
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique field is already taken.
+    #[error("{field}: {message}")]
+    Conflict {
+        /// The field whose value is taken.
+        field: &'static str,
+        /// What is taken.
+        message: String,
+    },
+    /// No credentials, or bad ones.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller may not do this (acting as someone else).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The storage layer failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A stored value does not decode.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A file-system operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// An [`Error::Invalid`] for `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Storage(e.into_string())
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

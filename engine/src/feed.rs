@@ -1,0 +1,135 @@
+//! Reading timelines: the home feed (materialized rows merged with celebrities' tweets at
+//! read time) and a user's own tweets, newest first, with cursors.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::doc::TweetDoc;
+use crate::error::{Error, Result};
+use crate::keys::{self, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS};
+use crate::model::{page_of, Page, PageRequest};
+use crate::node::Inner;
+use crate::shard::Shard;
+
+/// Rows read from a source per refill.
+const CHUNK: usize = 64;
+/// Followees read per feed request to find celebrities (far above the mean of ~100).
+const MAX_FOLLOWING_SCAN: usize = 20_000;
+
+/// One newest-first stream of (tweet id, author id) rows from a pair column family.
+struct Source<'a> {
+    shard: &'a Shard,
+    cf: &'static str,
+    owner: u64,
+    /// Every row still to read has a tweet id below this.
+    before: u64,
+    buf: VecDeque<(u64, u64)>,
+    done: bool,
+}
+
+impl<'a> Source<'a> {
+    fn new(shard: &'a Shard, cf: &'static str, owner: u64, before: u64) -> Self {
+        Source {
+            shard,
+            cf,
+            owner,
+            before,
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    fn peek(&mut self) -> Result<Option<u64>> {
+        if self.buf.is_empty() && !self.done {
+            let rows = self
+                .shard
+                .scan_pairs_rev(self.cf, self.owner, self.before, CHUNK)?;
+            self.done = rows.len() < CHUNK;
+            for (tweet, value) in rows {
+                // `home` rows carry the author; `user_tweets` rows belong to the owner.
+                let author = keys::decode_id(&value).unwrap_or(self.owner);
+                self.before = tweet;
+                self.buf.push_back((tweet, author));
+            }
+        }
+        Ok(self.buf.front().map(|&(tweet, _)| tweet))
+    }
+}
+
+impl Inner {
+    /// Merges sources newest first and hydrates up to `limit + 1` tweets that pass `keep`.
+    fn merge_sources(
+        &self,
+        mut sources: Vec<Source<'_>>,
+        limit: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<Vec<TweetDoc>> {
+        let mut out = Vec::with_capacity(limit + 1);
+        let mut last = u64::MAX;
+        while out.len() <= limit {
+            let mut best: Option<(usize, u64)> = None;
+            for (i, source) in sources.iter_mut().enumerate() {
+                if let Some(id) = source.peek()? {
+                    if best.is_none_or(|(_, b)| id > b) {
+                        best = Some((i, id));
+                    }
+                }
+            }
+            let Some((i, _)) = best else { break };
+            let Some((tweet, author)) = sources[i].buf.pop_front() else {
+                break;
+            };
+            // The same tweet can come from `home` and a celebrity's timeline.
+            if tweet == last || !keep(author) {
+                continue;
+            }
+            last = tweet;
+            // A deleted tweet's rows may linger until its delete fan-out runs; skip them.
+            if let Some(doc) = self.tweet_doc(tweet)? {
+                out.push(doc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The home feed of `user`: their tweets and those of everyone they follow.
+    pub fn home_feed(&self, user: u64, page: PageRequest) -> Result<Page<TweetDoc>> {
+        if self.profile_doc(user)?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let before = page.after.unwrap_or(u64::MAX);
+        let shard = self.user_shard(user);
+        let following: HashSet<u64> = shard
+            .scan_pairs(CF_FOLLOWING, user, None, MAX_FOLLOWING_SCAN)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut sources = vec![Source::new(shard, CF_HOME, user, before)];
+        for &followee in &following {
+            if self.is_celebrity(followee) {
+                sources.push(Source::new(
+                    self.user_shard(followee),
+                    CF_USER_TWEETS,
+                    followee,
+                    before,
+                ));
+            }
+        }
+        // Rows of someone unfollowed moments ago (or fanned out while unfollowing) are
+        // filtered here, so unfollowing takes effect at once.
+        let items = self.merge_sources(sources, page.limit, |author| {
+            author == user || following.contains(&author)
+        })?;
+        Ok(page_of(items, page.limit, |t| t.id))
+    }
+
+    /// The tweets `user` posted, newest first.
+    pub fn user_timeline(&self, user: u64, page: PageRequest) -> Result<Page<TweetDoc>> {
+        if self.profile_doc(user)?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let before = page.after.unwrap_or(u64::MAX);
+        let source = Source::new(self.user_shard(user), CF_USER_TWEETS, user, before);
+        let items = self.merge_sources(vec![source], page.limit, |_| true)?;
+        Ok(page_of(items, page.limit, |t| t.id))
+    }
+}

@@ -1,0 +1,217 @@
+//! The whole key schema of a shard: column-family names and every key layout.
+//!
+//! Integers in keys are big-endian so that byte order is numeric order. Lists that are read
+//! newest-first (`user_tweets`, `home`) are stored ascending and iterated in reverse; no key
+//! stores an inverted id. Nothing outside this module builds or parses a key by hand.
+
+/// `user_id` → profile document.
+pub const CF_PROFILES: &str = "profiles";
+/// Lowercase handle → `user_id` (8 bytes, big-endian).
+pub const CF_HANDLES: &str = "handles";
+/// Credentials (`p` + user id) and session-token digests (`t` + SHA-256).
+pub const CF_AUTH: &str = "auth";
+/// `tweet_id` → tweet document.
+pub const CF_TWEETS: &str = "tweets";
+/// (`user_id`, `tweet_id`) → empty: the user timeline.
+pub const CF_USER_TWEETS: &str = "user_tweets";
+/// (`user_id`, `followee_id`) → empty.
+pub const CF_FOLLOWING: &str = "following";
+/// (`user_id`, `follower_id`) → empty.
+pub const CF_FOLLOWERS: &str = "followers";
+/// (`user_id`, `tweet_id`) → `author_id`: the materialized home feed.
+pub const CF_HOME: &str = "home";
+/// (`user_id`, counter kind) → i64 little-endian, updated by the add merge operator.
+pub const CF_COUNTERS: &str = "counters";
+/// `tweet_id` → pending fan-out job, written with the tweet and removed when fanned out.
+pub const CF_OUTBOX: &str = "outbox";
+/// LSN → replicated operation (reserved for replication; empty on a standalone node).
+pub const CF_OPLOG: &str = "oplog";
+/// Fixed names → shard metadata (schema version, shard index and count).
+pub const CF_META: &str = "meta";
+
+/// Every column family a shard holds, in creation order.
+pub const ALL_CFS: [&str; 12] = [
+    CF_PROFILES,
+    CF_HANDLES,
+    CF_AUTH,
+    CF_TWEETS,
+    CF_USER_TWEETS,
+    CF_FOLLOWING,
+    CF_FOLLOWERS,
+    CF_HOME,
+    CF_COUNTERS,
+    CF_OUTBOX,
+    CF_OPLOG,
+    CF_META,
+];
+
+/// Column families whose keys are an (id, id) pair and are scanned by the first id.
+pub const PAIR_CFS: [&str; 4] = [CF_USER_TWEETS, CF_FOLLOWING, CF_FOLLOWERS, CF_HOME];
+
+/// `meta` key of the schema version (u32 big-endian).
+pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// `meta` key of this shard's index (u32 big-endian).
+pub const META_SHARD_INDEX: &[u8] = b"shard_index";
+/// `meta` key of the number of shards in the cluster (u32 big-endian).
+pub const META_SHARD_COUNT: &[u8] = b"shard_count";
+
+const AUTH_PASSWORD: u8 = b'p';
+const AUTH_TOKEN: u8 = b't';
+
+/// Key of a single id (profiles, tweets, outbox).
+pub fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// Decodes an [`id_key`].
+pub fn decode_id(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+/// Key of an (owner, item) pair in the pair column families.
+pub fn pair_key(owner: u64, item: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&owner.to_be_bytes());
+    key[8..].copy_from_slice(&item.to_be_bytes());
+    key
+}
+
+/// Decodes a [`pair_key`] into (owner, item).
+pub fn decode_pair(key: &[u8]) -> Option<(u64, u64)> {
+    if key.len() != 16 {
+        return None;
+    }
+    Some((decode_id(&key[..8])?, decode_id(&key[8..])?))
+}
+
+/// Key of a handle: its ASCII lowercase form.
+pub fn handle_key(handle: &str) -> Vec<u8> {
+    handle.to_ascii_lowercase().into_bytes()
+}
+
+/// Key of a user's password credential.
+pub fn password_key(user_id: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = AUTH_PASSWORD;
+    key[1..].copy_from_slice(&user_id.to_be_bytes());
+    key
+}
+
+/// Key of a session token, by the SHA-256 digest of the token.
+pub fn token_key(digest: &[u8; 32]) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = AUTH_TOKEN;
+    key[1..].copy_from_slice(digest);
+    key
+}
+
+/// The counters kept per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Counter {
+    /// How many users follow this user.
+    Followers = 1,
+    /// How many users this user follows.
+    Following = 2,
+    /// How many live tweets this user has.
+    Tweets = 3,
+}
+
+/// Key of one counter of a user.
+pub fn counter_key(user_id: u64, counter: Counter) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[..8].copy_from_slice(&user_id.to_be_bytes());
+    key[8] = counter as u8;
+    key
+}
+
+/// Decodes a [`counter_key`] into the user id and the raw counter kind.
+pub fn decode_counter(key: &[u8]) -> Option<(u64, u8)> {
+    if key.len() != 9 {
+        return None;
+    }
+    Some((decode_id(&key[..8])?, key[8]))
+}
+
+/// Encodes a counter delta or value (little-endian i64: values are not sorted).
+pub fn counter_value(v: i64) -> [u8; 8] {
+    v.to_le_bytes()
+}
+
+/// Decodes a counter value; malformed values count as zero rather than failing a read.
+pub fn decode_counter_value(v: &[u8]) -> i64 {
+    v.try_into().map(i64::from_le_bytes).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_round_trip() {
+        for (a, b) in [(0, 0), (1, u64::MAX), (u64::MAX, 7), (42, 43)] {
+            assert_eq!(decode_pair(&pair_key(a, b)), Some((a, b)));
+        }
+        assert_eq!(decode_pair(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn id_round_trip() {
+        for id in [0, 1, 255, 256, u64::MAX] {
+            assert_eq!(decode_id(&id_key(id)), Some(id));
+        }
+    }
+
+    #[test]
+    fn pair_keys_sort_by_owner_then_item() {
+        let mut pairs = vec![
+            (2u64, 1u64),
+            (1, 300),
+            (1, 2),
+            (256, 0),
+            (1, u64::MAX),
+            (0, 5),
+        ];
+        let mut keys: Vec<[u8; 16]> = pairs.iter().map(|&(a, b)| pair_key(a, b)).collect();
+        keys.sort();
+        pairs.sort();
+        let decoded: Vec<(u64, u64)> = keys.iter().filter_map(|k| decode_pair(k)).collect();
+        assert_eq!(decoded, pairs);
+    }
+
+    #[test]
+    fn id_keys_sort_numerically() {
+        let mut ids = vec![5u64, 1 << 40, 255, 256, 0, u64::MAX];
+        let mut keys: Vec<[u8; 8]> = ids.iter().map(|&i| id_key(i)).collect();
+        keys.sort();
+        ids.sort();
+        assert_eq!(
+            keys.iter().filter_map(|k| decode_id(k)).collect::<Vec<_>>(),
+            ids
+        );
+    }
+
+    #[test]
+    fn counter_keys_group_by_user() {
+        let a = counter_key(1, Counter::Tweets);
+        let b = counter_key(2, Counter::Followers);
+        assert!(a < b);
+        assert_eq!(decode_counter(&a), Some((1, Counter::Tweets as u8)));
+        assert_eq!(decode_counter_value(&counter_value(-3)), -3);
+        assert_eq!(decode_counter_value(b"bad"), 0);
+    }
+
+    #[test]
+    fn auth_keys_do_not_collide() {
+        assert_ne!(password_key(1)[0], token_key(&[0; 32])[0]);
+        assert_eq!(handle_key("Alice_1"), b"alice_1".to_vec());
+    }
+
+    #[test]
+    fn cf_names_are_unique() {
+        let mut names = ALL_CFS.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL_CFS.len());
+    }
+}

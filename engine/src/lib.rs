@@ -1,0 +1,29 @@
+//! Chirp's storage engine and domain layer.
+//!
+//! A node holds N shards, each a RocksDB instance with the column families of [`keys`]; a
+//! user's rows live on the shard their id hashes to, a tweet on its author's shard. The domain
+//! operations (accounts, tweets, the follow graph, feeds) are methods on [`Inner`], reached
+//! through a [`Node`]; callers see plain values ([`model`]) and one [`Error`], never a RocksDB
+//! type.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod accounts;
+pub mod doc;
+pub mod error;
+mod fanout;
+mod feed;
+pub mod ids;
+pub mod keys;
+pub mod model;
+mod node;
+mod shard;
+mod social;
+pub mod text;
+pub mod tweets;
+
+pub use accounts::{NewUser, ProfilePatch, Session};
+pub use error::{Error, Result};
+pub use model::{Page, PageRequest, Profile, Tweet};
+pub use node::{Inner, Node, NodeConfig};
+pub use tweets::NewTweet;

@@ -1,0 +1,289 @@
+//! A node: its shards, id generators, locks and the fan-out worker, opened from a data dir.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{self, IdGen};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
+use crate::shard::{Shard, ShardOptions};
+
+/// How a node is set up.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Directory holding the shards.
+    pub data_dir: PathBuf,
+    /// Shards of a new data dir (an existing one keeps the count it was made with).
+    pub shards: usize,
+    /// Bytes of block cache shared by all shards.
+    pub block_cache_bytes: usize,
+    /// Authors with more followers than this are not fanned out; their tweets are merged into
+    /// feeds at read time.
+    pub celebrity_threshold: u64,
+    /// Newest rows kept in each materialized home feed.
+    pub home_cap: usize,
+    /// Recent tweets copied into the follower's feed when following someone.
+    pub backfill: usize,
+    /// Fsync before acknowledging writes (turning it off is the relaxed mode).
+    pub sync_writes: bool,
+}
+
+impl NodeConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            shards: 4,
+            block_cache_bytes: 256 << 20,
+            celebrity_threshold: 10_000,
+            home_cap: 800,
+            backfill: 100,
+            sync_writes: true,
+        }
+    }
+}
+
+/// The data dir's manifest: fixes the shard count chosen when the node was made.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    shards: usize,
+}
+
+const MANIFEST: &str = "chirp.json";
+const LOCK_STRIPES: usize = 256;
+
+/// Shared state of a node; the domain operations are methods on it.
+pub struct Inner {
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) config: NodeConfig,
+    pub(crate) tweet_ids: Vec<IdGen>,
+    pub(crate) user_ids: IdGen,
+    user_locks: Vec<Mutex<()>>,
+    pub(crate) handle_lock: Mutex<()>,
+    pub(crate) celebrities: RwLock<HashSet<u64>>,
+    pub(crate) fanout_tx: crossbeam::channel::Sender<u64>,
+    pub(crate) stopping: AtomicBool,
+}
+
+/// A running node. Dropping it stops the fan-out worker.
+pub struct Node {
+    inner: Arc<Inner>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read_manifest(dir: &Path, wanted: usize) -> Result<usize> {
+    let path = dir.join(MANIFEST);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let m: Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+            if m.format != 1 || m.shards == 0 || m.shards > ids::MAX_SHARDS {
+                return Err(Error::Corrupt(format!("{}: unsupported", path.display())));
+            }
+            Ok(m.shards)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if wanted == 0 || wanted > ids::MAX_SHARDS {
+                return Err(Error::invalid(
+                    "shards",
+                    format!("must be 1..={}", ids::MAX_SHARDS),
+                ));
+            }
+            let m = Manifest {
+                format: 1,
+                shards: wanted,
+            };
+            let tmp = dir.join("chirp.json.tmp");
+            let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
+            std::fs::write(&tmp, body)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(wanted)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Node {
+    /// Opens the node's data dir, recovers pending fan-out and starts the fan-out worker.
+    pub fn open(config: NodeConfig) -> Result<Node> {
+        std::fs::create_dir_all(config.data_dir.join("shards"))?;
+        let count = read_manifest(&config.data_dir, config.shards)?;
+        let opts = ShardOptions {
+            block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
+            sync_writes: config.sync_writes,
+        };
+        let mut shards = Vec::with_capacity(count);
+        for i in 0..count {
+            let path = config.data_dir.join("shards").join(format!("{i:03}"));
+            shards.push(Shard::open(&path, i, count, &opts)?);
+        }
+        let mut tweet_ids = Vec::with_capacity(count);
+        let mut user_floor = 0;
+        let mut celebrities = HashSet::new();
+        for shard in &shards {
+            let last_tweet = shard.last_key(CF_TWEETS)?.and_then(|k| keys::decode_id(&k));
+            tweet_ids.push(IdGen::new(shard.index(), last_tweet.unwrap_or(0)));
+            if let Some(id) = shard
+                .last_key(CF_PROFILES)?
+                .and_then(|k| keys::decode_id(&k))
+            {
+                user_floor = user_floor.max(id);
+            }
+            for (k, v) in shard.scan_all(CF_COUNTERS)? {
+                if let Some((user, kind)) = keys::decode_counter(&k) {
+                    let followers = keys::decode_counter_value(&v);
+                    if kind == Counter::Followers as u8
+                        && followers > config.celebrity_threshold as i64
+                    {
+                        celebrities.insert(user);
+                    }
+                }
+            }
+        }
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let inner = Arc::new(Inner {
+            shards,
+            tweet_ids,
+            user_ids: IdGen::new(0, user_floor),
+            user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            handle_lock: Mutex::new(()),
+            celebrities: RwLock::new(celebrities),
+            fanout_tx: tx,
+            stopping: AtomicBool::new(false),
+            config,
+        });
+        let mut pending = 0;
+        for shard in &inner.shards {
+            for (k, _) in shard.scan_all(CF_OUTBOX)? {
+                if let Some(id) = keys::decode_id(&k) {
+                    inner.enqueue_fanout(id);
+                    pending += 1;
+                }
+            }
+        }
+        if pending > 0 {
+            tracing::info!(pending, "resuming fan-out left over from the last run");
+        }
+        let worker_inner = Arc::clone(&inner);
+        let worker = std::thread::Builder::new()
+            .name("chirp-fanout".into())
+            .spawn(move || crate::fanout::run(&worker_inner, rx))?;
+        tracing::info!(shards = count, dir = %inner.config.data_dir.display(), "node open");
+        Ok(Node {
+            inner,
+            worker: Some(worker),
+        })
+    }
+
+    /// Stops the fan-out worker (pending jobs stay in the outbox for the next start) and
+    /// flushes every shard.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_worker();
+        for shard in &self.inner.shards {
+            shard.flush()?;
+        }
+        Ok(())
+    }
+
+    fn stop_worker(&mut self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::error!("fan-out worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop_worker();
+    }
+}
+
+impl Inner {
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The shard holding a user's rows.
+    pub(crate) fn user_shard(&self, user_id: u64) -> &Shard {
+        &self.shards[ids::shard_of_user(user_id, self.shards.len())]
+    }
+
+    /// The shard holding a tweet, or None if the id names no shard of this node.
+    pub(crate) fn tweet_shard(&self, tweet_id: u64) -> Option<&Shard> {
+        self.shards.get(ids::shard_of_id(tweet_id))
+    }
+
+    /// Serializes read-modify-write operations on one user's rows.
+    pub(crate) fn lock_user(&self, user_id: u64) -> MutexGuard<'_, ()> {
+        lock(&self.user_locks[(user_id % LOCK_STRIPES as u64) as usize])
+    }
+
+    /// Serializes handle claims.
+    pub(crate) fn lock_handles(&self) -> MutexGuard<'_, ()> {
+        lock(&self.handle_lock)
+    }
+
+    /// Hands a tweet id with an outbox row to the fan-out worker.
+    pub(crate) fn enqueue_fanout(&self, tweet_id: u64) {
+        // The receiver lives as long as the worker; if it is gone the outbox row stays and
+        // the next start resumes the job.
+        let _ = self.fanout_tx.send(tweet_id);
+    }
+
+    /// Whether an author is past the celebrity threshold.
+    pub(crate) fn is_celebrity(&self, user_id: u64) -> bool {
+        self.celebrities
+            .read()
+            .map(|s| s.contains(&user_id))
+            .unwrap_or(false)
+    }
+
+    /// Reads one counter of a user.
+    pub(crate) fn counter(&self, user_id: u64, counter: Counter) -> Result<u64> {
+        let v = self
+            .user_shard(user_id)
+            .get(CF_COUNTERS, &keys::counter_key(user_id, counter))?;
+        Ok(v.map(|v| keys::decode_counter_value(&v))
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// Records a user's new follower count in the celebrity set.
+    pub(crate) fn note_followers(&self, user_id: u64, followers: u64) {
+        let celebrity = followers > self.config.celebrity_threshold;
+        if let Ok(mut set) = self.celebrities.write() {
+            if celebrity {
+                set.insert(user_id);
+            } else {
+                set.remove(&user_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The follow graph: follow, unfollow and the two lists.
+//!
+//! An edge is two rows on (usually) two shards: `following[(a, b)]` on a's shard and
+//! `followers[(b, a)]` on b's. Each side is written with its counter in one batch and only if
+//! its row is missing (or present, to unfollow), under a's lock, so retrying after a crash
+//! between the two sides completes the edge without counting it twice.
+
+use rocksdb::WriteBatch;
+
+use crate::error::{Error, Result};
+use crate::keys::{
+    self, Counter, CF_COUNTERS, CF_FOLLOWERS, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS,
+};
+use crate::model::{encode_cursor, Page, PageRequest, Profile};
+use crate::node::Inner;
+
+impl Inner {
+    /// `actor` makes `follower` follow `followee`; only users may act for themselves.
+    /// Idempotent. Back-fills the followee's recent tweets into the follower's feed.
+    pub fn follow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
+        self.check_edge(actor, follower, followee)?;
+        let _guard = self.lock_user(follower);
+        let theirs = self.user_shard(followee);
+        if !theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                theirs.cf(CF_FOLLOWERS)?,
+                keys::pair_key(followee, follower),
+                [],
+            );
+            batch.merge_cf(
+                theirs.cf(CF_COUNTERS)?,
+                keys::counter_key(followee, Counter::Followers),
+                keys::counter_value(1),
+            );
+            theirs.write(batch)?;
+            self.note_followers(followee, self.counter(followee, Counter::Followers)?);
+        }
+        let mine = self.user_shard(follower);
+        if !mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                mine.cf(CF_FOLLOWING)?,
+                keys::pair_key(follower, followee),
+                [],
+            );
+            batch.merge_cf(
+                mine.cf(CF_COUNTERS)?,
+                keys::counter_key(follower, Counter::Following),
+                keys::counter_value(1),
+            );
+            // Celebrities' tweets are merged at read time, so they need no back-fill.
+            if !self.is_celebrity(followee) {
+                let recent = theirs.scan_pairs_rev(
+                    CF_USER_TWEETS,
+                    followee,
+                    u64::MAX,
+                    self.config.backfill,
+                )?;
+                let home = mine.cf(CF_HOME)?;
+                for (tweet, _) in recent {
+                    batch.put_cf(
+                        home,
+                        keys::pair_key(follower, tweet),
+                        keys::id_key(followee),
+                    );
+                }
+            }
+            mine.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// `actor` makes `follower` stop following `followee`. Idempotent. The followee's tweets
+    /// leave the follower's feed.
+    pub fn unfollow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
+        self.check_edge(actor, follower, followee)?;
+        let _guard = self.lock_user(follower);
+        let mine = self.user_shard(follower);
+        if mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(mine.cf(CF_FOLLOWING)?, keys::pair_key(follower, followee));
+            batch.merge_cf(
+                mine.cf(CF_COUNTERS)?,
+                keys::counter_key(follower, Counter::Following),
+                keys::counter_value(-1),
+            );
+            let home = mine.cf(CF_HOME)?;
+            let cap = self.config.home_cap * 2;
+            for (tweet, author) in mine.scan_pairs_rev(CF_HOME, follower, u64::MAX, cap)? {
+                if keys::decode_id(&author) == Some(followee) {
+                    batch.delete_cf(home, keys::pair_key(follower, tweet));
+                }
+            }
+            mine.write(batch)?;
+        }
+        let theirs = self.user_shard(followee);
+        if theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(theirs.cf(CF_FOLLOWERS)?, keys::pair_key(followee, follower));
+            batch.merge_cf(
+                theirs.cf(CF_COUNTERS)?,
+                keys::counter_key(followee, Counter::Followers),
+                keys::counter_value(-1),
+            );
+            theirs.write(batch)?;
+            self.note_followers(followee, self.counter(followee, Counter::Followers)?);
+        }
+        Ok(())
+    }
+
+    fn check_edge(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
+        if actor != follower {
+            return Err(Error::Forbidden(
+                "you can only follow or unfollow as yourself",
+            ));
+        }
+        if follower == followee {
+            return Err(Error::invalid("id", "you cannot follow yourself"));
+        }
+        if self.profile_doc(followee)?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    /// Whether `follower` follows `followee`.
+    pub fn is_following(&self, follower: u64, followee: u64) -> Result<bool> {
+        self.user_shard(follower)
+            .contains(CF_FOLLOWING, &keys::pair_key(follower, followee))
+    }
+
+    /// The users following `user`, by ascending user id.
+    pub fn followers(&self, user: u64, page: PageRequest) -> Result<Page<Profile>> {
+        self.user_list(CF_FOLLOWERS, user, page)
+    }
+
+    /// The users `user` follows, by ascending user id.
+    pub fn following(&self, user: u64, page: PageRequest) -> Result<Page<Profile>> {
+        self.user_list(CF_FOLLOWING, user, page)
+    }
+
+    fn user_list(&self, cf: &'static str, user: u64, page: PageRequest) -> Result<Page<Profile>> {
+        if self.profile_doc(user)?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let rows = self
+            .user_shard(user)
+            .scan_pairs(cf, user, page.after, page.limit + 1)?;
+        // The look-ahead row only proves there is a next page; it is not hydrated.
+        let next_cursor = (rows.len() > page.limit)
+            .then(|| rows.get(page.limit - 1).map(|&(id, _)| encode_cursor(id)))
+            .flatten();
+        let mut items = Vec::with_capacity(page.limit);
+        for &(id, _) in rows.iter().take(page.limit) {
+            if let Some(doc) = self.profile_doc(id)? {
+                items.push(self.profile_view(doc)?);
+            }
+        }
+        Ok(Page { items, next_cursor })
+    }
+}

@@ -1,0 +1,125 @@
+//! Tweets: posting, reading, deleting.
+
+use rocksdb::WriteBatch;
+use serde_json::{Map, Value};
+
+use crate::accounts::merge_extra;
+use crate::doc::{self, FanoutDoc, TweetDoc};
+use crate::error::{Error, Result};
+use crate::ids::now_unix_ms;
+use crate::keys::{self, Counter, CF_COUNTERS, CF_HOME, CF_OUTBOX, CF_TWEETS, CF_USER_TWEETS};
+use crate::node::Inner;
+use crate::text;
+
+/// Most images on one tweet.
+pub const MAX_MEDIA: usize = 4;
+
+/// A tweet to post.
+#[derive(Debug, Clone, Default)]
+pub struct NewTweet {
+    /// The text, as typed.
+    pub text: String,
+    /// Ids of images uploaded by the author.
+    pub media: Vec<String>,
+    /// Free-form metadata.
+    pub extra: Map<String, Value>,
+}
+
+impl Inner {
+    /// Posts a tweet as `author`. Acknowledged once the tweet, the author's timeline row and
+    /// its pending fan-out are durable together; followers' feeds fill in asynchronously.
+    pub fn post_tweet(&self, author: u64, req: NewTweet) -> Result<TweetDoc> {
+        let text =
+            text::validate_tweet(&req.text).map_err(|e| Error::invalid("text", e.to_string()))?;
+        if req.media.len() > MAX_MEDIA {
+            return Err(Error::invalid(
+                "media",
+                format!("at most {MAX_MEDIA} images"),
+            ));
+        }
+        if let Some(id) = req.media.first() {
+            // Images are attached by upload id; this node has no media store yet, so no id
+            // can be valid.
+            return Err(Error::invalid("media", format!("unknown media id {id:?}")));
+        }
+        let mut extra = Map::new();
+        merge_extra(&mut extra, req.extra, "extra")?;
+        let profile = self.profile_doc(author)?.ok_or(Error::NotFound("user"))?;
+        let shard = self.user_shard(author);
+        let id = self.tweet_ids[shard.index()].next_id();
+        let tweet = TweetDoc {
+            id,
+            author_id: author,
+            author_handle: profile.handle,
+            hashtags: text::extract_hashtags(&text),
+            text,
+            media: Vec::new(),
+            created_at_ms: now_unix_ms(),
+            extra,
+            rest: Map::new(),
+        };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(shard.cf(CF_TWEETS)?, keys::id_key(id), doc::encode(&tweet)?);
+        batch.put_cf(shard.cf(CF_USER_TWEETS)?, keys::pair_key(author, id), []);
+        // Authors see their own tweets in their home feed at once; it is on their shard.
+        batch.put_cf(
+            shard.cf(CF_HOME)?,
+            keys::pair_key(author, id),
+            keys::id_key(author),
+        );
+        batch.merge_cf(
+            shard.cf(CF_COUNTERS)?,
+            keys::counter_key(author, Counter::Tweets),
+            keys::counter_value(1),
+        );
+        let job = FanoutDoc::Post { author_id: author };
+        batch.put_cf(shard.cf(CF_OUTBOX)?, keys::id_key(id), doc::encode(&job)?);
+        shard.write(batch)?;
+        self.enqueue_fanout(id);
+        Ok(tweet)
+    }
+
+    /// One tweet.
+    pub fn tweet(&self, id: u64) -> Result<TweetDoc> {
+        self.tweet_doc(id)?.ok_or(Error::NotFound("tweet"))
+    }
+
+    /// Reads a tweet document, None if it does not exist (or was deleted).
+    pub(crate) fn tweet_doc(&self, id: u64) -> Result<Option<TweetDoc>> {
+        let Some(shard) = self.tweet_shard(id) else {
+            return Ok(None);
+        };
+        match shard.get(CF_TWEETS, &keys::id_key(id))? {
+            Some(bytes) => Ok(Some(doc::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a tweet as `actor`; only its author may. It leaves every feed: hydration
+    /// skips it at once and a delete fan-out removes its feed rows.
+    pub fn delete_tweet(&self, actor: u64, id: u64) -> Result<()> {
+        let tweet = self.tweet(id)?;
+        if tweet.author_id != actor {
+            return Err(Error::Forbidden("you can only delete your own tweets"));
+        }
+        let _guard = self.lock_user(actor);
+        let shard = self.user_shard(actor);
+        if !shard.contains(CF_TWEETS, &keys::id_key(id))? {
+            return Err(Error::NotFound("tweet"));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(shard.cf(CF_TWEETS)?, keys::id_key(id));
+        batch.delete_cf(shard.cf(CF_USER_TWEETS)?, keys::pair_key(actor, id));
+        batch.delete_cf(shard.cf(CF_HOME)?, keys::pair_key(actor, id));
+        batch.merge_cf(
+            shard.cf(CF_COUNTERS)?,
+            keys::counter_key(actor, Counter::Tweets),
+            keys::counter_value(-1),
+        );
+        let job = FanoutDoc::Delete { author_id: actor };
+        batch.put_cf(shard.cf(CF_OUTBOX)?, keys::id_key(id), doc::encode(&job)?);
+        shard.write(batch)?;
+        self.enqueue_fanout(id);
+        Ok(())
+    }
+}

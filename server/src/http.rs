@@ -1,0 +1,225 @@
+//! HTTP plumbing: the API error type, problem-details responses, JSON bodies, query strings.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{HeaderMap, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use chirp_engine::Error as EngineError;
+
+/// Largest JSON request body, in bytes.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// The response body type of every handler.
+pub type Body = Full<Bytes>;
+
+/// Everything a request can fail with, each with its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// A body field is missing or has the wrong type; `field` names it.
+    #[error("{field}: {message}")]
+    InvalidBody {
+        /// The offending field (a JSON path).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The body exceeds the size limit.
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// No route has this path.
+    #[error("no such endpoint")]
+    NoRoute,
+    /// The path exists but not with this method.
+    #[error("method not allowed; allowed: {0}")]
+    Method(&'static str),
+    /// A failure of the domain layer.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<&str>) {
+        use EngineError as E;
+        match self {
+            ApiError::InvalidBody { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "Invalid field",
+                Some(field),
+            ),
+            ApiError::MalformedJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                "Malformed JSON",
+                None,
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Body too large",
+                None,
+            ),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, "no-route", "Not found", None),
+            ApiError::Method(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method",
+                "Method not allowed",
+                None,
+            ),
+            ApiError::Engine(e) => match e {
+                E::Invalid { field, .. } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-field",
+                    "Invalid field",
+                    Some(field),
+                ),
+                E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found", None),
+                E::Conflict { field, .. } => (
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "Already taken",
+                    Some(field),
+                ),
+                E::Unauthenticated(_) => (
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "Unauthenticated",
+                    None,
+                ),
+                E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
+                E::Storage(_) | E::Corrupt(_) | E::Io(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    None,
+                ),
+            },
+        }
+    }
+
+    /// The RFC 9457 problem-details response for this error.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, slug, title, field) = self.parts();
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "request failed");
+            "the server failed to handle this request; it has been logged".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut body = serde_json::json!({
+            "type": format!("/problems/{slug}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let Some(field) = field {
+            body["field"] = serde_json::Value::String(field.to_string());
+        }
+        let mut resp = bytes_response(status, "application/problem+json", body.to_string());
+        if let ApiError::Method(allow) = self {
+            resp.headers_mut()
+                .insert("allow", HeaderValue::from_static(allow));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// The handlers' result type.
+pub type ApiResult<T = Response<Body>> = Result<T, ApiError>;
+
+/// A response with a body and content type.
+pub fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResult {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| EngineError::Corrupt(format!("response encoding: {e}")))?;
+    Ok(bytes_response(status, "application/json", body))
+}
+
+/// An empty response.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Reads a body of at most `limit` bytes.
+pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> ApiResult<Bytes> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge(limit)),
+        Err(e) => Err(ApiError::MalformedJson(format!(
+            "the body could not be read: {e}"
+        ))),
+    }
+}
+
+/// Parses a JSON body into `T`: syntax errors are 400, wrong or missing fields 422 naming
+/// the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(ApiError::MalformedJson(e.to_string())),
+        },
+        Err(e) => {
+            let inner = e.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::MalformedJson(inner.to_string()));
+            }
+            let path = e.path().to_string();
+            let message = inner.to_string();
+            // "missing field `x`" and "unknown field `x`" name the field only in the message.
+            let field = if path == "." {
+                message.split('`').nth(1).unwrap_or("body").to_string()
+            } else {
+                path
+            };
+            Err(ApiError::InvalidBody { field, message })
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The value of a query parameter.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

@@ -1,0 +1,222 @@
+//! Starts the real `chirp` binary on a temp data dir and a free port, and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `chirp serve`, killed on drop.
+pub struct Chirp {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Chirp {
+    /// Starts a node on `dir` with 4 shards and the extra flags.
+    pub fn start(dir: &Path, extra: &[&str]) -> Chirp {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))
+            .expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chirp"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--shards",
+                "4",
+                "--data",
+            ])
+            .arg(dir)
+            .args(extra)
+            .env("RUST_LOG", "info,chirp_server=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn chirp");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listen line");
+        let base = line
+            .trim()
+            .strip_prefix("chirp listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; see {}",
+                    dir.with_extension("log").display()
+                )
+            })
+            .to_string();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        Chirp { child, base, agent }
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().expect("wait")
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null if empty).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let raw = body.map(|b| b.to_string());
+        self.raw(method, path, token, raw.as_deref().map(str::as_bytes))
+    }
+
+    /// Sends raw body bytes; returns the status and the JSON body (Null if empty).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .agent
+            .request(method, &format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let result = match body {
+            Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let ctype = resp.content_type().to_string();
+        let mut text = String::new();
+        resp.into_reader().read_to_string(&mut text).expect("body");
+        if status >= 400 {
+            assert_eq!(
+                ctype, "application/problem+json",
+                "{method} {path} -> {status}: {text}"
+            );
+        }
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        (status, value)
+    }
+
+    /// Signs up and logs in; returns (user id, token).
+    pub fn user(&self, handle: &str) -> (String, String) {
+        let (s, p) = self.call(
+            "POST",
+            "/users",
+            None,
+            Some(serde_json::json!({"handle": handle, "password": "correct horse"})),
+        );
+        assert_eq!(s, 201, "{p}");
+        let (s, session) = self.call(
+            "POST",
+            "/sessions",
+            None,
+            Some(serde_json::json!({"handle": handle, "password": "correct horse"})),
+        );
+        assert_eq!(s, 200, "{session}");
+        assert_eq!(session["user_id"], p["id"]);
+        (
+            p["id"].as_str().expect("id").to_string(),
+            session["token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    /// Posts a tweet; returns its id.
+    pub fn tweet(&self, token: &str, text: &str) -> String {
+        let (s, t) = self.call(
+            "POST",
+            "/tweet",
+            Some(token),
+            Some(serde_json::json!({"text": text})),
+        );
+        assert_eq!(s, 201, "{t}");
+        t["id"].as_str().expect("id").to_string()
+    }
+
+    /// Every tweet id of a paginated timeline, walking all pages with `limit`.
+    pub fn all_ids(&self, path: &str, token: Option<&str>, limit: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = match &cursor {
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => format!("{path}{sep}limit={limit}"),
+            };
+            let (s, page) = self.call("GET", &url, token, None);
+            assert_eq!(s, 200, "{page}");
+            let tweets = page["tweets"].as_array().expect("tweets");
+            assert!(tweets.len() <= limit);
+            ids.extend(
+                tweets
+                    .iter()
+                    .map(|t| t["id"].as_str().expect("id").to_string()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return ids,
+            }
+        }
+    }
+
+    /// Polls `f` until it returns true or 10 s pass.
+    pub fn eventually(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+impl Drop for Chirp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh data dir under a temp dir that lives as long as the returned guard.
+pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    (tmp, dir)
+}
+
+/// Sorts ids numerically, newest (largest) first.
+pub fn newest_first(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().expect("numeric id")));
+    ids
+}
