@@ -2,6 +2,7 @@
 //! read time) and a user's own tweets, newest first, with cursors.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::doc::TweetDoc;
 use crate::error::{Error, Result};
@@ -62,7 +63,7 @@ impl Inner {
         mut sources: Vec<Source<'_>>,
         limit: usize,
         keep: impl Fn(u64) -> bool,
-    ) -> Result<Vec<TweetDoc>> {
+    ) -> Result<Vec<Arc<TweetDoc>>> {
         let mut out = Vec::with_capacity(limit + 1);
         let mut last = u64::MAX;
         while out.len() <= limit {
@@ -92,7 +93,7 @@ impl Inner {
     }
 
     /// The home feed of `user`: their tweets and those of everyone they follow.
-    pub fn home_feed(&self, user: u64, page: PageRequest) -> Result<Page<TweetDoc>> {
+    pub fn home_feed(&self, user: u64, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
         if self.profile_doc(user)?.is_none() {
             return Err(Error::NotFound("user"));
         }
@@ -123,7 +124,7 @@ impl Inner {
     }
 
     /// The tweets `user` posted, newest first.
-    pub fn user_timeline(&self, user: u64, page: PageRequest) -> Result<Page<TweetDoc>> {
+    pub fn user_timeline(&self, user: u64, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
         if self.profile_doc(user)?.is_none() {
             return Err(Error::NotFound("user"));
         }

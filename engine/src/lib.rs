@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
+pub mod cache;
 pub mod doc;
 pub mod error;
 mod fanout;
@@ -17,13 +18,16 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 mod node;
+pub mod search;
 mod shard;
 mod social;
 pub mod text;
 pub mod tweets;
 
 pub use accounts::{NewUser, ProfilePatch, Session};
+pub use cache::CacheStats;
 pub use error::{Error, Result};
 pub use model::{Page, PageRequest, Profile, Tweet};
 pub use node::{Inner, Node, NodeConfig};
+pub use search::TagQuery;
 pub use tweets::NewTweet;

@@ -5,9 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use chirp_index::TagIndex;
+
+use crate::cache::{CacheStats, TweetCache};
 use crate::error::{Error, Result};
 use crate::ids::{self, IdGen};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
@@ -31,6 +35,8 @@ pub struct NodeConfig {
     pub backfill: usize,
     /// Fsync before acknowledging writes (turning it off is the relaxed mode).
     pub sync_writes: bool,
+    /// Bytes of tweet documents the hot-tweet cache may hold (0 disables it).
+    pub tweet_cache_bytes: usize,
 }
 
 impl NodeConfig {
@@ -44,6 +50,7 @@ impl NodeConfig {
             home_cap: 800,
             backfill: 100,
             sync_writes: true,
+            tweet_cache_bytes: 128 << 20,
         }
     }
 }
@@ -67,14 +74,33 @@ pub struct Inner {
     user_locks: Vec<Mutex<()>>,
     pub(crate) handle_lock: Mutex<()>,
     pub(crate) celebrities: RwLock<HashSet<u64>>,
+    pub(crate) tags: Vec<RwLock<TagIndex>>,
+    pub(crate) cache: TweetCache,
     pub(crate) fanout_tx: crossbeam::channel::Sender<u64>,
     pub(crate) stopping: AtomicBool,
 }
 
-/// A running node. Dropping it stops the fan-out worker.
+/// A running node. Dropping it stops the background threads.
 pub struct Node {
     inner: Arc<Inner>,
-    worker: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// How often the hashtag indexes are saved while running, bounding what a restart replays.
+const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
+
+/// Saves the hashtag indexes every [`INDEX_SAVE_EVERY`] until the node stops.
+fn maintain(inner: &Inner) {
+    let mut last_save = Instant::now();
+    while !inner.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_save.elapsed() >= INDEX_SAVE_EVERY {
+            if let Err(e) = inner.save_indexes() {
+                tracing::warn!(error = %e, "saving the hashtag indexes failed");
+            }
+            last_save = Instant::now();
+        }
+    }
 }
 
 impl std::ops::Deref for Node {
@@ -136,11 +162,14 @@ impl Node {
             shards.push(Shard::open(&path, i, count, &opts)?);
         }
         let mut tweet_ids = Vec::with_capacity(count);
+        let mut tags = Vec::with_capacity(count);
         let mut user_floor = 0;
         let mut celebrities = HashSet::new();
         for shard in &shards {
             let last_tweet = shard.last_key(CF_TWEETS)?.and_then(|k| keys::decode_id(&k));
             tweet_ids.push(IdGen::new(shard.index(), last_tweet.unwrap_or(0)));
+            let path = crate::search::index_path(&config.data_dir, shard.index());
+            tags.push(RwLock::new(crate::search::open_index(shard, &path)?));
             if let Some(id) = shard
                 .last_key(CF_PROFILES)?
                 .and_then(|k| keys::decode_id(&k))
@@ -166,6 +195,8 @@ impl Node {
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
             celebrities: RwLock::new(celebrities),
+            tags,
+            cache: TweetCache::new(config.tweet_cache_bytes),
             fanout_tx: tx,
             stopping: AtomicBool::new(false),
             config,
@@ -182,21 +213,26 @@ impl Node {
         if pending > 0 {
             tracing::info!(pending, "resuming fan-out left over from the last run");
         }
-        let worker_inner = Arc::clone(&inner);
-        let worker = std::thread::Builder::new()
+        let fanout_inner = Arc::clone(&inner);
+        let fanout = std::thread::Builder::new()
             .name("chirp-fanout".into())
-            .spawn(move || crate::fanout::run(&worker_inner, rx))?;
+            .spawn(move || crate::fanout::run(&fanout_inner, rx))?;
+        let maint_inner = Arc::clone(&inner);
+        let maintenance = std::thread::Builder::new()
+            .name("chirp-maintain".into())
+            .spawn(move || maintain(&maint_inner))?;
         tracing::info!(shards = count, dir = %inner.config.data_dir.display(), "node open");
         Ok(Node {
             inner,
-            worker: Some(worker),
+            workers: vec![fanout, maintenance],
         })
     }
 
-    /// Stops the fan-out worker (pending jobs stay in the outbox for the next start) and
-    /// flushes every shard.
+    /// Stops the fan-out worker (pending jobs stay in the outbox for the next start), saves
+    /// the hashtag indexes and flushes every shard.
     pub fn close(mut self) -> Result<()> {
         self.stop_worker();
+        self.inner.save_indexes()?;
         for shard in &self.inner.shards {
             shard.flush()?;
         }
@@ -205,9 +241,9 @@ impl Node {
 
     fn stop_worker(&mut self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
-        if let Some(worker) = self.worker.take() {
+        for worker in self.workers.drain(..) {
             if worker.join().is_err() {
-                tracing::error!("fan-out worker panicked");
+                tracing::error!("a background thread panicked");
             }
         }
     }
@@ -223,6 +259,11 @@ impl Inner {
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
+    }
+
+    /// Counters of the hot-tweet cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     /// The node's configuration.

@@ -220,6 +220,24 @@ impl Shard {
             .collect()
     }
 
+    /// Calls `f` on every key-value pair of a column family from `start` on, in key order,
+    /// without collecting them.
+    pub fn for_each_from(
+        &self,
+        cf: &str,
+        start: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let iter = self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+
     /// The largest key of a column family.
     pub fn last_key(&self, cf: &str) -> Result<Option<Vec<u8>>> {
         match self.db.iterator_cf(self.cf(cf)?, IteratorMode::End).next() {

@@ -1,5 +1,7 @@
 //! Tweets: posting, reading, deleting.
 
+use std::sync::Arc;
+
 use rocksdb::WriteBatch;
 use serde_json::{Map, Value};
 
@@ -28,7 +30,7 @@ pub struct NewTweet {
 impl Inner {
     /// Posts a tweet as `author`. Acknowledged once the tweet, the author's timeline row and
     /// its pending fan-out are durable together; followers' feeds fill in asynchronously.
-    pub fn post_tweet(&self, author: u64, req: NewTweet) -> Result<TweetDoc> {
+    pub fn post_tweet(&self, author: u64, req: NewTweet) -> Result<Arc<TweetDoc>> {
         let text =
             text::validate_tweet(&req.text).map_err(|e| Error::invalid("text", e.to_string()))?;
         if req.media.len() > MAX_MEDIA {
@@ -75,22 +77,35 @@ impl Inner {
         let job = FanoutDoc::Post { author_id: author };
         batch.put_cf(shard.cf(CF_OUTBOX)?, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
+        // A crash before these lines loses nothing: the index replays stored tweets at start.
+        self.index_tweet(&tweet)?;
+        let tweet = Arc::new(tweet);
+        self.cache.insert_new(Arc::clone(&tweet));
         self.enqueue_fanout(id);
         Ok(tweet)
     }
 
     /// One tweet.
-    pub fn tweet(&self, id: u64) -> Result<TweetDoc> {
+    pub fn tweet(&self, id: u64) -> Result<Arc<TweetDoc>> {
         self.tweet_doc(id)?.ok_or(Error::NotFound("tweet"))
     }
 
-    /// Reads a tweet document, None if it does not exist (or was deleted).
-    pub(crate) fn tweet_doc(&self, id: u64) -> Result<Option<TweetDoc>> {
+    /// Reads a tweet document through the hot-tweet cache; None if it does not exist (or
+    /// was deleted).
+    pub(crate) fn tweet_doc(&self, id: u64) -> Result<Option<Arc<TweetDoc>>> {
+        let ticket = match self.cache.get(id) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(ticket) => ticket,
+        };
         let Some(shard) = self.tweet_shard(id) else {
             return Ok(None);
         };
         match shard.get(CF_TWEETS, &keys::id_key(id))? {
-            Some(bytes) => Ok(Some(doc::decode(&bytes)?)),
+            Some(bytes) => {
+                let tweet = Arc::new(doc::decode::<TweetDoc>(&bytes)?);
+                self.cache.insert_read(Arc::clone(&tweet), ticket);
+                Ok(Some(tweet))
+            }
             None => Ok(None),
         }
     }
@@ -119,6 +134,8 @@ impl Inner {
         let job = FanoutDoc::Delete { author_id: actor };
         batch.put_cf(shard.cf(CF_OUTBOX)?, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
+        self.cache.invalidate(id);
+        self.forget_in_index(id)?;
         self.enqueue_fanout(id);
         Ok(())
     }

@@ -44,6 +44,9 @@ struct ServeArgs {
     /// Authors with more followers than this are merged into feeds at read time.
     #[arg(long, env = "CHIRP_CELEBRITY_THRESHOLD", default_value_t = 10_000)]
     celebrity_threshold: u64,
+    /// Memory for the hot-tweet cache, in MiB (0 disables it).
+    #[arg(long, env = "CHIRP_TWEET_CACHE_MB", default_value_t = 128)]
+    tweet_cache_mb: usize,
     /// Rows kept per materialized home feed.
     #[arg(long, env = "CHIRP_HOME_CAP", default_value_t = 800)]
     home_cap: usize,
@@ -74,6 +77,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.block_cache_bytes = args.block_cache_mb << 20;
     config.celebrity_threshold = args.celebrity_threshold;
     config.home_cap = args.home_cap.max(1);
+    config.tweet_cache_bytes = args.tweet_cache_mb << 20;
     config.sync_writes = !args.no_sync;
     let node = Node::open(config).with_context(|| format!("opening {}", args.data.display()))?;
     let app = Arc::new(App {

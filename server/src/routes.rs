@@ -9,7 +9,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use chirp_engine::{Error as EngineError, NewTweet, NewUser, Node, PageRequest, ProfilePatch};
+use chirp_engine::{
+    Error as EngineError, NewTweet, NewUser, Node, PageRequest, ProfilePatch, TagQuery,
+};
 
 use crate::http::{self, bearer, empty, json, parse_json, query_param, ApiError, ApiResult, Body};
 use crate::views::{ProfileView, TweetPage, TweetView, UserPage};
@@ -139,7 +141,36 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match (segs.as_slice(), &method) {
-        (["health"], &Method::GET) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (["health"], &Method::GET) => {
+            let c = app.node.cache_stats();
+            let cache = serde_json::json!({
+                "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
+                "bytes": c.bytes, "entries": c.entries, "capacity_bytes": c.capacity_bytes,
+            });
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok", "tweet_cache": cache}),
+            )
+        }
+        (["search", "tags", tag], &Method::GET) => {
+            let query = TagQuery::Tag((*tag).to_owned());
+            search(app, &req, query).await
+        }
+        (["search", "tags"], &Method::GET) => {
+            let q = req.uri().query();
+            let split = |s: String| s.split(',').map(str::to_owned).collect::<Vec<_>>();
+            let query =
+                match (query_param(q, "all"), query_param(q, "any")) {
+                    (Some(all), None) => TagQuery::All(split(all)),
+                    (None, Some(any)) => TagQuery::Any(split(any)),
+                    _ => return Err(EngineError::invalid(
+                        "all",
+                        "give exactly one of ?all=a,b or ?any=a,b (or use /search/tags/{hashtag})",
+                    )
+                    .into()),
+                };
+            search(app, &req, query).await
+        }
         (["users"], &Method::POST) => {
             let b: SignUpBody = body(req).await?;
             let new = NewUser {
@@ -166,7 +197,7 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
                 extra: b.extra,
             };
             let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
-            let mut resp = json(StatusCode::CREATED, &TweetView::from(&tweet))?;
+            let mut resp = json(StatusCode::CREATED, &TweetView::from(&*tweet))?;
             if let Ok(loc) = format!("/tweets/{}", tweet.id).parse() {
                 resp.headers_mut().insert(hyper::header::LOCATION, loc);
             }
@@ -181,7 +212,7 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
         (["tweets", id], &Method::GET) => {
             let id = tweet_id(id)?;
             let tweet = blocking(app, move |n| n.tweet(id)).await?;
-            json(StatusCode::OK, &TweetView::from(&tweet))
+            json(StatusCode::OK, &TweetView::from(&*tweet))
         }
         (["tweets", id], &Method::DELETE) => {
             let me = authenticate(app, &req).await?;
@@ -257,12 +288,19 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
     }
 }
 
+async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResult {
+    let page = page_request(req)?;
+    let tweets = blocking(app, move |n| n.search(query, page)).await?;
+    json(StatusCode::OK, &TweetPage::from(&tweets))
+}
+
 /// The methods a known path accepts, for 405 responses.
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
         ["health"] | ["feed"] => "GET",
         ["users"] | ["sessions"] | ["tweet"] => "POST",
         ["tweets", _] => "GET, DELETE",
+        ["search", "tags"] | ["search", "tags", _] => "GET",
         [_, "profile"] => "GET, PATCH",
         [_, "follow", _] => "POST, DELETE",
         [_, "followers" | "following" | "tweets"] => "GET",

@@ -1,5 +1,7 @@
 //! The JSON shapes of the API: ids as strings, times as RFC 3339 UTC.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -100,10 +102,10 @@ pub struct TweetPage<'a> {
     next_cursor: Option<&'a str>,
 }
 
-impl<'a> From<&'a Page<Tweet>> for TweetPage<'a> {
-    fn from(p: &'a Page<Tweet>) -> Self {
+impl<'a> From<&'a Page<Arc<Tweet>>> for TweetPage<'a> {
+    fn from(p: &'a Page<Arc<Tweet>>) -> Self {
         TweetPage {
-            tweets: p.items.iter().map(TweetView::from).collect(),
+            tweets: p.items.iter().map(|t| TweetView::from(&**t)).collect(),
             next_cursor: p.next_cursor.as_deref(),
         }
     }
