@@ -1,12 +1,12 @@
 //! Accounts: sign-up, log-in, bearer tokens and profiles.
 
+use crate::batch::Batch;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use rocksdb::WriteBatch;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -151,24 +151,16 @@ impl Inner {
         // The profile lands before the handle: a crash in between leaves an unreachable
         // profile rather than a handle that points at nothing and can never be claimed.
         let shard = self.user_shard(user_id);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            shard.cf(CF_PROFILES)?,
-            keys::id_key(user_id),
-            doc::encode(&profile)?,
-        );
-        batch.put_cf(
-            shard.cf(CF_AUTH)?,
+        let mut batch = Batch::new();
+        batch.put(CF_PROFILES, keys::id_key(user_id), doc::encode(&profile)?);
+        batch.put(
+            CF_AUTH,
             keys::password_key(user_id),
             doc::encode(&PasswordDoc { phc })?,
         );
         shard.write(batch)?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            handle_shard.cf(CF_HANDLES)?,
-            keys::handle_key(&lower),
-            keys::id_key(user_id),
-        );
+        let mut batch = Batch::new();
+        batch.put(CF_HANDLES, keys::handle_key(&lower), keys::id_key(user_id));
         handle_shard.write(batch)?;
         self.profile_view(profile)
     }
@@ -200,13 +192,13 @@ impl Inner {
         rand::rngs::OsRng.fill_bytes(&mut secret);
         // The user id in the token routes the lookup to the right shard.
         let token = format!("{}.{}", user.id, URL_SAFE_NO_PAD.encode(secret));
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::new();
         let record = TokenDoc {
             user_id: user.id,
             created_at_ms: now_unix_ms(),
         };
-        batch.put_cf(
-            shard.cf(CF_AUTH)?,
+        batch.put(
+            CF_AUTH,
             keys::token_key(&token_digest(&token)),
             doc::encode(&record)?,
         );
@@ -339,12 +331,8 @@ impl Inner {
             merge_extra(&mut doc.extra, extra, "extra")?;
         }
         let shard = self.user_shard(target);
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            shard.cf(CF_PROFILES)?,
-            keys::id_key(target),
-            doc::encode(&doc)?,
-        );
+        let mut batch = Batch::new();
+        batch.put(CF_PROFILES, keys::id_key(target), doc::encode(&doc)?);
         shard.write(batch)?;
         self.profile_view(doc)
     }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::batch::Batch;
 use crossbeam::channel::{Receiver, RecvTimeoutError};
-use rocksdb::WriteBatch;
 
 use crate::doc::{self, FanoutDoc};
 use crate::error::Result;
@@ -78,8 +78,8 @@ fn run_job(inner: &Inner, tweet: u64, inserts: &mut HashMap<u64, u32>) -> Result
     }
     // Drop the job unless a delete replaced it meanwhile (that one is queued behind us).
     if shard.get(CF_OUTBOX, &keys::id_key(tweet))?.as_deref() == Some(raw.as_slice()) {
-        let mut batch = WriteBatch::default();
-        batch.delete_cf(shard.cf(CF_OUTBOX)?, keys::id_key(tweet));
+        let mut batch = Batch::new();
+        batch.delete(CF_OUTBOX, keys::id_key(tweet));
         shard.write_relaxed(batch)?;
     }
     Ok(())
@@ -94,15 +94,18 @@ fn write_home_rows(
     inserts: &mut HashMap<u64, u32>,
 ) -> Result<()> {
     let n = inner.shard_count();
-    let mut batches: Vec<Option<WriteBatch>> = (0..n).map(|_| None).collect();
+    let mut batches: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
     for &(follower, _) in followers {
         let s = ids::shard_of_user(follower, n);
-        let home = inner.shards[s].cf(CF_HOME)?;
-        let batch = batches[s].get_or_insert_with(WriteBatch::default);
+        let batch = batches[s].get_or_insert_with(Batch::default);
         if adding {
-            batch.put_cf(home, keys::pair_key(follower, tweet), keys::id_key(author));
+            batch.put(
+                CF_HOME,
+                keys::pair_key(follower, tweet),
+                keys::id_key(author),
+            );
         } else {
-            batch.delete_cf(home, keys::pair_key(follower, tweet));
+            batch.delete(CF_HOME, keys::pair_key(follower, tweet));
         }
     }
     for (s, batch) in batches.into_iter().enumerate() {
@@ -131,11 +134,13 @@ fn trim_home(inner: &Inner, user: u64) -> Result<()> {
     let rows = shard.scan_pairs_rev(CF_HOME, user, u64::MAX, cap + 1)?;
     if rows.len() > cap {
         if let Some(&(oldest_kept, _)) = rows.get(cap - 1) {
-            shard.delete_range(
+            let mut batch = Batch::new();
+            batch.delete_range(
                 CF_HOME,
-                &keys::pair_key(user, 0),
-                &keys::pair_key(user, oldest_kept),
-            )?;
+                keys::pair_key(user, 0),
+                keys::pair_key(user, oldest_kept),
+            );
+            shard.write(batch)?;
         }
     }
     Ok(())

@@ -24,12 +24,13 @@ pub const CF_HOME: &str = "home";
 pub const CF_COUNTERS: &str = "counters";
 /// `tweet_id` → pending fan-out job, written with the tweet and removed when fanned out.
 pub const CF_OUTBOX: &str = "outbox";
-/// LSN → replicated operation (reserved for replication; empty on a standalone node).
+/// LSN → oplog entry: every committed batch, in order (see `batch.rs`).
 pub const CF_OPLOG: &str = "oplog";
 /// Fixed names → shard metadata (schema version, shard index and count).
 pub const CF_META: &str = "meta";
 
-/// Every column family a shard holds, in creation order.
+/// Every column family a shard holds, in creation order. Append-only: oplog entries name a
+/// column family by its index here.
 pub const ALL_CFS: [&str; 12] = [
     CF_PROFILES,
     CF_HANDLES,
@@ -52,6 +53,8 @@ pub const PAIR_CFS: [&str; 4] = [CF_USER_TWEETS, CF_FOLLOWING, CF_FOLLOWERS, CF_
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// `meta` key of this shard's index (u32 big-endian).
 pub const META_SHARD_INDEX: &[u8] = b"shard_index";
+/// `meta` key of the replication epoch this copy writes with (u64 big-endian).
+pub const META_EPOCH: &[u8] = b"epoch";
 /// `meta` key of the number of shards in the cluster (u32 big-endian).
 pub const META_SHARD_COUNT: &[u8] = b"shard_count";
 

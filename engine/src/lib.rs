@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
+pub mod batch;
 pub mod cache;
 pub mod doc;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 mod node;
+pub mod replica;
 pub mod search;
 mod shard;
 mod social;
@@ -29,5 +31,6 @@ pub use cache::CacheStats;
 pub use error::{Error, Result};
 pub use model::{Page, PageRequest, Profile, Tweet};
 pub use node::{Inner, Node, NodeConfig};
+pub use replica::LogPosition;
 pub use search::TagQuery;
 pub use tweets::NewTweet;

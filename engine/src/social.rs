@@ -5,7 +5,7 @@
 //! its row is missing (or present, to unfollow), under a's lock, so retrying after a crash
 //! between the two sides completes the edge without counting it twice.
 
-use rocksdb::WriteBatch;
+use crate::batch::Batch;
 
 use crate::error::{Error, Result};
 use crate::keys::{
@@ -22,14 +22,10 @@ impl Inner {
         let _guard = self.lock_user(follower);
         let theirs = self.user_shard(followee);
         if !theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
-            let mut batch = WriteBatch::default();
-            batch.put_cf(
-                theirs.cf(CF_FOLLOWERS)?,
-                keys::pair_key(followee, follower),
-                [],
-            );
-            batch.merge_cf(
-                theirs.cf(CF_COUNTERS)?,
+            let mut batch = Batch::new();
+            batch.put(CF_FOLLOWERS, keys::pair_key(followee, follower), []);
+            batch.merge(
+                CF_COUNTERS,
                 keys::counter_key(followee, Counter::Followers),
                 keys::counter_value(1),
             );
@@ -38,14 +34,10 @@ impl Inner {
         }
         let mine = self.user_shard(follower);
         if !mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
-            let mut batch = WriteBatch::default();
-            batch.put_cf(
-                mine.cf(CF_FOLLOWING)?,
-                keys::pair_key(follower, followee),
-                [],
-            );
-            batch.merge_cf(
-                mine.cf(CF_COUNTERS)?,
+            let mut batch = Batch::new();
+            batch.put(CF_FOLLOWING, keys::pair_key(follower, followee), []);
+            batch.merge(
+                CF_COUNTERS,
                 keys::counter_key(follower, Counter::Following),
                 keys::counter_value(1),
             );
@@ -57,10 +49,9 @@ impl Inner {
                     u64::MAX,
                     self.config.backfill,
                 )?;
-                let home = mine.cf(CF_HOME)?;
                 for (tweet, _) in recent {
-                    batch.put_cf(
-                        home,
+                    batch.put(
+                        CF_HOME,
                         keys::pair_key(follower, tweet),
                         keys::id_key(followee),
                     );
@@ -78,28 +69,27 @@ impl Inner {
         let _guard = self.lock_user(follower);
         let mine = self.user_shard(follower);
         if mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
-            let mut batch = WriteBatch::default();
-            batch.delete_cf(mine.cf(CF_FOLLOWING)?, keys::pair_key(follower, followee));
-            batch.merge_cf(
-                mine.cf(CF_COUNTERS)?,
+            let mut batch = Batch::new();
+            batch.delete(CF_FOLLOWING, keys::pair_key(follower, followee));
+            batch.merge(
+                CF_COUNTERS,
                 keys::counter_key(follower, Counter::Following),
                 keys::counter_value(-1),
             );
-            let home = mine.cf(CF_HOME)?;
             let cap = self.config.home_cap * 2;
             for (tweet, author) in mine.scan_pairs_rev(CF_HOME, follower, u64::MAX, cap)? {
                 if keys::decode_id(&author) == Some(followee) {
-                    batch.delete_cf(home, keys::pair_key(follower, tweet));
+                    batch.delete(CF_HOME, keys::pair_key(follower, tweet));
                 }
             }
             mine.write(batch)?;
         }
         let theirs = self.user_shard(followee);
         if theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
-            let mut batch = WriteBatch::default();
-            batch.delete_cf(theirs.cf(CF_FOLLOWERS)?, keys::pair_key(followee, follower));
-            batch.merge_cf(
-                theirs.cf(CF_COUNTERS)?,
+            let mut batch = Batch::new();
+            batch.delete(CF_FOLLOWERS, keys::pair_key(followee, follower));
+            batch.merge(
+                CF_COUNTERS,
                 keys::counter_key(followee, Counter::Followers),
                 keys::counter_value(-1),
             );

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rocksdb::WriteBatch;
+use crate::batch::Batch;
 use serde_json::{Map, Value};
 
 use crate::accounts::merge_extra;
@@ -60,22 +60,18 @@ impl Inner {
             extra,
             rest: Map::new(),
         };
-        let mut batch = WriteBatch::default();
-        batch.put_cf(shard.cf(CF_TWEETS)?, keys::id_key(id), doc::encode(&tweet)?);
-        batch.put_cf(shard.cf(CF_USER_TWEETS)?, keys::pair_key(author, id), []);
+        let mut batch = Batch::new();
+        batch.put(CF_TWEETS, keys::id_key(id), doc::encode(&tweet)?);
+        batch.put(CF_USER_TWEETS, keys::pair_key(author, id), []);
         // Authors see their own tweets in their home feed at once; it is on their shard.
-        batch.put_cf(
-            shard.cf(CF_HOME)?,
-            keys::pair_key(author, id),
-            keys::id_key(author),
-        );
-        batch.merge_cf(
-            shard.cf(CF_COUNTERS)?,
+        batch.put(CF_HOME, keys::pair_key(author, id), keys::id_key(author));
+        batch.merge(
+            CF_COUNTERS,
             keys::counter_key(author, Counter::Tweets),
             keys::counter_value(1),
         );
         let job = FanoutDoc::Post { author_id: author };
-        batch.put_cf(shard.cf(CF_OUTBOX)?, keys::id_key(id), doc::encode(&job)?);
+        batch.put(CF_OUTBOX, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
         // A crash before these lines loses nothing: the index replays stored tweets at start.
         self.index_tweet(&tweet)?;
@@ -122,17 +118,17 @@ impl Inner {
         if !shard.contains(CF_TWEETS, &keys::id_key(id))? {
             return Err(Error::NotFound("tweet"));
         }
-        let mut batch = WriteBatch::default();
-        batch.delete_cf(shard.cf(CF_TWEETS)?, keys::id_key(id));
-        batch.delete_cf(shard.cf(CF_USER_TWEETS)?, keys::pair_key(actor, id));
-        batch.delete_cf(shard.cf(CF_HOME)?, keys::pair_key(actor, id));
-        batch.merge_cf(
-            shard.cf(CF_COUNTERS)?,
+        let mut batch = Batch::new();
+        batch.delete(CF_TWEETS, keys::id_key(id));
+        batch.delete(CF_USER_TWEETS, keys::pair_key(actor, id));
+        batch.delete(CF_HOME, keys::pair_key(actor, id));
+        batch.merge(
+            CF_COUNTERS,
             keys::counter_key(actor, Counter::Tweets),
             keys::counter_value(-1),
         );
         let job = FanoutDoc::Delete { author_id: actor };
-        batch.put_cf(shard.cf(CF_OUTBOX)?, keys::id_key(id), doc::encode(&job)?);
+        batch.put(CF_OUTBOX, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
         self.cache.invalidate(id);
         self.forget_in_index(id)?;

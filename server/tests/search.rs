@@ -141,7 +141,10 @@ fn the_tweet_cache_serves_reads_and_forgets_deletes() {
     let id = chirp.tweet(&alice, "cached #tweet");
     let before = chirp.call("GET", "/health", None, None).1["tweet_cache"].clone();
     for _ in 0..5 {
-        assert_eq!(chirp.call("GET", &format!("/tweets/{id}"), None, None).0, 200);
+        assert_eq!(
+            chirp.call("GET", &format!("/tweets/{id}"), None, None).0,
+            200
+        );
     }
     let after = chirp.call("GET", "/health", None, None).1["tweet_cache"].clone();
     let hits = |v: &serde_json::Value| v["hits"].as_u64().unwrap_or(0);
@@ -149,8 +152,16 @@ fn the_tweet_cache_serves_reads_and_forgets_deletes() {
     assert!(after["entries"].as_u64().unwrap_or(0) >= 1, "{after}");
     assert_eq!(after["capacity_bytes"], 1 << 20);
     // After a delete returns, no read path serves the cached copy.
-    assert_eq!(chirp.call("DELETE", &format!("/tweets/{id}"), Some(&alice), None).0, 204);
-    assert_eq!(chirp.call("GET", &format!("/tweets/{id}"), None, None).0, 404);
+    assert_eq!(
+        chirp
+            .call("DELETE", &format!("/tweets/{id}"), Some(&alice), None)
+            .0,
+        204
+    );
+    assert_eq!(
+        chirp.call("GET", &format!("/tweets/{id}"), None, None).0,
+        404
+    );
     assert!(chirp.all_ids("/search/tags/tweet", None, 10).is_empty());
     assert!(chirp.all_ids("/feed", Some(&alice), 10).is_empty());
     assert!(chirp.all_ids("/@alice/tweets", None, 10).is_empty());
