@@ -74,6 +74,30 @@ pub struct MediaRef {
     pub height: u32,
 }
 
+/// An uploaded image as stored in `media`; the bytes live in the blob store under `sha256`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MediaDoc {
+    /// Media id (minted on the uploader's shard, so it routes like a tweet id).
+    pub id: u64,
+    /// The user who uploaded it; only they may attach it to a tweet.
+    pub owner_id: u64,
+    /// MIME type of the served bytes.
+    pub content_type: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the served (re-encoded) bytes.
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the served bytes: the blob's name and the ETag.
+    pub sha256: String,
+    /// Upload time, Unix milliseconds (the grace period of garbage collection counts from it).
+    pub created_at_ms: u64,
+    /// Fields this build does not know, kept as they are.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
 /// A tweet as stored in `tweets`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TweetDoc {
@@ -159,6 +183,23 @@ mod tests {
             decode::<TokenDoc>(b"\x01{"),
             Err(Error::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn media_docs_round_trip() {
+        let media = MediaDoc {
+            id: 1,
+            owner_id: 2,
+            content_type: "image/png".into(),
+            width: 3,
+            height: 4,
+            bytes: 5,
+            sha256: "ab".repeat(32),
+            created_at_ms: 6,
+            rest: Map::new(),
+        };
+        let again: MediaDoc = decode(&encode(&media).expect("encodes")).expect("decodes");
+        assert_eq!(again, media);
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub enum Error {
     /// The caller may not do this (acting as someone else).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// An upload is larger than the configured limit (bytes).
+    #[error("the upload is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    /// An upload's declared type is not one this node accepts.
+    #[error("{0}")]
+    UnsupportedType(String),
     /// The storage layer failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -28,10 +28,15 @@ pub const CF_OUTBOX: &str = "outbox";
 pub const CF_OPLOG: &str = "oplog";
 /// Fixed names → shard metadata (schema version, shard index and count).
 pub const CF_META: &str = "meta";
+/// `media_id` → media document (owner, type, size, SHA-256 of the blob file).
+pub const CF_MEDIA: &str = "media";
+/// (`media_id`, `tweet_id`) → empty: which tweets show an image, so unreferenced media can be
+/// found and collected.
+pub const CF_MEDIA_REFS: &str = "media_refs";
 
 /// Every column family a shard holds, in creation order. Append-only: oplog entries name a
 /// column family by its index here.
-pub const ALL_CFS: [&str; 12] = [
+pub const ALL_CFS: [&str; 14] = [
     CF_PROFILES,
     CF_HANDLES,
     CF_AUTH,
@@ -44,10 +49,18 @@ pub const ALL_CFS: [&str; 12] = [
     CF_OUTBOX,
     CF_OPLOG,
     CF_META,
+    CF_MEDIA,
+    CF_MEDIA_REFS,
 ];
 
 /// Column families whose keys are an (id, id) pair and are scanned by the first id.
-pub const PAIR_CFS: [&str; 4] = [CF_USER_TWEETS, CF_FOLLOWING, CF_FOLLOWERS, CF_HOME];
+pub const PAIR_CFS: [&str; 5] = [
+    CF_USER_TWEETS,
+    CF_FOLLOWING,
+    CF_FOLLOWERS,
+    CF_HOME,
+    CF_MEDIA_REFS,
+];
 
 /// `meta` key of the schema version (u32 big-endian).
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -61,7 +74,7 @@ pub const META_SHARD_COUNT: &[u8] = b"shard_count";
 const AUTH_PASSWORD: u8 = b'p';
 const AUTH_TOKEN: u8 = b't';
 
-/// Key of a single id (profiles, tweets, outbox).
+/// Key of a single id (profiles, tweets, outbox, media).
 pub fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
@@ -208,6 +221,17 @@ mod tests {
     fn auth_keys_do_not_collide() {
         assert_ne!(password_key(1)[0], token_key(&[0; 32])[0]);
         assert_eq!(handle_key("Alice_1"), b"alice_1".to_vec());
+    }
+
+    #[test]
+    fn media_refs_group_by_media() {
+        // A prefix scan of one media id finds exactly the tweets that show it.
+        let mut keys = [pair_key(7, 9), pair_key(6, u64::MAX), pair_key(7, 1)];
+        keys.sort();
+        assert_eq!(decode_pair(&keys[0]), Some((6, u64::MAX)));
+        assert_eq!(decode_pair(&keys[1]), Some((7, 1)));
+        assert!(PAIR_CFS.contains(&CF_MEDIA_REFS));
+        assert!(ALL_CFS.contains(&CF_MEDIA) && ALL_CFS.contains(&CF_MEDIA_REFS));
     }
 
     #[test]

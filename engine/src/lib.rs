@@ -4,19 +4,23 @@
 //! user's rows live on the shard their id hashes to, a tweet on its author's shard. The domain
 //! operations (accounts, tweets, the follow graph, feeds) are methods on [`Inner`], reached
 //! through a [`Node`]; callers see plain values ([`model`]) and one [`Error`], never a RocksDB
-//! type.
+//! type. Image bytes live outside RocksDB in a content-addressed [`blobs`] store, validated and
+//! stripped of metadata by [`imaging`].
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
 pub mod batch;
+pub mod blobs;
 pub mod cache;
 pub mod doc;
 pub mod error;
 mod fanout;
 mod feed;
 pub mod ids;
+pub mod imaging;
 pub mod keys;
+pub mod media;
 pub mod model;
 mod node;
 pub mod replica;
@@ -28,7 +32,9 @@ pub mod tweets;
 
 pub use accounts::{NewUser, ProfilePatch, Session};
 pub use cache::CacheStats;
+pub use doc::MediaDoc;
 pub use error::{Error, Result};
+pub use imaging::MediaType;
 pub use model::{Page, PageRequest, Profile, Tweet};
 pub use node::{Inner, Node, NodeConfig};
 pub use replica::LogPosition;

@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use chirp_index::TagIndex;
 
+use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
 use crate::error::{Error, Result};
 use crate::ids::{self, IdGen};
-use crate::keys::{self, Counter, CF_COUNTERS, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
+use crate::media::DecodeSlots;
 use crate::shard::{Shard, ShardOptions};
 
 /// How a node is set up.
@@ -37,6 +39,8 @@ pub struct NodeConfig {
     pub sync_writes: bool,
     /// Bytes of tweet documents the hot-tweet cache may hold (0 disables it).
     pub tweet_cache_bytes: usize,
+    /// Largest image upload, in bytes.
+    pub max_media_bytes: usize,
 }
 
 impl NodeConfig {
@@ -51,6 +55,7 @@ impl NodeConfig {
             backfill: 100,
             sync_writes: true,
             tweet_cache_bytes: 128 << 20,
+            max_media_bytes: crate::media::DEFAULT_MAX_MEDIA_BYTES,
         }
     }
 }
@@ -70,7 +75,10 @@ pub struct Inner {
     pub(crate) shards: Vec<Shard>,
     pub(crate) config: NodeConfig,
     pub(crate) tweet_ids: Vec<IdGen>,
+    pub(crate) media_ids: Vec<IdGen>,
     pub(crate) user_ids: IdGen,
+    pub(crate) blobs: BlobStore,
+    pub(crate) decode_slots: DecodeSlots,
     user_locks: Vec<Mutex<()>>,
     pub(crate) handle_lock: Mutex<()>,
     pub(crate) celebrities: RwLock<HashSet<u64>>,
@@ -161,8 +169,10 @@ impl Node {
             let path = config.data_dir.join("shards").join(format!("{i:03}"));
             shards.push(Shard::open(&path, i, count, &opts)?);
         }
+        let blobs = BlobStore::open(&config.data_dir.join("media"))?;
         let mut tweet_ids = Vec::with_capacity(count);
         let mut tags = Vec::with_capacity(count);
+        let mut media_ids = Vec::with_capacity(count);
         let mut user_floor = 0;
         let mut celebrities = HashSet::new();
         for shard in &shards {
@@ -170,6 +180,8 @@ impl Node {
             tweet_ids.push(IdGen::new(shard.index(), last_tweet.unwrap_or(0)));
             let path = crate::search::index_path(&config.data_dir, shard.index());
             tags.push(RwLock::new(crate::search::open_index(shard, &path)?));
+            let last_media = shard.last_key(CF_MEDIA)?.and_then(|k| keys::decode_id(&k));
+            media_ids.push(IdGen::new(shard.index(), last_media.unwrap_or(0)));
             if let Some(id) = shard
                 .last_key(CF_PROFILES)?
                 .and_then(|k| keys::decode_id(&k))
@@ -191,7 +203,13 @@ impl Node {
         let inner = Arc::new(Inner {
             shards,
             tweet_ids,
+            media_ids,
             user_ids: IdGen::new(0, user_floor),
+            blobs,
+            // One decode per core: decoding is CPU-bound and may hold a large buffer.
+            decode_slots: DecodeSlots::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
             celebrities: RwLock::new(celebrities),

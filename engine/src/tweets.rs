@@ -21,7 +21,7 @@ pub const MAX_MEDIA: usize = 4;
 pub struct NewTweet {
     /// The text, as typed.
     pub text: String,
-    /// Ids of images uploaded by the author.
+    /// Ids of images uploaded by the author (at most [`MAX_MEDIA`]).
     pub media: Vec<String>,
     /// Free-form metadata.
     pub extra: Map<String, Value>,
@@ -33,17 +33,7 @@ impl Inner {
     pub fn post_tweet(&self, author: u64, req: NewTweet) -> Result<Arc<TweetDoc>> {
         let text =
             text::validate_tweet(&req.text).map_err(|e| Error::invalid("text", e.to_string()))?;
-        if req.media.len() > MAX_MEDIA {
-            return Err(Error::invalid(
-                "media",
-                format!("at most {MAX_MEDIA} images"),
-            ));
-        }
-        if let Some(id) = req.media.first() {
-            // Images are attached by upload id; this node has no media store yet, so no id
-            // can be valid.
-            return Err(Error::invalid("media", format!("unknown media id {id:?}")));
-        }
+        let media = self.attachable_media(author, &req.media)?;
         let mut extra = Map::new();
         merge_extra(&mut extra, req.extra, "extra")?;
         let profile = self.profile_doc(author)?.ok_or(Error::NotFound("user"))?;
@@ -55,7 +45,7 @@ impl Inner {
             author_handle: profile.handle,
             hashtags: text::extract_hashtags(&text),
             text,
-            media: Vec::new(),
+            media,
             created_at_ms: now_unix_ms(),
             extra,
             rest: Map::new(),
@@ -63,6 +53,7 @@ impl Inner {
         let mut batch = Batch::new();
         batch.put(CF_TWEETS, keys::id_key(id), doc::encode(&tweet)?);
         batch.put(CF_USER_TWEETS, keys::pair_key(author, id), []);
+        crate::media::reference_media(&mut batch, id, &tweet.media, true);
         // Authors see their own tweets in their home feed at once; it is on their shard.
         batch.put(CF_HOME, keys::pair_key(author, id), keys::id_key(author));
         batch.merge(
@@ -122,6 +113,7 @@ impl Inner {
         batch.delete(CF_TWEETS, keys::id_key(id));
         batch.delete(CF_USER_TWEETS, keys::pair_key(actor, id));
         batch.delete(CF_HOME, keys::pair_key(actor, id));
+        crate::media::reference_media(&mut batch, id, &tweet.media, false);
         batch.merge(
             CF_COUNTERS,
             keys::counter_key(actor, Counter::Tweets),

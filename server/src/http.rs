@@ -22,6 +22,9 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
+    /// The body is not in the form its content type says (e.g. a broken multipart form).
+    #[error("{0}")]
+    MalformedBody(String),
     /// A body field is missing or has the wrong type; `field` names it.
     #[error("{field}: {message}")]
     InvalidBody {
@@ -60,6 +63,12 @@ impl ApiError {
                 "Malformed JSON",
                 None,
             ),
+            ApiError::MalformedBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed body",
+                None,
+            ),
             ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
@@ -94,6 +103,18 @@ impl ApiError {
                     None,
                 ),
                 E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
+                E::TooLarge(_) => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    "Body too large",
+                    None,
+                ),
+                E::UnsupportedType(_) => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    None,
+                ),
                 E::Storage(_) | E::Corrupt(_) | E::Io(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod http;
+pub mod media;
 pub mod routes;
 pub mod views;
 

@@ -53,6 +53,9 @@ struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, env = "CHIRP_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
+    /// Largest image upload, in bytes.
+    #[arg(long, env = "CHIRP_MAX_MEDIA_BYTES", default_value_t = chirp_engine::media::DEFAULT_MAX_MEDIA_BYTES)]
+    max_media_bytes: usize,
     /// Relaxed durability: acknowledge writes before they are fsynced (a crash can lose the
     /// last moments of acknowledged writes).
     #[arg(long, env = "CHIRP_NO_SYNC")]
@@ -79,6 +82,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.home_cap = args.home_cap.max(1);
     config.tweet_cache_bytes = args.tweet_cache_mb << 20;
     config.sync_writes = !args.no_sync;
+    config.max_media_bytes = args.max_media_bytes;
     let node = Node::open(config).with_context(|| format!("opening {}", args.data.display()))?;
     let app = Arc::new(App {
         node: Arc::new(node),

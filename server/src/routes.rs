@@ -80,7 +80,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Runs a domain call on the blocking pool (RocksDB reads and fsyncs block).
-async fn blocking<T, F>(app: &App, f: F) -> ApiResult<T>
+pub(crate) async fn blocking<T, F>(app: &App, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&Node) -> Result<T, EngineError> + Send + 'static,
@@ -110,7 +110,7 @@ fn page_request(req: &Request<Incoming>) -> ApiResult<PageRequest> {
     Ok(PageRequest::parse(limit.as_deref(), cursor.as_deref())?)
 }
 
-async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
+pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
     let Some(token) = bearer(req.headers()).map(str::to_owned) else {
         return Err(EngineError::Unauthenticated(
             "this endpoint needs an Authorization: Bearer token",
@@ -202,6 +202,10 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
                 resp.headers_mut().insert(hyper::header::LOCATION, loc);
             }
             Ok(resp)
+        }
+        (["media"], &Method::POST) => crate::media::upload(app, req).await,
+        (["media", id], m) if m == Method::GET || m == Method::HEAD => {
+            crate::media::serve(app, &req, id).await
         }
         (["feed"], &Method::GET) => {
             let me = authenticate(app, &req).await?;
@@ -298,7 +302,8 @@ async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResul
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
         ["health"] | ["feed"] => "GET",
-        ["users"] | ["sessions"] | ["tweet"] => "POST",
+        ["users"] | ["sessions"] | ["tweet"] | ["media"] => "POST",
+        ["media", _] => "GET, HEAD",
         ["tweets", _] => "GET, DELETE",
         ["search", "tags"] | ["search", "tags", _] => "GET",
         [_, "profile"] => "GET, PATCH",

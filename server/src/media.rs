@@ -1,0 +1,173 @@
+//! `POST /media` (upload an image) and `GET /media/{id}` (serve it).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+use hyper::{HeaderMap, Request, Response, StatusCode};
+use serde::Serialize;
+
+use chirp_engine::media::media_url;
+use chirp_engine::{Error as EngineError, MediaDoc, MediaType};
+
+use crate::http::{self, empty, json, ApiError, ApiResult};
+use crate::routes::{authenticate, blocking, App};
+
+/// Room for the multipart framing (boundaries, part headers, other small fields) around the
+/// file, on top of the image size limit.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Served images never change under their id, so caches may keep them for good.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The upload's answer.
+#[derive(Serialize)]
+struct MediaView {
+    id: String,
+    url: String,
+    content_type: String,
+    width: u32,
+    height: u32,
+    bytes: u64,
+}
+
+impl From<&MediaDoc> for MediaView {
+    fn from(m: &MediaDoc) -> Self {
+        MediaView {
+            id: m.id.to_string(),
+            url: media_url(m.id),
+            content_type: m.content_type.clone(),
+            width: m.width,
+            height: m.height,
+            bytes: m.bytes,
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /media`: the body is the image with its type, or a `multipart/form-data` form whose
+/// `file` field is the image.
+pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
+    let me = authenticate(app, &req).await?;
+    let max = app.node.config().max_media_bytes;
+    let (parts, body) = req.into_parts();
+    let content_type = header_str(&parts.headers, CONTENT_TYPE)
+        .unwrap_or("")
+        .to_owned();
+    let is_form = content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("multipart/form-data"));
+    let (claimed, image) = if is_form {
+        let raw = http::read_body(&parts.headers, body, max + MULTIPART_OVERHEAD).await?;
+        form_file(&content_type, raw, max).await?
+    } else {
+        // Refuse a type we never accept before reading megabytes of body.
+        MediaType::from_mime(&content_type)?;
+        let raw = http::read_body(&parts.headers, body, max).await?;
+        (content_type, raw)
+    };
+    let media = blocking(app, move |n| n.upload_media(me, &claimed, &image)).await?;
+    let mut resp = json(StatusCode::CREATED, &MediaView::from(&media))?;
+    if let Ok(loc) = HeaderValue::from_str(&media_url(media.id)) {
+        resp.headers_mut().insert(LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// The `file` field of a form and the type it claims (sniffed from its first bytes when the
+/// part names none, as some clients send `application/octet-stream`).
+async fn form_file(content_type: &str, raw: Bytes, max: usize) -> ApiResult<(String, Bytes)> {
+    let malformed = |e: multer::Error| ApiError::MalformedBody(format!("multipart body: {e}"));
+    let boundary = multer::parse_boundary(content_type).map_err(malformed)?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(raw) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Some(field) = form.next_field().await.map_err(malformed)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let declared = field.content_type().map(|m| m.essence_str().to_owned());
+        let bytes = field.bytes().await.map_err(malformed)?;
+        if bytes.len() > max {
+            return Err(EngineError::TooLarge(max).into());
+        }
+        let claimed = match declared.as_deref() {
+            None | Some("application/octet-stream") => MediaType::sniff(&bytes)
+                .map(|t| t.mime().to_owned())
+                .ok_or_else(|| {
+                    EngineError::UnsupportedType(
+                        "the file is not a PNG, JPEG, GIF or WebP image".into(),
+                    )
+                })?,
+            Some(t) => t.to_owned(),
+        };
+        return Ok((claimed, bytes));
+    }
+    Err(EngineError::invalid("file", "the form has no `file` field").into())
+}
+
+/// Whether an `If-None-Match` value names `etag` (weak comparison, as RFC 9110 asks for GET).
+fn matches_etag(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// `GET /media/{id}`: the image bytes, cacheable for good, or 304 when the client has them.
+pub async fn serve(app: &App, req: &Request<Incoming>, raw_id: &str) -> ApiResult {
+    let id: u64 = raw_id
+        .parse()
+        .map_err(|_| ApiError::Engine(EngineError::NotFound("media")))?;
+    let if_none_match = header_str(req.headers(), IF_NONE_MATCH).map(str::to_owned);
+    let (media, blob) = blocking(app, move |n| {
+        let media = n.media(id)?;
+        let etag = format!("\"{}\"", media.sha256);
+        if if_none_match.is_some_and(|v| matches_etag(&v, &etag)) {
+            return Ok((media, None));
+        }
+        let blob = n.media_blob(&media)?;
+        Ok((media, Some(blob)))
+    })
+    .await?;
+    let mut resp = match blob {
+        Some(blob) => Response::new(Full::new(Bytes::from_owner(blob))),
+        None => empty(StatusCode::NOT_MODIFIED),
+    };
+    let headers = resp.headers_mut();
+    let etag = HeaderValue::from_str(&format!("\"{}\"", media.sha256))
+        .map_err(|e| EngineError::Corrupt(format!("stored digest: {e}")))?;
+    headers.insert(ETAG, etag);
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    if resp.status() == StatusCode::OK {
+        let ctype = HeaderValue::from_str(&media.content_type)
+            .map_err(|e| EngineError::Corrupt(format!("stored content type: {e}")))?;
+        let headers = resp.headers_mut();
+        headers.insert(CONTENT_TYPE, ctype);
+        // The type was checked by decoding; browsers must not second-guess it.
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_match_as_rfc_9110_says() {
+        let e = "\"abc\"";
+        assert!(matches_etag("\"abc\"", e));
+        assert!(matches_etag("W/\"abc\"", e));
+        assert!(matches_etag("\"x\", \"abc\"", e));
+        assert!(matches_etag("*", e));
+        assert!(!matches_etag("\"abcd\"", e));
+        assert!(!matches_etag("abc", e));
+    }
+}
