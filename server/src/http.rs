@@ -1,9 +1,11 @@
 //! HTTP plumbing: the API error type, problem-details responses, JSON bodies, query strings.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use hyper::{HeaderMap, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -148,6 +150,12 @@ impl ApiError {
             resp.headers_mut()
                 .insert("allow", HeaderValue::from_static(allow));
         }
+        if let ApiError::TooLarge(_) = self {
+            // The rest of the body is never read, so the connection cannot carry another
+            // request; saying so keeps clients from reusing it and reading an EOF.
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
@@ -186,22 +194,59 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     resp
 }
 
-/// Reads a body of at most `limit` bytes.
-pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> ApiResult<Bytes> {
+/// Most bytes of an over-limit body read and thrown away before answering 413.
+const MAX_DRAIN: usize = 16 << 20;
+/// Longest time spent throwing such a body away.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads and discards what is left of a refused body (bounded in bytes and time). Closing
+/// with unread data makes the kernel reset the connection, and a client still sending would
+/// see a broken pipe instead of the 413.
+async fn drain(mut body: Incoming) {
+    let discard = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > MAX_DRAIN {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard).await;
+}
+
+/// Reads a body of at most `limit` bytes; a larger one is refused with 413, from its
+/// `Content-Length` when it declares one. A client that asked for `100-continue` is refused
+/// before it sends the body at all.
+pub async fn read_body(headers: &HeaderMap, mut body: Incoming, limit: usize) -> ApiResult<Bytes> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let waits_for_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > limit as u64) {
+        // Polling the body would send "100 Continue" and invite the upload being refused.
+        if !waits_for_continue {
+            drain(body).await;
+        }
         return Err(ApiError::TooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::MalformedJson(format!(
-            "the body could not be read: {e}"
-        ))),
+    let capacity = declared.map_or(0, |n| n as usize).min(limit);
+    let mut buf = BytesMut::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::MalformedBody(format!("the body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body).await;
+                return Err(ApiError::TooLarge(limit));
+            }
+            buf.extend_from_slice(&data);
+        }
     }
+    Ok(buf.freeze())
 }
 
 /// Parses a JSON body into `T`: syntax errors are 400, wrong or missing fields 422 naming
