@@ -24,6 +24,8 @@ const TMP: &str = "tmp";
 /// machine: 16 KiB read 4 µs / mmap 12 µs; 256 KiB 19 / 33 µs; 1 MiB 213 / 98 µs; 4 MiB
 /// 1085 / 502 µs. Small files are cheaper to read (mapping and unmapping cost more than the
 /// copy saves); from about 1 MiB the fresh heap buffer's page faults make reading slower.
+/// Over HTTP on loopback (a keep-alive client, 3.3 MB image, 8 runs of 300 GETs each way) the
+/// median was 2.08 ms per GET mapped against 2.40 ms read, with run-to-run noise of ±30%.
 pub const MMAP_THRESHOLD: u64 = 1 << 20;
 
 /// Content-addressed image files under one directory.
