@@ -1,5 +1,6 @@
 //! Chirp's HTTP frontend: a hyper 1.x server that parses requests into endpoints, calls the
-//! engine's domain layer and renders JSON or problem details. The `chirp` binary wires it up.
+//! engine's domain layer and renders JSON or problem details, and serves the embedded web
+//! client. The `chirp` binary wires it up.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -7,6 +8,7 @@ pub mod http;
 pub mod media;
 pub mod routes;
 pub mod views;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;

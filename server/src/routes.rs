@@ -15,6 +15,7 @@ use chirp_engine::{
 
 use crate::http::{self, bearer, empty, json, parse_json, query_param, ApiError, ApiResult, Body};
 use crate::views::{ProfileView, TweetPage, TweetView, UserPage};
+use crate::web;
 
 /// What every request handler shares.
 pub struct App {
@@ -141,6 +142,10 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match (segs.as_slice(), &method) {
+        // The web client: user references are numeric or start with '@', so `/app/...`
+        // never names a user and these two routes cannot shadow the API.
+        ([""], &Method::GET) => web::index(req.headers()).ok_or(ApiError::NoRoute),
+        (["app", name], &Method::GET) => web::asset(name, req.headers()).ok_or(ApiError::NoRoute),
         (["health"], &Method::GET) => {
             let c = app.node.cache_stats();
             let cache = serde_json::json!({
@@ -301,6 +306,7 @@ async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResul
 /// The methods a known path accepts, for 405 responses.
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
+        [""] | ["app", _] => "GET",
         ["health"] | ["feed"] => "GET",
         ["users"] | ["sessions"] | ["tweet"] | ["media"] => "POST",
         ["media", _] => "GET, HEAD",
