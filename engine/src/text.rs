@@ -80,17 +80,29 @@ pub fn validate_tweet(text: &str) -> Result<String, TextError> {
     if normalized.chars().all(char::is_whitespace) {
         return Err(TextError::Blank);
     }
-    let urls = url_spans(&normalized);
+    let count = weighted_length(&normalized);
+    if count > MAX_TWEET_CHARS {
+        return Err(TextError::TooLong(count));
+    }
+    Ok(normalized)
+}
+
+/// A text's length by twitter-text's rule: code points after NFC, each URL counted as 23.
+/// The web client's compose counter ports this; `server/tests/web_client.rs` compares the two.
+pub fn tweet_length(text: &str) -> usize {
+    let normalized: String = text.nfc().collect();
+    weighted_length(&normalized)
+}
+
+/// The length of already-normalized text, each URL counted as [`URL_CHARS`].
+fn weighted_length(normalized: &str) -> usize {
+    let urls = url_spans(normalized);
     let url_chars: usize = urls
         .iter()
         .filter_map(|url| normalized.get(url.clone()))
         .map(|url| url.chars().count())
         .sum();
-    let count = normalized.chars().count() - url_chars + urls.len() * URL_CHARS;
-    if count > MAX_TWEET_CHARS {
-        return Err(TextError::TooLong(count));
-    }
-    Ok(normalized)
+    normalized.chars().count() - url_chars + urls.len() * URL_CHARS
 }
 
 /// Hashtags in order of appearance, as written (without the '#'), per twitter-text rules.
@@ -303,6 +315,16 @@ mod tests {
         // Prose with dots is not a link and counts as written.
         assert_eq!(validate_tweet("Mr.Smith e.g."), Ok("Mr.Smith e.g.".into()));
         assert_eq!(url_spans("Mr.Smith e.g. a.b"), Vec::<Range<usize>>::new());
+    }
+
+    #[test]
+    fn tweet_length_matches_validation() {
+        assert_eq!(tweet_length("e\u{301}".repeat(3).as_str()), 3);
+        assert_eq!(
+            tweet_length("see https://example.com/a/very/long/path"),
+            4 + 23
+        );
+        assert_eq!(tweet_length(""), 0);
     }
 
     #[test]
