@@ -49,9 +49,11 @@ export function composeView(onPosted: (t: Tweet) => void): HTMLElement {
     if (over) {
       errors.message(check.message ?? "");
       text.setAttribute("aria-invalid", "true");
+      text.setAttribute("aria-describedby", `${counterId} ${errors.el.id}`);
     } else if (wasOver) {
       errors.clear();
       text.removeAttribute("aria-invalid");
+      text.setAttribute("aria-describedby", counterId);
     }
     wasOver = over;
   };
