@@ -144,8 +144,13 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
     match (segs.as_slice(), &method) {
         // The web client: user references are numeric or start with '@', so `/app/...`
         // never names a user and these two routes cannot shadow the API.
-        ([""], &Method::GET) => web::index(req.headers()).ok_or(ApiError::NoRoute),
-        (["app", name], &Method::GET) => web::asset(name, req.headers()).ok_or(ApiError::NoRoute),
+        // HEAD is answered like GET; hyper leaves the body out.
+        ([""], m) if m == Method::GET || m == Method::HEAD => {
+            web::index(req.headers()).ok_or(ApiError::NoRoute)
+        }
+        (["app", name], m) if m == Method::GET || m == Method::HEAD => {
+            web::asset(name, req.headers()).ok_or(ApiError::NoRoute)
+        }
         (["health"], &Method::GET) => {
             let c = app.node.cache_stats();
             let cache = serde_json::json!({
@@ -306,7 +311,7 @@ async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResul
 /// The methods a known path accepts, for 405 responses.
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
-        [""] | ["app", _] => "GET",
+        [""] | ["app", _] => "GET, HEAD",
         ["health"] | ["feed"] => "GET",
         ["users"] | ["sessions"] | ["tweet"] | ["media"] => "POST",
         ["media", _] => "GET, HEAD",

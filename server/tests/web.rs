@@ -82,6 +82,12 @@ fn page_and_assets_are_served_with_types_and_caching() {
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
 
+    // HEAD (monitoring, `curl -I`) answers like GET without the body.
+    let head = get(&chirp.base, "/", &[], "HEAD");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.h("content-type"), "text/html; charset=utf-8");
+    assert!(head.body.is_empty());
+
     let assets = asset_paths(&html);
     let types: Vec<&str> = assets
         .iter()
