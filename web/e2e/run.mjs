@@ -269,13 +269,23 @@ try {
     check((await alice.getByLabel("Bio").getAttribute("aria-invalid")) === "true", "bio not marked invalid");
   });
 
-  await step("followers list and logging out", async () => {
+  await step("followers list, logging out and in again", async () => {
     await bob.goto(`${chirp.base}/#/@alice/followers`);
     await bob.getByRole("link", { name: /@bob/ }).waitFor();
     await bob.getByRole("button", { name: "Log out @bob" }).click();
     await bob.getByRole("heading", { name: "Log in" }).waitFor();
     await bob.getByText("You are logged out.").waitFor();
     check((await bob.evaluate(() => localStorage.getItem("chirp.session"))) === null, "token kept after log out");
+    // Logging in at the bare address shows the feed there.
+    await bob.goto(`${chirp.base}/`);
+    await bob.getByLabel("Handle").fill("bob");
+    await bob.getByLabel("Password").fill("wrong password");
+    await bob.getByRole("button", { name: "Log in" }).click();
+    await bob.getByRole("alert").filter({ hasText: /password|credentials|handle/i }).waitFor();
+    await bob.getByLabel("Password").fill("correct horse battery");
+    await bob.getByLabel("Password").press("Enter");
+    await bob.getByRole("heading", { name: "Home" }).waitFor();
+    await tweetIn(bob, "https://example.com/").waitFor();
   });
 
   await step("no script errors on any page", async () => {

@@ -4,7 +4,7 @@
 import "../style.css";
 import { clearSession, currentSession, setExpiredHandler } from "./api";
 import { h } from "./dom";
-import { parseRoute, type Route, type View } from "./router";
+import { go, parseRoute, type Route, type View } from "./router";
 import { announce } from "./ui";
 import { loginView, signupView } from "./views/auth";
 import { homeView } from "./views/home";
@@ -38,7 +38,7 @@ function renderNav(route: Route): void {
 function logOut(): void {
   clearSession();
   notice = "You are logged out.";
-  location.hash = "#/login";
+  go("#/login");
 }
 
 function viewFor(route: Route): View {
@@ -89,7 +89,7 @@ function render(first: boolean): void {
 setExpiredHandler(() => {
   notice = "Your session has ended. Log in again.";
   announce(notice);
-  location.hash = "#/login";
+  go("#/login");
 });
 
 // The skip link focuses <main> without touching the hash, which holds the route.

@@ -42,3 +42,11 @@ export function parseRoute(hash: string): Route | null {
   }
   return { name: "missing", path };
 }
+
+/** Goes to a route, re-rendering even when it is already the current one (logging in at `#/`
+ * shows the login form there, and must then show the feed at the same address). */
+export function go(hash: string): void {
+  const here = location.hash === "" ? "#/" : location.hash;
+  if (here === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}

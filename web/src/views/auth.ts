@@ -3,7 +3,7 @@
 import { api, saveSession } from "../api";
 import { h } from "../dom";
 import { busy, ErrorBox, field } from "../ui";
-import type { View } from "../router";
+import { go, type View } from "../router";
 
 async function logInAs(handle: string, password: string): Promise<void> {
   const session = await api.logIn(handle, password);
@@ -40,7 +40,7 @@ function authForm(kind: "login" | "signup"): View {
           await api.signUp(handle.control.value.trim(), password.control.value, display?.control.value.trim() || undefined);
         }
         await logInAs(handle.control.value.trim(), password.control.value);
-        location.hash = "#/";
+        go("#/");
       } catch (err) {
         errors.show(err);
       }
