@@ -120,6 +120,8 @@ async function uploadImage(image: File) {
     if (e instanceof ApiError && (e.status === 404 || e.status === 405)) {
       throw new ApiError(e.status, e.title, "This Chirp server does not accept images yet. Remove the image to post.", "media");
     }
+    // The upload's own field names (`file`, `content_type`) all mean the image input here.
+    if (e instanceof ApiError && e.status !== 0 && e.status !== 401) throw new ApiError(e.status, e.title, e.detail, "media");
     throw e;
   }
 }
