@@ -1,2 +1,1 @@
-//! criterion benchmarks of Chirp's hot paths live in `benches/`; this library is empty so the
-//! package has a target of its own.
+//! Fixtures for the criterion benchmarks in `benches/`.

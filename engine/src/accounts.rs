@@ -59,14 +59,14 @@ pub struct Session {
     pub user_id: u64,
 }
 
-fn valid_handle(handle: &str) -> bool {
+pub(crate) fn valid_handle(handle: &str) -> bool {
     (1..=15).contains(&handle.len())
         && handle
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn check_display_name(name: &str) -> Result<()> {
+pub(crate) fn check_display_name(name: &str) -> Result<()> {
     let n = name.chars().count();
     if n == 0 || n > MAX_DISPLAY_NAME || name.trim().is_empty() {
         return Err(Error::invalid(
@@ -97,6 +97,19 @@ static DUMMY_PHC: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new
         .map(|h| h.to_string())
 });
 
+/// Hashes a password as sign-up does (argon2id, random salt) into a PHC string; bulk imports
+/// store such strings for their users.
+pub fn hash_password(password: &str) -> Result<String> {
+    if !(8..=256).contains(&password.len()) {
+        return Err(Error::invalid("password", "must be 8 to 256 bytes"));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| Error::invalid("password", e.to_string()))?
+        .to_string())
+}
+
 fn verify_password(phc: &str, password: &str) -> bool {
     PasswordHash::new(phc)
         .map(|h| {
@@ -121,11 +134,7 @@ impl Inner {
         }
         let display_name = req.display_name.unwrap_or_else(|| req.handle.clone());
         check_display_name(&display_name)?;
-        let salt = SaltString::generate(&mut OsRng);
-        let phc = Argon2::default()
-            .hash_password(req.password.as_bytes(), &salt)
-            .map_err(|e| Error::invalid("password", e.to_string()))?
-            .to_string();
+        let phc = hash_password(&req.password)?;
 
         let lower = req.handle.to_ascii_lowercase();
         let handle_shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];

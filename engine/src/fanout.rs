@@ -36,6 +36,7 @@ pub(crate) fn run(inner: &Inner, jobs: Receiver<u64>) {
             // The outbox row stays, so the job runs again at the next start.
             tracing::error!(tweet = id, error = %e, "fan-out failed");
         }
+        inner.fanout_pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

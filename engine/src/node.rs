@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -85,6 +85,8 @@ pub struct Inner {
     pub(crate) tags: Vec<RwLock<TagIndex>>,
     pub(crate) cache: TweetCache,
     pub(crate) fanout_tx: crossbeam::channel::Sender<u64>,
+    /// Fan-out jobs enqueued and not yet finished (done or failed).
+    pub(crate) fanout_pending: AtomicU64,
     pub(crate) stopping: AtomicBool,
 }
 
@@ -216,6 +218,7 @@ impl Node {
             tags,
             cache: TweetCache::new(config.tweet_cache_bytes),
             fanout_tx: tx,
+            fanout_pending: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             config,
         });
@@ -313,7 +316,47 @@ impl Inner {
     pub(crate) fn enqueue_fanout(&self, tweet_id: u64) {
         // The receiver lives as long as the worker; if it is gone the outbox row stays and
         // the next start resumes the job.
-        let _ = self.fanout_tx.send(tweet_id);
+        self.fanout_pending.fetch_add(1, Ordering::SeqCst);
+        if self.fanout_tx.send(tweet_id).is_err() {
+            self.fanout_pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Fan-out jobs queued or running in this process (posts and deletes whose followers'
+    /// feeds are not all written yet).
+    pub fn fanout_pending(&self) -> u64 {
+        self.fanout_pending.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no fan-out job is pending, polling every 50 µs; false if `timeout` passed
+    /// first. Benchmarks and tools use it to time a post until its fan-out is complete.
+    pub fn wait_fanout_idle(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.fanout_pending() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        true
+    }
+
+    /// Bytes of live SST files per column family, summed over the shards.
+    pub fn sst_bytes_per_cf(&self) -> Result<Vec<(&'static str, u64)>> {
+        let mut out = Vec::with_capacity(keys::ALL_CFS.len());
+        for cf in keys::ALL_CFS {
+            let mut total = 0;
+            for shard in &self.shards {
+                total += shard.sst_bytes(cf)?;
+            }
+            out.push((cf, total));
+        }
+        Ok(out)
+    }
+
+    /// Flushes every shard's memtables into SST files.
+    pub fn flush(&self) -> Result<()> {
+        self.shards.iter().try_for_each(Shard::flush)
     }
 
     /// Whether an author is past the celebrity threshold.

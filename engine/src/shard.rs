@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
-    MergeOperands, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction,
+    IngestExternalFileOptions, IteratorMode, MergeOperands, Options, ReadOptions, SliceTransform,
+    WriteBatch, WriteOptions, DB,
 };
 
 use crate::batch::{encode_entry, Batch, Entry, Op, OpKind};
@@ -33,6 +34,7 @@ pub struct Shard {
     sync_writes: bool,
     queue: Mutex<Queue>,
     log: Mutex<LogState>,
+    block_cache: Cache,
 }
 
 /// Batches waiting to be committed, in arrival order.
@@ -126,6 +128,7 @@ impl Shard {
                 decided: 0,
                 failures: VecDeque::new(),
             }),
+            block_cache: opts.block_cache.clone(),
         };
         shard.check_meta(count)?;
         let last_lsn = shard
@@ -441,6 +444,33 @@ impl Shard {
             Some(r) => Ok(Some(r?.0.to_vec())),
             None => Ok(None),
         }
+    }
+
+    /// The options a column family is opened with, for building SST files that match it
+    /// (same compression, bloom filters and prefix extractor).
+    pub fn cf_options(&self, cf: &str) -> Options {
+        cf_options(cf, &self.block_cache)
+    }
+
+    /// Ingests SST files built with [`Shard::cf_options`] into a column family. The files must
+    /// be sorted and not overlap each other; they are moved (hard-linked), not copied.
+    pub fn ingest(&self, cf: &str, files: &[PathBuf]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let mut opts = IngestExternalFileOptions::default();
+        opts.set_move_files(true);
+        Ok(self
+            .db
+            .ingest_external_file_cf_opts(self.cf(cf)?, &opts, files.to_vec())?)
+    }
+
+    /// Bytes of live SST files of a column family (RocksDB's `rocksdb.total-sst-files-size`).
+    pub fn sst_bytes(&self, cf: &str) -> Result<u64> {
+        Ok(self
+            .db
+            .property_int_value_cf(self.cf(cf)?, "rocksdb.total-sst-files-size")?
+            .unwrap_or(0))
     }
 
     /// Flushes memtables and waits, so data is in SST files (used before a clean shutdown).
