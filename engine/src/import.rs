@@ -189,7 +189,7 @@ impl Inner {
                 });
             }
             lowers.push(lower);
-            if i as u64 % PROGRESS_STEP == 0 {
+            if (i as u64).is_multiple_of(PROGRESS_STEP) {
                 progress.advance(PROGRESS_STEP.min((users.len() - i) as u64));
             }
         }
@@ -246,7 +246,7 @@ impl Inner {
                 .put(&keys::pair_key(author_id, id), &[])?;
             counts[author] += 1;
             tweet_ids.push(id);
-            if done as u64 % PROGRESS_STEP == 0 {
+            if (done as u64).is_multiple_of(PROGRESS_STEP) {
                 progress.advance(PROGRESS_STEP.min((order.len() - done) as u64));
             }
         }
@@ -298,7 +298,7 @@ impl Inner {
             };
             auth.shard(shard)
                 .put(&keys::password_key(id), &doc::encode(&cred)?)?;
-            if i as u64 % PROGRESS_STEP == 0 {
+            if (i as u64).is_multiple_of(PROGRESS_STEP) {
                 progress.advance(PROGRESS_STEP.min((users.len() - i) as u64));
             }
         }
@@ -418,7 +418,7 @@ impl Inner {
             sinks
                 .shard(ids::shard_of_user(followee, self.shards.len()))
                 .put(&keys::pair_key(followee, follower), &[])?;
-            if i as u64 % PROGRESS_STEP == 0 {
+            if (i as u64).is_multiple_of(PROGRESS_STEP) {
                 progress.advance(PROGRESS_STEP.min((reversed.len() - i) as u64));
             }
         }
