@@ -10,7 +10,8 @@
 //! whatever a shard already counts. The rows are the same the domain layer writes one by one:
 //! profiles, handles, password credentials, both sides of every edge, tweets, user timelines,
 //! materialized home feeds (newest `home_cap`, celebrities left to the read-time merge) and the
-//! followers / following / tweets counters.
+//! followers / following / tweets counters. Imported tweets go into the hashtag index. Nothing
+//! is written to the oplog: replicas of an imported shard bootstrap again from a checkpoint.
 
 mod sst;
 
@@ -249,6 +250,9 @@ impl Inner {
             timeline
                 .shard(shard)
                 .put(&keys::pair_key(author_id, id), &[])?;
+            // Ids ascend per shard here, as the index's insertion order wants; the node is not
+            // serving, so no search can hydrate the tweet before its row is ingested.
+            self.index_tweet(&doc)?;
             counts[author] += 1;
             tweet_ids.push(id);
             if (done as u64).is_multiple_of(PROGRESS_STEP) {

@@ -1,7 +1,7 @@
 //! The bulk import writes what the domain layer would: users can log in, both sides of every
 //! edge and the counters agree, feeds hold followees' tweets, celebrities merge at read time.
 
-use chirp_engine::{ImportSet, ImportTweet, ImportUser, Node, NodeConfig, PageRequest};
+use chirp_engine::{ImportSet, ImportTweet, ImportUser, Node, NodeConfig, PageRequest, TagQuery};
 
 fn open(dir: &std::path::Path) -> Node {
     let mut config = NodeConfig::new(dir);
@@ -93,6 +93,10 @@ fn imported_users_behave_like_signed_up_ones() {
         .expect("timeline");
     assert_eq!(timeline.items[0].text, "second from two");
     assert_eq!(timeline.items[1].hashtags, vec!["bulk".to_string()]);
+    let found = node
+        .search(TagQuery::Tag("#BULK".into()), PageRequest::default())
+        .expect("search");
+    assert_eq!(found.items.len(), 2, "both #bulk tweets are indexed");
 
     // Imported rows survive a restart, and the live API keeps working on top of them.
     node.close().expect("close");
