@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub tweet_cache_bytes: usize,
     /// Largest image upload, in bytes.
     pub max_media_bytes: usize,
+    /// Threads copying tweets into followers' feeds.
+    pub fanout_workers: usize,
 }
 
 impl NodeConfig {
@@ -56,6 +58,7 @@ impl NodeConfig {
             sync_writes: true,
             tweet_cache_bytes: 128 << 20,
             max_media_bytes: crate::media::DEFAULT_MAX_MEDIA_BYTES,
+            fanout_workers: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
         }
     }
 }
@@ -84,7 +87,8 @@ pub struct Inner {
     pub(crate) celebrities: RwLock<HashSet<u64>>,
     pub(crate) tags: Vec<RwLock<TagIndex>>,
     pub(crate) cache: TweetCache,
-    pub(crate) fanout_tx: crossbeam::channel::Sender<u64>,
+    /// One queue per fan-out worker; a tweet's jobs always go to the same one.
+    pub(crate) fanout_tx: Vec<crossbeam::channel::Sender<u64>>,
     /// Fan-out jobs enqueued and not yet finished (done or failed).
     pub(crate) fanout_pending: AtomicU64,
     pub(crate) stopping: AtomicBool,
@@ -201,7 +205,9 @@ impl Node {
                 }
             }
         }
-        let (tx, rx) = crossbeam::channel::unbounded();
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..config.fanout_workers.max(1))
+            .map(|_| crossbeam::channel::unbounded())
+            .unzip();
         let inner = Arc::new(Inner {
             shards,
             tweet_ids,
@@ -217,7 +223,7 @@ impl Node {
             celebrities: RwLock::new(celebrities),
             tags,
             cache: TweetCache::new(config.tweet_cache_bytes),
-            fanout_tx: tx,
+            fanout_tx: txs,
             fanout_pending: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             config,
@@ -234,19 +240,22 @@ impl Node {
         if pending > 0 {
             tracing::info!(pending, "resuming fan-out left over from the last run");
         }
-        let fanout_inner = Arc::clone(&inner);
-        let fanout = std::thread::Builder::new()
-            .name("chirp-fanout".into())
-            .spawn(move || crate::fanout::run(&fanout_inner, rx))?;
+        let mut workers = Vec::with_capacity(rxs.len() + 1);
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let fanout_inner = Arc::clone(&inner);
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("chirp-fanout-{i}"))
+                    .spawn(move || crate::fanout::run(&fanout_inner, rx))?,
+            );
+        }
         let maint_inner = Arc::clone(&inner);
         let maintenance = std::thread::Builder::new()
             .name("chirp-maintain".into())
             .spawn(move || maintain(&maint_inner))?;
+        workers.push(maintenance);
         tracing::info!(shards = count, dir = %inner.config.data_dir.display(), "node open");
-        Ok(Node {
-            inner,
-            workers: vec![fanout, maintenance],
-        })
+        Ok(Node { inner, workers })
     }
 
     /// Stops the fan-out worker (pending jobs stay in the outbox for the next start), saves
@@ -317,7 +326,12 @@ impl Inner {
         // The receiver lives as long as the worker; if it is gone the outbox row stays and
         // the next start resumes the job.
         self.fanout_pending.fetch_add(1, Ordering::SeqCst);
-        if self.fanout_tx.send(tweet_id).is_err() {
+        let worker = (tweet_id % self.fanout_tx.len().max(1) as u64) as usize;
+        let sent = self
+            .fanout_tx
+            .get(worker)
+            .is_some_and(|tx| tx.send(tweet_id).is_ok());
+        if !sent {
             self.fanout_pending.fetch_sub(1, Ordering::SeqCst);
         }
     }

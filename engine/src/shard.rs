@@ -90,6 +90,14 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     table.set_block_cache(cache);
     table.set_bloom_filter(10.0, false);
     table.set_cache_index_and_filter_blocks(true);
+    // Large files (bulk imports make files of millions of keys) would otherwise have
+    // multi-megabyte index and filter blocks that thrash the shared cache: partition them so
+    // a lookup loads only the small partition it needs, and keep the top levels pinned.
+    table.set_index_type(rocksdb::BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_partition_filters(true);
+    table.set_metadata_block_size(4096);
+    table.set_pin_top_level_index_and_filter(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     let mut opts = Options::default();
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     if keys::PAIR_CFS.contains(&name) {
@@ -330,6 +338,11 @@ impl Shard {
         self.db.write_opt(wb, &opts)?;
         log.last_lsn = entry.lsn;
         Ok(entry)
+    }
+
+    /// Fsyncs the WAL, making every write so far durable (after relaxed writes).
+    pub fn sync_wal(&self) -> Result<()> {
+        Ok(self.db.flush_wal(true)?)
     }
 
     /// The LSN of the last committed entry (0 if none).

@@ -50,6 +50,9 @@ struct ServeArgs {
     /// Rows kept per materialized home feed.
     #[arg(long, env = "CHIRP_HOME_CAP", default_value_t = 800)]
     home_cap: usize,
+    /// Threads copying tweets into followers' feeds (default: one per core, at least 2).
+    #[arg(long, env = "CHIRP_FANOUT_WORKERS")]
+    fanout_workers: Option<usize>,
     /// Most connections served at once.
     #[arg(long, env = "CHIRP_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
@@ -82,6 +85,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.home_cap = args.home_cap.max(1);
     config.tweet_cache_bytes = args.tweet_cache_mb << 20;
     config.sync_writes = !args.no_sync;
+    if let Some(n) = args.fanout_workers {
+        config.fanout_workers = n.max(1);
+    }
     config.max_media_bytes = args.max_media_bytes;
     let node = Node::open(config).with_context(|| format!("opening {}", args.data.display()))?;
     let app = Arc::new(App {
