@@ -83,7 +83,14 @@ pub(crate) fn check_display_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn token_digest(token: &str) -> [u8; 32] {
+fn check_password(password: &str) -> Result<()> {
+    if !(8..=256).contains(&password.len()) {
+        return Err(Error::invalid("password", "must be 8 to 256 bytes"));
+    }
+    Ok(())
+}
+
+pub(crate) fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -100,9 +107,7 @@ static DUMMY_PHC: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new
 /// Hashes a password as sign-up does (argon2id, random salt) into a PHC string; bulk imports
 /// store such strings for their users.
 pub fn hash_password(password: &str) -> Result<String> {
-    if !(8..=256).contains(&password.len()) {
-        return Err(Error::invalid("password", "must be 8 to 256 bytes"));
-    }
+    check_password(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -129,9 +134,7 @@ impl Inner {
                 "must be 1 to 15 characters of A-Z, a-z, 0-9 and _",
             ));
         }
-        if !(8..=256).contains(&req.password.len()) {
-            return Err(Error::invalid("password", "must be 8 to 256 bytes"));
-        }
+        check_password(&req.password)?;
         let display_name = req.display_name.unwrap_or_else(|| req.handle.clone());
         check_display_name(&display_name)?;
         let phc = hash_password(&req.password)?;
@@ -197,13 +200,19 @@ impl Inner {
         if user.suspended {
             return Err(Error::Forbidden("this account is suspended"));
         }
+        self.issue_token(user.id)
+    }
+
+    /// Mints and stores a bearer token for a user.
+    pub(crate) fn issue_token(&self, user_id: u64) -> Result<Session> {
+        let shard = self.user_shard(user_id);
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         // The user id in the token routes the lookup to the right shard.
-        let token = format!("{}.{}", user.id, URL_SAFE_NO_PAD.encode(secret));
+        let token = format!("{}.{}", user_id, URL_SAFE_NO_PAD.encode(secret));
         let mut batch = Batch::new();
         let record = TokenDoc {
-            user_id: user.id,
+            user_id,
             created_at_ms: now_unix_ms(),
         };
         batch.put(
@@ -212,10 +221,7 @@ impl Inner {
             doc::encode(&record)?,
         );
         shard.write(batch)?;
-        Ok(Session {
-            token,
-            user_id: user.id,
-        })
+        Ok(Session { token, user_id })
     }
 
     /// The user a bearer token authenticates.
@@ -252,7 +258,7 @@ impl Inner {
         found.ok_or(Error::NotFound("user"))
     }
 
-    fn user_by_handle(&self, handle: &str) -> Result<Option<ProfileDoc>> {
+    pub(crate) fn user_by_handle(&self, handle: &str) -> Result<Option<ProfileDoc>> {
         if !valid_handle(handle) {
             return Ok(None);
         }
@@ -289,6 +295,7 @@ impl Inner {
             avatar_url: p.avatar_url,
             created_at_ms: p.created_at_ms,
             extra: p.extra,
+            suspended: p.suspended,
         })
     }
 

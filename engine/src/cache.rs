@@ -19,7 +19,7 @@ const SEGMENTS: usize = 16;
 const ENTRY_OVERHEAD: usize = 160;
 
 /// Counters of the cache, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStats {
     /// Lookups answered from memory.
     pub hits: u64,

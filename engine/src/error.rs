@@ -40,6 +40,9 @@ pub enum Error {
     /// A stored value does not decode.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A shard is locked by another process: a node is running on the data dir.
+    #[error("{0} is in use by another process (is a node running on this data dir?)")]
+    Locked(String),
     /// A file-system operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -55,6 +55,10 @@ pub(crate) fn run(inner: &Inner, jobs: Receiver<u64>) {
         inner
             .fanout_pending
             .fetch_sub(group.len() as u64, Ordering::SeqCst);
+        inner
+            .fanout
+            .done
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -71,6 +75,17 @@ fn run_group(inner: &Inner, group: &[u64], inserts: &mut HashMap<u64, u32>) -> R
     // The rows were written without fsync: make them durable before dropping their jobs.
     for (s, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
         inner.shards[s].sync_wal()?;
+    }
+    // The lag of a post is how long after posting its followers could see it; the group's
+    // newest post stands for the group.
+    let newest_post = finished
+        .iter()
+        .filter(|(_, raw)| matches!(doc::decode(raw), Ok(FanoutDoc::Post { .. })))
+        .map(|&(tweet, _)| tweet)
+        .max();
+    if let Some(tweet) = newest_post {
+        let lag = ids::now_unix_ms().saturating_sub(ids::unix_ms_of_id(tweet));
+        inner.fanout.last_lag_ms.store(lag, Ordering::Relaxed);
     }
     for (tweet, raw) in finished {
         let Some(shard) = inner.tweet_shard(tweet) else {

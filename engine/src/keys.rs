@@ -121,6 +121,19 @@ pub fn token_key(digest: &[u8; 32]) -> [u8; 33] {
     key
 }
 
+/// Whether an `auth` key is a session token's (rather than a password's).
+pub fn is_token_key(key: &[u8]) -> bool {
+    key.len() == 33 && key[0] == AUTH_TOKEN
+}
+
+/// The user of a [`password_key`].
+pub fn decode_password_key(key: &[u8]) -> Option<u64> {
+    match key.split_first() {
+        Some((&AUTH_PASSWORD, id)) => decode_id(id),
+        _ => None,
+    }
+}
+
 /// The counters kept per user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -220,6 +233,10 @@ mod tests {
     #[test]
     fn auth_keys_do_not_collide() {
         assert_ne!(password_key(1)[0], token_key(&[0; 32])[0]);
+        assert!(is_token_key(&token_key(&[7; 32])));
+        assert!(!is_token_key(&password_key(7)));
+        assert_eq!(decode_password_key(&password_key(7)), Some(7));
+        assert_eq!(decode_password_key(&token_key(&[7; 32])), None);
         assert_eq!(handle_key("Alice_1"), b"alice_1".to_vec());
     }
 

@@ -10,12 +10,16 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
+pub mod admin;
+pub mod backup;
 pub mod batch;
 pub mod blobs;
 pub mod cache;
 pub mod doc;
 pub mod error;
 mod fanout;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod feed;
 pub mod ids;
 pub mod imaging;
@@ -23,6 +27,7 @@ pub mod import;
 pub mod keys;
 pub mod media;
 pub mod model;
+pub mod moderation;
 mod node;
 pub mod replica;
 pub mod search;
@@ -30,15 +35,20 @@ mod shard;
 mod social;
 pub mod text;
 pub mod tweets;
+pub mod verify;
 
 pub use accounts::{NewUser, ProfilePatch, Session};
+pub use admin::{CompactJob, CompactProgress, CompactReport, NodeStats};
+pub use backup::{restore, BackupReport};
 pub use cache::CacheStats;
 pub use doc::MediaDoc;
 pub use error::{Error, Result};
 pub use imaging::MediaType;
 pub use import::{ImportProgress, ImportReport, ImportSet, ImportTweet, ImportUser};
 pub use model::{Page, PageRequest, Profile, Tweet};
+pub use moderation::{Account, MintedToken, PasswordReset};
 pub use node::{Inner, Node, NodeConfig};
 pub use replica::LogPosition;
 pub use search::TagQuery;
 pub use tweets::NewTweet;
+pub use verify::{Finding, VerifyReport};

@@ -36,6 +36,8 @@ pub struct Profile {
     pub tweet_count: u64,
     /// Free-form properties.
     pub extra: Map<String, Value>,
+    /// Whether the account is suspended (operators only; the public API does not show it).
+    pub suspended: bool,
 }
 
 /// A page of a list and the cursor of the next one (None on the last page).

@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub max_media_bytes: usize,
     /// Threads copying tweets into followers' feeds.
     pub fanout_workers: usize,
+    /// Make the data dir if it holds no Chirp data; when false, opening such a dir fails
+    /// (tools that inspect a stopped node must not create an empty one by mistake).
+    pub create: bool,
 }
 
 impl NodeConfig {
@@ -59,6 +62,7 @@ impl NodeConfig {
             tweet_cache_bytes: 128 << 20,
             max_media_bytes: crate::media::DEFAULT_MAX_MEDIA_BYTES,
             fanout_workers: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            create: true,
         }
     }
 }
@@ -70,7 +74,8 @@ struct Manifest {
     shards: usize,
 }
 
-const MANIFEST: &str = "chirp.json";
+/// File name of the data dir's manifest.
+pub(crate) const MANIFEST: &str = "chirp.json";
 const LOCK_STRIPES: usize = 256;
 
 /// Shared state of a node; the domain operations are methods on it.
@@ -92,6 +97,18 @@ pub struct Inner {
     /// Fan-out jobs enqueued and not yet finished (done or failed).
     pub(crate) fanout_pending: AtomicU64,
     pub(crate) stopping: AtomicBool,
+    pub(crate) block_cache: rocksdb::Cache,
+    pub(crate) opened_at: std::time::Instant,
+    pub(crate) fanout: FanoutCounters,
+}
+
+/// What the fan-out worker reports about itself (besides `fanout_pending`).
+#[derive(Default)]
+pub(crate) struct FanoutCounters {
+    /// Jobs finished since the node opened.
+    pub(crate) done: AtomicU64,
+    /// Milliseconds from the last fanned-out tweet's posting to the end of its fan-out.
+    pub(crate) last_lag_ms: AtomicU64,
 }
 
 /// A running node. Dropping it stops the background threads.
@@ -128,7 +145,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn read_manifest(dir: &Path, wanted: usize) -> Result<usize> {
+/// Reads the shard count from a data dir's manifest, making the manifest with `wanted` shards
+/// when it is missing and `create` is set.
+pub(crate) fn read_manifest(dir: &Path, wanted: usize, create: bool) -> Result<usize> {
     let path = dir.join(MANIFEST);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -139,6 +158,10 @@ fn read_manifest(dir: &Path, wanted: usize) -> Result<usize> {
             }
             Ok(m.shards)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Err(Error::invalid(
+            "data",
+            format!("{} holds no Chirp data (no {MANIFEST})", dir.display()),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if wanted == 0 || wanted > ids::MAX_SHARDS {
                 return Err(Error::invalid(
@@ -164,8 +187,10 @@ fn read_manifest(dir: &Path, wanted: usize) -> Result<usize> {
 impl Node {
     /// Opens the node's data dir, recovers pending fan-out and starts the fan-out worker.
     pub fn open(config: NodeConfig) -> Result<Node> {
-        std::fs::create_dir_all(config.data_dir.join("shards"))?;
-        let count = read_manifest(&config.data_dir, config.shards)?;
+        if config.create {
+            std::fs::create_dir_all(config.data_dir.join("shards"))?;
+        }
+        let count = read_manifest(&config.data_dir, config.shards, config.create)?;
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
             sync_writes: config.sync_writes,
@@ -226,6 +251,9 @@ impl Node {
             fanout_tx: txs,
             fanout_pending: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            block_cache: opts.block_cache.clone(),
+            opened_at: std::time::Instant::now(),
+            fanout: FanoutCounters::default(),
             config,
         });
         let mut pending = 0;

@@ -4,10 +4,12 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use rocksdb::checkpoint::Checkpoint;
+use rocksdb::properties::{self, PropName};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction,
-    IngestExternalFileOptions, IteratorMode, MergeOperands, Options, ReadOptions, SliceTransform,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    CompactOptions, Direction, IngestExternalFileOptions, IteratorMode, MergeOperands, Options,
+    ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 
 use crate::batch::{encode_entry, Batch, Entry, Op, OpKind};
@@ -123,7 +125,16 @@ impl Shard {
         let cfs = keys::ALL_CFS
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &opts.block_cache)));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+            let message = e.into_string();
+            // RocksDB holds an flock on DIR/LOCK while a process has the shard open; a second
+            // opener gets EAGAIN. That is how a tool learns that a node is running on the dir.
+            if message.contains("LOCK") && message.contains("unavailable") {
+                Error::Locked(path.display().to_string())
+            } else {
+                Error::Storage(message)
+            }
+        })?;
         let shard = Shard {
             db,
             index,
@@ -489,9 +500,55 @@ impl Shard {
     /// Flushes memtables and waits, so data is in SST files (used before a clean shutdown).
     pub fn flush(&self) -> Result<()> {
         for name in keys::ALL_CFS {
-            self.db.flush_cf(self.cf(name)?)?;
+            self.flush_cf(name)?;
         }
         Ok(())
+    }
+
+    /// Flushes one column family's memtable and waits.
+    pub fn flush_cf(&self, cf: &str) -> Result<()> {
+        Ok(self.db.flush_cf(self.cf(cf)?)?)
+    }
+
+    /// Calls `f` on every key-value pair of a column family in key order, without holding
+    /// them all in memory (for whole-shard walks such as verification).
+    pub fn for_each(&self, cf: &str, f: impl FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        self.for_each_from(cf, &[], f)
+    }
+
+    /// An integer property of a column family (0 when RocksDB does not report it).
+    pub fn cf_property(&self, cf: &str, name: &PropName) -> Result<u64> {
+        Ok(self
+            .db
+            .property_int_value_cf(self.cf(cf)?, name)?
+            .unwrap_or(0))
+    }
+
+    /// An integer property of the whole instance (0 when RocksDB does not report it).
+    pub fn db_property(&self, name: &PropName) -> Result<u64> {
+        Ok(self.db.property_int_value(name)?.unwrap_or(0))
+    }
+
+    /// Bytes of SST files in the current LSM tree of a column family.
+    pub fn live_sst_bytes(&self, cf: &str) -> Result<u64> {
+        self.cf_property(cf, properties::LIVE_SST_FILES_SIZE)
+    }
+
+    /// Compacts a whole column family down to its last level, blocking until done. The last
+    /// level is rewritten too, so deleted rows and their tombstones are dropped.
+    pub fn compact_cf(&self, cf: &str) -> Result<()> {
+        let mut opts = CompactOptions::default();
+        opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        opts.set_change_level(true);
+        self.db
+            .compact_range_cf_opt(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>, &opts);
+        Ok(())
+    }
+
+    /// Writes a consistent point-in-time copy of the shard to `path` (which must not exist):
+    /// memtables are flushed, SST files hard-linked when on the same file system.
+    pub fn checkpoint(&self, path: &Path) -> Result<()> {
+        Ok(Checkpoint::new(&self.db)?.create_checkpoint(path)?)
     }
 }
 
