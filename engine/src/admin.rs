@@ -57,6 +57,10 @@ pub struct FanoutStats {
 pub struct ShardStats {
     /// Shard index.
     pub index: usize,
+    /// The last LSN written to the shard's oplog (replicas measure their lag against it).
+    pub last_lsn: u64,
+    /// The replication epoch the shard writes with.
+    pub epoch: u64,
     /// Bytes RocksDB estimates compaction still has to rewrite (`estimate-pending-compaction-bytes`).
     pub pending_compaction_bytes: u64,
     /// Rate writes are slowed to, bytes/s; 0 when writes are not being delayed.
@@ -147,6 +151,8 @@ fn shard_stats(shard: &Shard) -> Result<ShardStats> {
     }
     Ok(ShardStats {
         index: shard.index(),
+        last_lsn: shard.last_lsn(),
+        epoch: shard.epoch(),
         pending_compaction_bytes,
         delayed_write_rate: shard.db_property(properties::ACTUAL_DELAYED_WRITE_RATE)?,
         write_stopped: shard.db_property(properties::IS_WRITE_STOPPED)? != 0,

@@ -43,7 +43,7 @@ pub enum ApiError {
     NoRoute,
     /// The path exists but not with this method.
     #[error("method not allowed; allowed: {0}")]
-    Method(&'static str),
+    Method(String),
     /// A failure of the domain layer.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -117,7 +117,7 @@ impl ApiError {
                     "Unsupported media type",
                     None,
                 ),
-                E::Storage(_) | E::Corrupt(_) | E::Io(_) => (
+                E::Storage(_) | E::Corrupt(_) | E::Io(_) | E::Locked(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "Internal error",
@@ -146,9 +146,10 @@ impl ApiError {
             body["field"] = serde_json::Value::String(field.to_string());
         }
         let mut resp = bytes_response(status, "application/problem+json", body.to_string());
-        if let ApiError::Method(allow) = self {
-            resp.headers_mut()
-                .insert("allow", HeaderValue::from_static(allow));
+        if let ApiError::Method(allow) = &self {
+            if let Ok(allow) = HeaderValue::from_str(allow) {
+                resp.headers_mut().insert("allow", allow);
+            }
         }
         if let ApiError::TooLarge(_) = self {
             // The rest of the body is never read, so the connection cannot carry another
@@ -162,6 +163,23 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// An RFC 9457 problem-details body, as every error response carries (described for the
+/// OpenAPI document; responses are built by [`ApiError::into_response`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Problem {
+    /// `/problems/<slug>`, e.g. `/problems/invalid-field`.
+    r#type: String,
+    /// Short summary of the problem type.
+    title: String,
+    /// The HTTP status code.
+    status: u16,
+    /// What went wrong with this request.
+    detail: String,
+    /// The offending request field, on 409 and 422.
+    field: Option<String>,
 }
 
 /// The handlers' result type.

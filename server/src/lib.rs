@@ -1,11 +1,17 @@
 //! Chirp's HTTP frontend: a hyper 1.x server that parses requests into endpoints, calls the
-//! engine's domain layer and renders JSON or problem details, and serves the embedded web
-//! client. The `chirp` binary wires it up.
+//! engine's domain layer and renders JSON or problem details; serves the embedded web client;
+//! the admin listener beside it; metrics, the OpenAPI document and the configuration. The
+//! `chirp` binary wires it up.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
+pub mod api;
+pub mod config;
 pub mod http;
 pub mod media;
+pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod views;
 pub mod web;
@@ -14,13 +20,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use admin::AdminApp;
+pub use config::Config;
 pub use routes::App;
 
 /// How long open connections get to finish after shutdown starts.
@@ -34,6 +44,37 @@ pub async fn run(
     max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve(listener, max_connections, shutdown, move |req| {
+        routes::handle(Arc::clone(&app), req)
+    })
+    .await
+}
+
+/// Connections the admin listener serves at once: it is for a few operators and scrapers.
+const ADMIN_CONNECTIONS: usize = 16;
+
+/// Serves the admin endpoints on `listener` until `shutdown` resolves.
+pub async fn run_admin(
+    listener: TcpListener,
+    app: Arc<AdminApp>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(listener, ADMIN_CONNECTIONS, shutdown, move |req| {
+        admin::handle(Arc::clone(&app), req)
+    })
+    .await
+}
+
+/// The accept loop both listeners share: bounded connections, graceful drain.
+async fn serve<H, F>(
+    listener: TcpListener,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<http::Body>> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     tokio::pin!(shutdown);
@@ -58,10 +99,10 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
+        let handler = handler.clone();
         let service = service_fn(move |req| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req).await) }
+            let response = handler(req);
+            async move { Ok::<_, std::convert::Infallible>(response.await) }
         });
         let conn = http1::Builder::new()
             .keep_alive(true)

@@ -1,12 +1,13 @@
 //! The `chirp` binary: argument parsing and wiring; the work is in the libraries.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chirp_engine::{Node, NodeConfig};
-use chirp_server::App;
+use chirp_engine::Node;
+use chirp_server::config::{LogFormat, ServeArgs};
+use chirp_server::metrics::Metrics;
+use chirp_server::{AdminApp, App, Config};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -23,95 +24,93 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API.
+    /// Serve the HTTP API (and the admin listener beside it).
     Serve(ServeArgs),
 }
 
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Data directory (created if missing).
-    #[arg(long, env = "CHIRP_DATA", default_value = "./data")]
-    data: PathBuf,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "CHIRP_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Shards of a new data directory (an existing one keeps its count).
-    #[arg(long, env = "CHIRP_SHARDS", default_value_t = 4)]
-    shards: usize,
-    /// Block cache shared by all shards, in MiB.
-    #[arg(long, env = "CHIRP_BLOCK_CACHE_MB", default_value_t = 256)]
-    block_cache_mb: usize,
-    /// Authors with more followers than this are merged into feeds at read time.
-    #[arg(long, env = "CHIRP_CELEBRITY_THRESHOLD", default_value_t = 10_000)]
-    celebrity_threshold: u64,
-    /// Memory for the hot-tweet cache, in MiB (0 disables it).
-    #[arg(long, env = "CHIRP_TWEET_CACHE_MB", default_value_t = 128)]
-    tweet_cache_mb: usize,
-    /// Rows kept per materialized home feed.
-    #[arg(long, env = "CHIRP_HOME_CAP", default_value_t = 800)]
-    home_cap: usize,
-    /// Threads copying tweets into followers' feeds (default: one per core, at least 2).
-    #[arg(long, env = "CHIRP_FANOUT_WORKERS")]
-    fanout_workers: Option<usize>,
-    /// Most connections served at once.
-    #[arg(long, env = "CHIRP_MAX_CONNECTIONS", default_value_t = 4096)]
-    max_connections: usize,
-    /// Largest image upload, in bytes.
-    #[arg(long, env = "CHIRP_MAX_MEDIA_BYTES", default_value_t = chirp_engine::media::DEFAULT_MAX_MEDIA_BYTES)]
-    max_media_bytes: usize,
-    /// Relaxed durability: acknowledge writes before they are fsynced (a crash can lose the
-    /// last moments of acknowledged writes).
-    #[arg(long, env = "CHIRP_NO_SYNC")]
-    no_sync: bool,
-}
-
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => {
+            let config = Config::load(&args)?;
+            if args.print_config {
+                print!("{}", config.to_toml()?);
+                return Ok(());
+            }
+            init_logs(&config);
+            serve(config)
+        }
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = NodeConfig::new(&args.data);
-    config.shards = args.shards;
-    config.block_cache_bytes = args.block_cache_mb << 20;
-    config.celebrity_threshold = args.celebrity_threshold;
-    config.home_cap = args.home_cap.max(1);
-    config.tweet_cache_bytes = args.tweet_cache_mb << 20;
-    config.sync_writes = !args.no_sync;
-    if let Some(n) = args.fanout_workers {
-        config.fanout_workers = n.max(1);
+fn init_logs(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
-    config.max_media_bytes = args.max_media_bytes;
-    let node = Node::open(config).with_context(|| format!("opening {}", args.data.display()))?;
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let node = Node::open(config.node_config())
+        .with_context(|| format!("opening {}", config.data.display()))?;
+    let node = Arc::new(node);
+    let metrics = Arc::new(Metrics::new());
     let app = Arc::new(App {
-        node: Arc::new(node),
+        node: Arc::clone(&node),
+        metrics: Arc::clone(&metrics),
     });
+    let admin = Arc::new(AdminApp::new(Arc::clone(&node), metrics));
+    drop(node);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("binding {}", args.listen))?;
+            .with_context(|| format!("binding {}", config.listen))?;
+        let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("binding the admin listener {}", config.admin_listen))?;
         let addr = listener.local_addr()?;
-        // Scripts and tests read this line to learn the port.
-        println!("chirp listening on http://{addr}");
-        tracing::info!(%addr, "listening");
+        let admin_addr = admin_listener.local_addr()?;
+        // Scripts and tests read these lines to learn the ports; the public one comes first.
+        // One write, errors ignored: a reader that stops after the first line must not
+        // bring the node down with EPIPE.
+        let banner = format!(
+            "chirp listening on http://{addr}\nchirp admin listening on http://{admin_addr}\n"
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        drop(out);
+        tracing::info!(%addr, %admin_addr, "listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+        let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+            // Resolves on the signal, or if the sender is gone.
+            let _ = rx.changed().await;
+        };
+        let admin_task = tokio::spawn(chirp_server::run_admin(
+            admin_listener,
+            admin,
+            stopped(stop_rx.clone()),
+        ));
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(());
+        });
         chirp_server::run(
             listener,
             Arc::clone(&app),
-            args.max_connections,
-            shutdown_signal(),
+            config.max_connections,
+            stopped(stop_rx),
         )
         .await;
+        let _ = admin_task.await;
         anyhow::Ok(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -10,8 +10,10 @@ use serde::Serialize;
 use chirp_engine::media::media_url;
 use chirp_engine::{Error as EngineError, MediaDoc, MediaType};
 
+use crate::api::{authenticate, blocking};
+use crate::http::Problem;
 use crate::http::{self, empty, json, ApiError, ApiResult};
-use crate::routes::{authenticate, blocking, App};
+use crate::routes::App;
 
 /// Room for the multipart framing (boundaries, part headers, other small fields) around the
 /// file, on top of the image size limit.
@@ -21,13 +23,20 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The upload's answer.
-#[derive(Serialize)]
-struct MediaView {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UploadedMedia)]
+pub struct MediaView {
+    /// Media id, to list in a tweet's `media`.
     id: String,
+    /// Where the image is served.
     url: String,
+    /// MIME type, checked by decoding the image.
     content_type: String,
+    /// Width in pixels.
     width: u32,
+    /// Height in pixels.
     height: u32,
+    /// Size of the stored file.
     bytes: u64,
 }
 
@@ -50,6 +59,22 @@ fn header_str(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&s
 
 /// `POST /media`: the body is the image with its type, or a `multipart/form-data` form whose
 /// `file` field is the image.
+#[utoipa::path(post, path = "/media", tag = "media",
+    request_body(description = "A PNG, JPEG, GIF or WebP image as the body (with its type), \
+        or a multipart/form-data form whose `file` field is the image",
+        content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+            (Vec<u8> = "image/webp"), (Vec<u8> = "multipart/form-data"),
+        )),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored; `Location` is its URL", body = MediaView),
+        (status = 400, description = "A broken multipart form", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than the image limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not an image type Chirp accepts, or not what it claims", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Undecodable image or missing `file` field", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
     let me = authenticate(app, &req).await?;
     let max = app.node.config().max_media_bytes;
@@ -117,7 +142,27 @@ fn matches_etag(if_none_match: &str, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+/// `HEAD /media/{id}`: the headers of [`serve`] (hyper drops the body of a HEAD answer).
+#[utoipa::path(head, path = "/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "Media id")),
+    responses(
+        (status = 200, description = "The image's headers"),
+        (status = 304, description = "The client's copy (`If-None-Match`) is current"),
+        (status = 404, description = "Unknown media"),
+    ))]
+pub async fn serve_head(app: &App, req: &Request<Incoming>, raw_id: &str) -> ApiResult {
+    serve(app, req, raw_id).await
+}
+
 /// `GET /media/{id}`: the image bytes, cacheable for good, or 304 when the client has them.
+#[utoipa::path(get, path = "/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "Media id")),
+    responses(
+        (status = 200, description = "The image; immutable, with an ETag",
+            content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"), (Vec<u8> = "image/webp"))),
+        (status = 304, description = "The client's copy (`If-None-Match`) is current"),
+        (status = 404, description = "Unknown media", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn serve(app: &App, req: &Request<Incoming>, raw_id: &str) -> ApiResult {
     let id: u64 = raw_id
         .parse()

@@ -1,97 +1,79 @@
-//! The public API: each request is matched to an endpoint, which parses its input, calls the
-//! domain layer on a blocking thread and renders the result.
+//! The public API's route table and the request pipeline: request id, span, routing, metrics.
+//!
+//! [`ROUTES`] is the one list of what the router serves: matching, the `Allow` header of 405
+//! responses, the `route` label of the metrics and the OpenAPI test all read it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use hyper::header::HeaderValue;
+use hyper::{Request, Response};
+use tracing::Instrument;
 
-use chirp_engine::{
-    Error as EngineError, NewTweet, NewUser, Node, PageRequest, ProfilePatch, TagQuery,
-};
+use chirp_engine::Node;
 
-use crate::http::{self, bearer, empty, json, parse_json, query_param, ApiError, ApiResult, Body};
-use crate::views::{ProfileView, TweetPage, TweetView, UserPage};
-use crate::web;
+use crate::api;
+use crate::http::{ApiError, ApiResult, Body};
+use crate::metrics::Metrics;
 
 /// What every request handler shares.
 pub struct App {
     /// The storage node.
     pub node: Arc<Node>,
+    /// Request counters and latencies, read by the admin listener's `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignUpBody {
-    handle: String,
-    password: String,
-    #[serde(default)]
-    display_name: Option<String>,
+/// One endpoint: its method and its path pattern, where `{name}` matches one path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method, upper case.
+    pub method: &'static str,
+    /// Path pattern as the OpenAPI document writes it.
+    pub pattern: &'static str,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogInBody {
-    handle: String,
-    password: String,
+const fn r(method: &'static str, pattern: &'static str) -> Route {
+    Route { method, pattern }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TweetBody {
-    text: String,
-    #[serde(default)]
-    media: Vec<String>,
-    #[serde(default)]
-    extra: Map<String, Value>,
-}
+/// Every route of the public API, in matching order (a literal segment wins over a
+/// parameter because the literal route comes first: `/tweets/{id}` before `/{userId}/tweets`).
+pub const ROUTES: &[Route] = &[
+    // The web client. User references are numeric or start with '@', so `/app/...` never
+    // names a user and these routes cannot shadow the API. HEAD is answered like GET.
+    r("GET", "/"),
+    r("HEAD", "/"),
+    r("GET", "/app/{file}"),
+    r("HEAD", "/app/{file}"),
+    r("GET", "/health"),
+    r("GET", "/openapi.json"),
+    r("POST", "/users"),
+    r("POST", "/sessions"),
+    r("POST", "/tweet"),
+    r("POST", "/media"),
+    r("GET", "/media/{id}"),
+    r("HEAD", "/media/{id}"),
+    r("GET", "/feed"),
+    r("GET", "/tweets/{id}"),
+    r("DELETE", "/tweets/{id}"),
+    r("GET", "/search/tags/{hashtag}"),
+    r("GET", "/search/tags"),
+    r("GET", "/{userId}/profile"),
+    r("PATCH", "/{userId}/profile"),
+    r("POST", "/{userId}/follow/{id}"),
+    r("DELETE", "/{userId}/follow/{id}"),
+    r("GET", "/{userId}/followers"),
+    r("GET", "/{userId}/following"),
+    r("GET", "/{userId}/tweets"),
+];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProfileBody {
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    bio: Option<String>,
-    #[serde(default)]
-    avatar_url: Option<String>,
-    #[serde(default)]
-    extra: Option<Map<String, Value>>,
-}
+/// The `route` label of requests no route matched, so stray paths cannot grow the metrics.
+pub const UNMATCHED: &str = "unmatched";
 
-/// Serves one request; never fails (errors become problem responses).
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let resp = route(&app, req)
-        .await
-        .unwrap_or_else(ApiError::into_response);
-    tracing::debug!(
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    resp
-}
-
-/// Runs a domain call on the blocking pool (RocksDB reads and fsyncs block).
-pub(crate) async fn blocking<T, F>(app: &App, f: F) -> ApiResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&Node) -> Result<T, EngineError> + Send + 'static,
-{
-    let node = Arc::clone(&app.node);
-    tokio::task::spawn_blocking(move || f(&node))
-        .await
-        .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?
-        .map_err(ApiError::from)
-}
+/// The request header carrying the request id, in both directions.
+pub const REQUEST_ID: &str = "x-request-id";
 
 fn segments(path: &str) -> Vec<String> {
     path.trim_start_matches('/')
@@ -104,222 +86,186 @@ fn segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-fn page_request(req: &Request<Incoming>) -> ApiResult<PageRequest> {
-    let query = req.uri().query();
-    let limit = query_param(query, "limit");
-    let cursor = query_param(query, "cursor");
-    Ok(PageRequest::parse(limit.as_deref(), cursor.as_deref())?)
+/// The values of a pattern's parameters if `segs` matches it.
+fn captures(pattern: &str, segs: &[String]) -> Option<Vec<String>> {
+    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    if parts.len() != segs.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (part, seg) in parts.iter().zip(segs) {
+        if part.starts_with('{') && part.ends_with('}') {
+            params.push(seg.clone());
+        } else if part != seg {
+            return None;
+        }
+    }
+    Some(params)
 }
 
-pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
-    let Some(token) = bearer(req.headers()).map(str::to_owned) else {
-        return Err(EngineError::Unauthenticated(
-            "this endpoint needs an Authorization: Bearer token",
-        )
-        .into());
-    };
-    blocking(app, move |node| node.authenticate(&token)).await
+/// How a request's method and path resolve against [`ROUTES`].
+#[derive(Debug, PartialEq)]
+pub enum Matched {
+    /// A route, with its path parameters in pattern order.
+    Route(&'static Route, Vec<String>),
+    /// The path exists, but not with this method; the methods it has.
+    Method(String),
+    /// No route has this path.
+    None,
 }
 
-async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> ApiResult<T> {
-    let (parts, body) = req.into_parts();
-    let bytes = http::read_body(&parts.headers, body, http::MAX_JSON_BODY).await?;
-    parse_json(&bytes)
-}
-
-async fn resolve(app: &App, reference: &str) -> ApiResult<u64> {
-    let reference = reference.to_owned();
-    blocking(app, move |node| node.resolve_user(&reference)).await
-}
-
-fn tweet_id(raw: &str) -> ApiResult<u64> {
-    raw.parse()
-        .map_err(|_| ApiError::Engine(EngineError::NotFound("tweet")))
-}
-
-async fn route(app: &App, req: Request<Incoming>) -> ApiResult {
-    let segs = segments(req.uri().path());
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    match (segs.as_slice(), &method) {
-        // The web client: user references are numeric or start with '@', so `/app/...`
-        // never names a user and these two routes cannot shadow the API.
-        // HEAD is answered like GET; hyper leaves the body out.
-        ([""], m) if m == Method::GET || m == Method::HEAD => {
-            web::index(req.headers()).ok_or(ApiError::NoRoute)
-        }
-        (["app", name], m) if m == Method::GET || m == Method::HEAD => {
-            web::asset(name, req.headers()).ok_or(ApiError::NoRoute)
-        }
-        (["health"], &Method::GET) => {
-            let c = app.node.cache_stats();
-            let cache = serde_json::json!({
-                "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
-                "bytes": c.bytes, "entries": c.entries, "capacity_bytes": c.capacity_bytes,
-            });
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"status": "ok", "tweet_cache": cache}),
-            )
-        }
-        (["search", "tags", tag], &Method::GET) => {
-            let query = TagQuery::Tag((*tag).to_owned());
-            search(app, &req, query).await
-        }
-        (["search", "tags"], &Method::GET) => {
-            let q = req.uri().query();
-            let split = |s: String| s.split(',').map(str::to_owned).collect::<Vec<_>>();
-            let query =
-                match (query_param(q, "all"), query_param(q, "any")) {
-                    (Some(all), None) => TagQuery::All(split(all)),
-                    (None, Some(any)) => TagQuery::Any(split(any)),
-                    _ => return Err(EngineError::invalid(
-                        "all",
-                        "give exactly one of ?all=a,b or ?any=a,b (or use /search/tags/{hashtag})",
-                    )
-                    .into()),
-                };
-            search(app, &req, query).await
-        }
-        (["users"], &Method::POST) => {
-            let b: SignUpBody = body(req).await?;
-            let new = NewUser {
-                handle: b.handle,
-                password: b.password,
-                display_name: b.display_name,
-            };
-            let profile = blocking(app, move |n| n.sign_up(new)).await?;
-            json(StatusCode::CREATED, &ProfileView::from(&profile))
-        }
-        (["sessions"], &Method::POST) => {
-            let b: LogInBody = body(req).await?;
-            let session = blocking(app, move |n| n.log_in(&b.handle, &b.password)).await?;
-            let out =
-                serde_json::json!({"token": session.token, "user_id": session.user_id.to_string()});
-            json(StatusCode::OK, &out)
-        }
-        (["tweet"], &Method::POST) => {
-            let me = authenticate(app, &req).await?;
-            let b: TweetBody = body(req).await?;
-            let new = NewTweet {
-                text: b.text,
-                media: b.media,
-                extra: b.extra,
-            };
-            let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
-            let mut resp = json(StatusCode::CREATED, &TweetView::from(&*tweet))?;
-            if let Ok(loc) = format!("/tweets/{}", tweet.id).parse() {
-                resp.headers_mut().insert(hyper::header::LOCATION, loc);
+/// Resolves a method and path.
+pub fn find(method: &str, path: &str) -> Matched {
+    let segs = segments(path);
+    let mut allowed: Vec<&str> = Vec::new();
+    for route in ROUTES {
+        if let Some(params) = captures(route.pattern, &segs) {
+            if route.method == method {
+                return Matched::Route(route, params);
             }
-            Ok(resp)
-        }
-        (["media"], &Method::POST) => crate::media::upload(app, req).await,
-        (["media", id], m) if m == Method::GET || m == Method::HEAD => {
-            crate::media::serve(app, &req, id).await
-        }
-        (["feed"], &Method::GET) => {
-            let me = authenticate(app, &req).await?;
-            let page = page_request(&req)?;
-            let feed = blocking(app, move |n| n.home_feed(me, page)).await?;
-            json(StatusCode::OK, &TweetPage::from(&feed))
-        }
-        (["tweets", id], &Method::GET) => {
-            let id = tweet_id(id)?;
-            let tweet = blocking(app, move |n| n.tweet(id)).await?;
-            json(StatusCode::OK, &TweetView::from(&*tweet))
-        }
-        (["tweets", id], &Method::DELETE) => {
-            let me = authenticate(app, &req).await?;
-            let id = tweet_id(id)?;
-            blocking(app, move |n| n.delete_tweet(me, id)).await?;
-            Ok(empty(StatusCode::NO_CONTENT))
-        }
-        ([user, "profile"], &Method::GET) => {
-            let user = resolve(app, user).await?;
-            let profile = blocking(app, move |n| n.profile(user)).await?;
-            json(StatusCode::OK, &ProfileView::from(&profile))
-        }
-        ([user, "profile"], &Method::PATCH) => {
-            let me = authenticate(app, &req).await?;
-            let user = resolve(app, user).await?;
-            if me != user {
-                return Err(EngineError::Forbidden("you can only edit your own profile").into());
+            if !allowed.contains(&route.method) {
+                allowed.push(route.method);
             }
-            let b: ProfileBody = body(req).await?;
-            let patch = ProfilePatch {
-                display_name: b.display_name,
-                bio: b.bio,
-                avatar_url: b.avatar_url,
-                extra: b.extra,
-            };
-            let profile = blocking(app, move |n| n.update_profile(me, user, patch)).await?;
-            json(StatusCode::OK, &ProfileView::from(&profile))
         }
-        ([user, "follow", other], m) if m == Method::POST || m == Method::DELETE => {
-            let me = authenticate(app, &req).await?;
-            let user = resolve(app, user).await?;
-            if me != user {
-                return Err(
-                    EngineError::Forbidden("you can only follow or unfollow as yourself").into(),
-                );
-            }
-            let other = resolve(app, other).await?;
-            let follow = m == Method::POST;
-            blocking(app, move |n| {
-                if follow {
-                    n.follow(me, user, other)
-                } else {
-                    n.unfollow(me, user, other)
-                }
-            })
-            .await?;
-            json(StatusCode::OK, &serde_json::json!({"following": follow}))
-        }
-        ([user, list @ ("followers" | "following")], &Method::GET) => {
-            let user = resolve(app, user).await?;
-            let page = page_request(&req)?;
-            let followers = *list == "followers";
-            let users = blocking(app, move |n| {
-                if followers {
-                    n.followers(user, page)
-                } else {
-                    n.following(user, page)
-                }
-            })
-            .await?;
-            json(StatusCode::OK, &UserPage::from(&users))
-        }
-        ([user, "tweets"], &Method::GET) => {
-            let user = resolve(app, user).await?;
-            let page = page_request(&req)?;
-            let tweets = blocking(app, move |n| n.user_timeline(user, page)).await?;
-            json(StatusCode::OK, &TweetPage::from(&tweets))
-        }
-        (segs, _) => Err(match allowed(segs) {
-            Some(allow) => ApiError::Method(allow),
-            None => ApiError::NoRoute,
-        }),
+    }
+    if allowed.is_empty() {
+        Matched::None
+    } else {
+        Matched::Method(allowed.join(", "))
     }
 }
 
-async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResult {
-    let page = page_request(req)?;
-    let tweets = blocking(app, move |n| n.search(query, page)).await?;
-    json(StatusCode::OK, &TweetPage::from(&tweets))
+/// An incoming request id if it is safe to log and echo, else a fresh one.
+pub(crate) fn request_id(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
-/// The methods a known path accepts, for 405 responses.
-fn allowed(segs: &[&str]) -> Option<&'static str> {
-    Some(match segs {
-        [""] | ["app", _] => "GET, HEAD",
-        ["health"] | ["feed"] => "GET",
-        ["users"] | ["sessions"] | ["tweet"] | ["media"] => "POST",
-        ["media", _] => "GET, HEAD",
-        ["tweets", _] => "GET, DELETE",
-        ["search", "tags"] | ["search", "tags", _] => "GET",
-        [_, "profile"] => "GET, PATCH",
-        [_, "follow", _] => "POST, DELETE",
-        [_, "followers" | "following" | "tweets"] => "GET",
-        _ => return None,
-    })
+/// Serves one request; never fails (errors become problem responses).
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let matched = find(method.as_str(), &path);
+    let label = match &matched {
+        Matched::Route(route, _) => route.pattern,
+        _ => UNMATCHED,
+    };
+    let span = tracing::info_span!("request", id = %id, %method, route = label);
+    let mut resp = async {
+        let resp = match matched {
+            Matched::Route(route, params) => dispatch(&app, route, req, &params).await,
+            Matched::Method(allow) => Err(ApiError::Method(allow)),
+            Matched::None => Err(ApiError::NoRoute),
+        }
+        .unwrap_or_else(ApiError::into_response);
+        tracing::debug!(
+            %path,
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        resp
+    }
+    .instrument(span)
+    .await;
+    app.metrics.observe_request(
+        label,
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    resp
+}
+
+/// Calls the handler of a route.
+async fn dispatch(
+    app: &App,
+    route: &Route,
+    req: Request<Incoming>,
+    params: &[String],
+) -> ApiResult {
+    use api::{accounts, meta, search, social, tweets};
+    match (route.method, route.pattern) {
+        ("GET", "/") => meta::web_index(&req).await,
+        ("HEAD", "/") => meta::web_index_head(&req).await,
+        ("GET", "/app/{file}") => meta::web_asset(&req, api::param(params, 0)).await,
+        ("HEAD", "/app/{file}") => meta::web_asset_head(&req, api::param(params, 0)).await,
+        ("GET", "/health") => meta::health(app).await,
+        ("GET", "/openapi.json") => meta::openapi().await,
+        ("POST", "/users") => accounts::sign_up(app, req).await,
+        ("POST", "/sessions") => accounts::log_in(app, req).await,
+        ("POST", "/tweet") => tweets::post_tweet(app, req).await,
+        ("POST", "/media") => crate::media::upload(app, req).await,
+        ("GET", "/media/{id}") => crate::media::serve(app, &req, api::param(params, 0)).await,
+        ("HEAD", "/media/{id}") => crate::media::serve_head(app, &req, api::param(params, 0)).await,
+        ("GET", "/feed") => tweets::feed(app, req).await,
+        ("GET", "/tweets/{id}") => tweets::get_tweet(app, params).await,
+        ("DELETE", "/tweets/{id}") => tweets::delete_tweet(app, req, params).await,
+        ("GET", "/search/tags/{hashtag}") => search::by_tag(app, req, params).await,
+        ("GET", "/search/tags") => search::by_tags(app, req).await,
+        ("GET", "/{userId}/profile") => accounts::get_profile(app, params).await,
+        ("PATCH", "/{userId}/profile") => accounts::patch_profile(app, req, params).await,
+        ("POST", "/{userId}/follow/{id}") => social::follow(app, req, params).await,
+        ("DELETE", "/{userId}/follow/{id}") => social::unfollow(app, req, params).await,
+        ("GET", "/{userId}/followers") => social::followers(app, req, params).await,
+        ("GET", "/{userId}/following") => social::following(app, req, params).await,
+        ("GET", "/{userId}/tweets") => tweets::user_tweets(app, req, params).await,
+        // A table entry without a handler; the route test catches it before release.
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A concrete path for a pattern, with each parameter replaced by `value`.
+    fn sample(pattern: &str, value: &str) -> String {
+        pattern
+            .split('/')
+            .map(|p| if p.starts_with('{') { value } else { p })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    #[test]
+    fn every_route_is_reachable() {
+        for route in ROUTES {
+            let path = sample(route.pattern, "123");
+            match find(route.method, &path) {
+                Matched::Route(found, params) => {
+                    assert_eq!(found, route, "{path}");
+                    assert_eq!(params.len(), route.pattern.matches('{').count());
+                }
+                other => panic!("{} {path} resolved to {other:?}", route.method),
+            }
+        }
+    }
+
+    #[test]
+    fn methods_and_unknown_paths() {
+        assert_eq!(find("PUT", "/users"), Matched::Method("POST".into()));
+        assert_eq!(
+            find("PATCH", "/tweets/5"),
+            Matched::Method("GET, DELETE".into())
+        );
+        assert_eq!(find("GET", "/no/such/thing"), Matched::None);
+        assert_eq!(find("GET", "/metrics"), Matched::None);
+        match find("GET", "/%40alice/profile") {
+            Matched::Route(route, params) => {
+                assert_eq!(route.pattern, "/{userId}/profile");
+                assert_eq!(params, vec!["@alice".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

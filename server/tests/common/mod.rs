@@ -47,6 +47,8 @@ pub struct Chirp {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The admin listener, `http://127.0.0.1:PORT`.
+    pub admin: String,
     agent: ureq::Agent,
 }
 
@@ -63,6 +65,8 @@ impl Chirp {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
                 "--shards",
                 "4",
                 "--data",
@@ -75,10 +79,18 @@ impl Chirp {
             .spawn()
             .expect("spawn chirp");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listen line");
+        reader.read_line(&mut line).expect("read listen line");
+        let mut admin_line = String::new();
+        reader
+            .read_line(&mut admin_line)
+            .expect("read admin listen line");
+        let admin = admin_line
+            .trim()
+            .strip_prefix("chirp admin listening on ")
+            .unwrap_or_else(|| panic!("unexpected second line {admin_line:?}"))
+            .to_string();
         let base = line
             .trim()
             .strip_prefix("chirp listening on ")
@@ -92,7 +104,12 @@ impl Chirp {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
-        Chirp { child, base, agent }
+        Chirp {
+            child,
+            base,
+            admin,
+            agent,
+        }
     }
 
     /// Kills the process with SIGKILL and waits for it.

@@ -1,0 +1,141 @@
+//! Sign-up, log-in and profiles.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use chirp_engine::{Error as EngineError, NewUser, ProfilePatch};
+
+use super::{authenticate, blocking, body, param, resolve};
+use crate::http::{json, ApiResult, Problem};
+use crate::routes::App;
+use crate::views::ProfileView;
+
+/// A sign-up request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpBody {
+    /// 1–15 of `A-Z a-z 0-9 _`, unique ignoring case.
+    handle: String,
+    /// 8–256 bytes.
+    password: String,
+    /// 1–50 characters; defaults to the handle.
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// A log-in request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogInBody {
+    /// The handle (any case).
+    handle: String,
+    /// The password.
+    password: String,
+}
+
+/// A fresh session.
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    /// Bearer token for `Authorization: Bearer <token>`.
+    token: String,
+    /// The user it authenticates.
+    user_id: String,
+}
+
+/// A profile update; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    /// 1–50 characters.
+    #[serde(default)]
+    display_name: Option<String>,
+    /// Up to 160 characters.
+    #[serde(default)]
+    bio: Option<String>,
+    /// An http(s) URL, or `""` to clear it.
+    #[serde(default)]
+    avatar_url: Option<String>,
+    /// Merged into the stored properties; a property set to null is removed (4 KiB at most).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    extra: Option<Map<String, Value>>,
+}
+
+/// Sign up.
+#[utoipa::path(post, path = "/users", tag = "accounts", request_body = SignUpBody,
+    responses(
+        (status = 201, description = "The new profile", body = ProfileView),
+        (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
+    let b: SignUpBody = body(req).await?;
+    let new = NewUser {
+        handle: b.handle,
+        password: b.password,
+        display_name: b.display_name,
+    };
+    let profile = blocking(app, move |n| n.sign_up(new)).await?;
+    json(StatusCode::CREATED, &ProfileView::from(&profile))
+}
+
+/// Log in for a bearer token.
+#[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = LogInBody,
+    responses(
+        (status = 200, description = "A new session", body = SessionView),
+        (status = 401, description = "Unknown handle or wrong password", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account is suspended", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
+    let b: LogInBody = body(req).await?;
+    let session = blocking(app, move |n| n.log_in(&b.handle, &b.password)).await?;
+    let out = SessionView {
+        token: session.token,
+        user_id: session.user_id.to_string(),
+    };
+    json(StatusCode::OK, &out)
+}
+
+/// Read a profile.
+#[utoipa::path(get, path = "/{userId}/profile", tag = "accounts",
+    params(("userId" = String, Path, description = "Numeric user id or `@handle`")),
+    responses(
+        (status = 200, description = "The profile", body = ProfileView),
+        (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_profile(app: &App, params: &[String]) -> ApiResult {
+    let user = resolve(app, param(params, 0)).await?;
+    let profile = blocking(app, move |n| n.profile(user)).await?;
+    json(StatusCode::OK, &ProfileView::from(&profile))
+}
+
+/// Update your own profile.
+#[utoipa::path(patch, path = "/{userId}/profile", tag = "accounts", request_body = ProfileBody,
+    params(("userId" = String, Path, description = "Numeric user id or `@handle`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated profile", body = ProfileView),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your profile", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn patch_profile(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {
+    let me = authenticate(app, &req).await?;
+    let user = resolve(app, param(params, 0)).await?;
+    if me != user {
+        return Err(EngineError::Forbidden("you can only edit your own profile").into());
+    }
+    let b: ProfileBody = body(req).await?;
+    let patch = ProfilePatch {
+        display_name: b.display_name,
+        bio: b.bio,
+        avatar_url: b.avatar_url,
+        extra: b.extra,
+    };
+    let profile = blocking(app, move |n| n.update_profile(me, user, patch)).await?;
+    json(StatusCode::OK, &ProfileView::from(&profile))
+}

@@ -1,0 +1,79 @@
+//! The public API's handlers, one function per endpoint, each annotated with its OpenAPI
+//! description (so the document is generated from the code that serves it). They parse the
+//! request, call the domain layer on a blocking thread and render the result.
+
+pub mod accounts;
+pub mod meta;
+pub mod search;
+pub mod social;
+pub mod tweets;
+
+use hyper::body::Incoming;
+use hyper::Request;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use chirp_engine::{Error as EngineError, Node, PageRequest};
+
+use crate::http::{self, bearer, parse_json, query_param, ApiError, ApiResult};
+use crate::routes::App;
+
+/// Pagination query parameters, shared by every list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Items per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Runs a domain call on the blocking pool (RocksDB reads and fsyncs block), inside the
+/// request's span so engine logs carry the request id.
+pub(crate) async fn blocking<T, F>(app: &App, f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Node) -> Result<T, EngineError> + Send + 'static,
+{
+    let node = std::sync::Arc::clone(&app.node);
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| f(&node)))
+        .await
+        .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+fn page_request(req: &Request<Incoming>) -> ApiResult<PageRequest> {
+    let query = req.uri().query();
+    let limit = query_param(query, "limit");
+    let cursor = query_param(query, "cursor");
+    Ok(PageRequest::parse(limit.as_deref(), cursor.as_deref())?)
+}
+
+pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
+    let Some(token) = bearer(req.headers()).map(str::to_owned) else {
+        return Err(EngineError::Unauthenticated(
+            "this endpoint needs an Authorization: Bearer token",
+        )
+        .into());
+    };
+    blocking(app, move |node| node.authenticate(&token)).await
+}
+
+async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> ApiResult<T> {
+    let (parts, body) = req.into_parts();
+    let bytes = http::read_body(&parts.headers, body, http::MAX_JSON_BODY).await?;
+    parse_json(&bytes)
+}
+
+async fn resolve(app: &App, reference: &str) -> ApiResult<u64> {
+    let reference = reference.to_owned();
+    blocking(app, move |node| node.resolve_user(&reference)).await
+}
+
+/// The path parameter at `i` (the router captured every `{…}` of the pattern).
+pub(crate) fn param(params: &[String], i: usize) -> &str {
+    params.get(i).map(String::as_str).unwrap_or_default()
+}

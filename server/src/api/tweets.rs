@@ -1,0 +1,118 @@
+//! Posting, reading and deleting tweets; the home feed and user timelines.
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use chirp_engine::{Error as EngineError, NewTweet};
+
+use super::{authenticate, blocking, body, page_request, param, resolve, PageParams};
+use crate::http::{empty, json, ApiError, ApiResult, Problem};
+use crate::routes::App;
+use crate::views::{TweetPage, TweetView};
+
+/// A tweet to post.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TweetBody {
+    /// 1–140 characters by twitter-text's rule (NFC code points, URLs count 23).
+    text: String,
+    /// Ids of uploaded images (at most 4).
+    #[serde(default)]
+    media: Vec<String>,
+    /// Free-form metadata (4 KiB of JSON at most).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    extra: Map<String, Value>,
+}
+
+fn tweet_id(raw: &str) -> ApiResult<u64> {
+    raw.parse()
+        .map_err(|_| ApiError::Engine(EngineError::NotFound("tweet")))
+}
+
+/// Post a tweet as the authenticated user.
+#[utoipa::path(post, path = "/tweet", tag = "tweets", request_body = TweetBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The tweet; `Location` names it", body = TweetView),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn post_tweet(app: &App, req: Request<Incoming>) -> ApiResult {
+    let me = authenticate(app, &req).await?;
+    let b: TweetBody = body(req).await?;
+    let new = NewTweet {
+        text: b.text,
+        media: b.media,
+        extra: b.extra,
+    };
+    let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
+    let mut resp = json(StatusCode::CREATED, &TweetView::from(&*tweet))?;
+    if let Ok(loc) = format!("/tweets/{}", tweet.id).parse() {
+        resp.headers_mut().insert(hyper::header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+/// The authenticated user's home feed: their tweets and those of everyone they follow.
+#[utoipa::path(get, path = "/feed", tag = "tweets", params(PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the feed, newest first", body = TweetPage),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn feed(app: &App, req: Request<Incoming>) -> ApiResult {
+    let me = authenticate(app, &req).await?;
+    let page = page_request(&req)?;
+    let feed = blocking(app, move |n| n.home_feed(me, page)).await?;
+    json(StatusCode::OK, &TweetPage::from(&feed))
+}
+
+/// One tweet.
+#[utoipa::path(get, path = "/tweets/{id}", tag = "tweets",
+    params(("id" = String, Path, description = "Tweet id")),
+    responses(
+        (status = 200, description = "The tweet", body = TweetView),
+        (status = 404, description = "Unknown or deleted tweet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_tweet(app: &App, params: &[String]) -> ApiResult {
+    let id = tweet_id(param(params, 0))?;
+    let tweet = blocking(app, move |n| n.tweet(id)).await?;
+    json(StatusCode::OK, &TweetView::from(&*tweet))
+}
+
+/// Delete your own tweet; it leaves every feed.
+#[utoipa::path(delete, path = "/tweets/{id}", tag = "tweets",
+    params(("id" = String, Path, description = "Tweet id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your tweet", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown tweet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_tweet(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {
+    let me = authenticate(app, &req).await?;
+    let id = tweet_id(param(params, 0))?;
+    blocking(app, move |n| n.delete_tweet(me, id)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// A user's tweets, newest first.
+#[utoipa::path(get, path = "/{userId}/tweets", tag = "tweets",
+    params(("userId" = String, Path, description = "Numeric user id or `@handle`"), PageParams),
+    responses(
+        (status = 200, description = "A page of the timeline, newest first", body = TweetPage),
+        (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn user_tweets(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {
+    let user = resolve(app, param(params, 0)).await?;
+    let page = page_request(&req)?;
+    let tweets = blocking(app, move |n| n.user_timeline(user, page)).await?;
+    json(StatusCode::OK, &TweetPage::from(&tweets))
+}

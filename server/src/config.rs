@@ -1,0 +1,302 @@
+//! `chirp serve`'s configuration: a TOML file, `CHIRP_*` environment variables and flags, in
+//! rising precedence over the defaults. `chirp.example.toml` at the repository root documents
+//! every setting; a test keeps it in step with [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::builder::BoolishValueParser;
+use serde::{Deserialize, Serialize};
+
+use chirp_engine::{Error, NodeConfig};
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the request span's fields (request id, route).
+    Json,
+}
+
+/// The effective settings of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory (created if missing).
+    pub data: PathBuf,
+    /// Address of the public API (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Address of the admin listener (status, metrics, compaction, backups, accounts).
+    pub admin_listen: SocketAddr,
+    /// Shards of a new data directory (an existing one keeps its count).
+    pub shards: usize,
+    /// Block cache shared by all shards, in MiB.
+    pub block_cache_mb: usize,
+    /// Authors with more followers than this are merged into feeds at read time.
+    pub celebrity_threshold: u64,
+    /// Memory for the hot-tweet cache, in MiB (0 disables it).
+    pub tweet_cache_mb: usize,
+    /// Rows kept per materialized home feed.
+    pub home_cap: usize,
+    /// Recent tweets copied into a feed when following someone.
+    pub backfill: usize,
+    /// Threads copying tweets into followers' feeds; 0 means one per core (at least 2).
+    pub fanout_workers: usize,
+    /// Connections served at once on the public listener.
+    pub max_connections: usize,
+    /// Largest image upload, in bytes.
+    pub max_media_bytes: usize,
+    /// Relaxed durability: acknowledge writes before they are fsynced.
+    pub no_sync: bool,
+    /// Log filter when `RUST_LOG` is not set (same syntax).
+    pub log_filter: String,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let node = NodeConfig::new("./data");
+        Config {
+            data: node.data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            shards: node.shards,
+            block_cache_mb: node.block_cache_bytes >> 20,
+            celebrity_threshold: node.celebrity_threshold,
+            tweet_cache_mb: node.tweet_cache_bytes >> 20,
+            home_cap: node.home_cap,
+            backfill: node.backfill,
+            // Not node.fanout_workers: that is this machine's core count, and the default
+            // (as printed and documented) should say "per core" on every machine.
+            fanout_workers: 0,
+            max_connections: 4096,
+            max_media_bytes: node.max_media_bytes,
+            no_sync: !node.sync_writes,
+            log_filter: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// `chirp serve`'s flags; each (but the first two) also reads a `CHIRP_*` variable, and
+/// overrides the config file. Defaults are [`Config::default`].
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (every setting is documented in chirp.example.toml).
+    #[arg(long, env = "CHIRP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Data directory, created if missing [default: ./data].
+    #[arg(long, env = "CHIRP_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address of the public API; port 0 picks a free port [default: 127.0.0.1:8080].
+    #[arg(long, env = "CHIRP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the admin listener, loopback unless you mean it [default: 127.0.0.1:8081].
+    #[arg(long, env = "CHIRP_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Shards of a new data directory; an existing one keeps its count [default: 4].
+    #[arg(long, env = "CHIRP_SHARDS")]
+    pub shards: Option<usize>,
+    /// Block cache shared by all shards, in MiB [default: 256].
+    #[arg(long, env = "CHIRP_BLOCK_CACHE_MB")]
+    pub block_cache_mb: Option<usize>,
+    /// Authors with more followers are merged into feeds at read time [default: 10000].
+    #[arg(long, env = "CHIRP_CELEBRITY_THRESHOLD")]
+    pub celebrity_threshold: Option<u64>,
+    /// Memory for the hot-tweet cache in MiB; 0 disables it [default: 128].
+    #[arg(long, env = "CHIRP_TWEET_CACHE_MB")]
+    pub tweet_cache_mb: Option<usize>,
+    /// Rows kept per materialized home feed [default: 800].
+    #[arg(long, env = "CHIRP_HOME_CAP")]
+    pub home_cap: Option<usize>,
+    /// Recent tweets copied into a feed when following someone [default: 100].
+    #[arg(long, env = "CHIRP_BACKFILL")]
+    pub backfill: Option<usize>,
+    /// Threads copying tweets into followers' feeds; 0: one per core, at least 2 [default: 0].
+    #[arg(long, env = "CHIRP_FANOUT_WORKERS")]
+    pub fanout_workers: Option<usize>,
+    /// Most connections served at once [default: 4096].
+    #[arg(long, env = "CHIRP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Largest image upload, in bytes [default: 5242880].
+    #[arg(long, env = "CHIRP_MAX_MEDIA_BYTES")]
+    pub max_media_bytes: Option<usize>,
+    /// Relaxed durability: acknowledge writes before they are fsynced (a crash can lose the
+    /// last moments of acknowledged writes). `--no-sync` alone means true.
+    #[arg(long, env = "CHIRP_NO_SYNC", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub no_sync: Option<bool>,
+    /// Log filter when RUST_LOG is not set [default: info].
+    #[arg(long, env = "CHIRP_LOG_FILTER")]
+    pub log_filter: Option<String>,
+    /// Log line format [default: text].
+    #[arg(long, env = "CHIRP_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::invalid(field, message)
+}
+
+impl Config {
+    /// Parses a config file's text; unknown settings are refused so a typo is not ignored.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, Error> {
+        toml::from_str(text).map_err(|e| invalid("config", format!("{}: {e}", origin.display())))
+    }
+
+    /// The effective configuration: defaults, then the file named by `--config` (or
+    /// `CHIRP_CONFIG`), then environment variables and flags (clap gives flags precedence
+    /// over the environment).
+    pub fn load(args: &ServeArgs) -> Result<Config, Error> {
+        let mut config = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("config", format!("{}: {e}", path.display())))?;
+                Config::from_toml(&text, path)?
+            }
+            None => Config::default(),
+        };
+        config.apply(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, args: &ServeArgs) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.data, &args.data);
+        set(&mut self.listen, &args.listen);
+        set(&mut self.admin_listen, &args.admin_listen);
+        set(&mut self.shards, &args.shards);
+        set(&mut self.block_cache_mb, &args.block_cache_mb);
+        set(&mut self.celebrity_threshold, &args.celebrity_threshold);
+        set(&mut self.tweet_cache_mb, &args.tweet_cache_mb);
+        set(&mut self.home_cap, &args.home_cap);
+        set(&mut self.backfill, &args.backfill);
+        set(&mut self.fanout_workers, &args.fanout_workers);
+        set(&mut self.max_connections, &args.max_connections);
+        set(&mut self.max_media_bytes, &args.max_media_bytes);
+        set(&mut self.no_sync, &args.no_sync);
+        set(&mut self.log_filter, &args.log_filter);
+        set(&mut self.log_format, &args.log_format);
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.home_cap == 0 {
+            return Err(invalid("home_cap", "must be at least 1"));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if self.shards == 0 || self.shards > chirp_engine::ids::MAX_SHARDS {
+            return Err(invalid(
+                "shards",
+                format!("must be 1 to {}", chirp_engine::ids::MAX_SHARDS),
+            ));
+        }
+        let (public, admin) = (self.listen, self.admin_listen);
+        if public.port() != 0 && public.port() == admin.port() && public.ip() == admin.ip() {
+            return Err(invalid(
+                "admin_listen",
+                "must differ from listen: admin endpoints are never served on the public port",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML (what `--print-config` shows).
+    pub fn to_toml(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| invalid("config", e.to_string()))
+    }
+
+    /// The engine's settings.
+    pub fn node_config(&self) -> NodeConfig {
+        let mut node = NodeConfig::new(&self.data);
+        node.shards = self.shards;
+        node.block_cache_bytes = self.block_cache_mb << 20;
+        node.celebrity_threshold = self.celebrity_threshold;
+        node.tweet_cache_bytes = self.tweet_cache_mb << 20;
+        node.home_cap = self.home_cap;
+        node.backfill = self.backfill;
+        if self.fanout_workers > 0 {
+            node.fanout_workers = self.fanout_workers;
+        }
+        node.sync_writes = !self.no_sync;
+        node.max_media_bytes = self.max_media_bytes;
+        node
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../chirp.example.toml");
+
+    #[test]
+    fn the_example_documents_every_setting_with_its_default() {
+        let example = Config::from_toml(EXAMPLE, Path::new("chirp.example.toml"))
+            .expect("the example parses");
+        assert_eq!(example, Config::default());
+        let documented: toml::Table = toml::from_str(EXAMPLE).expect("toml");
+        let all: toml::Table =
+            toml::from_str(&Config::default().to_toml().expect("prints")).expect("toml");
+        let mut documented: Vec<&String> = documented.keys().collect();
+        let mut all: Vec<&String> = all.keys().collect();
+        documented.sort();
+        all.sort();
+        assert_eq!(documented, all);
+    }
+
+    #[test]
+    fn flags_and_env_override_the_file() {
+        let file = Config::from_toml(
+            "shards = 8\nhome_cap = 50\nlisten = \"127.0.0.1:9000\"\n",
+            Path::new("x.toml"),
+        )
+        .expect("parses");
+        let mut config = file.clone();
+        config.apply(&ServeArgs {
+            home_cap: Some(60),
+            no_sync: Some(true),
+            ..ServeArgs::default()
+        });
+        assert_eq!(config.shards, 8);
+        assert_eq!(config.home_cap, 60);
+        assert!(config.no_sync);
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(config.admin_listen, Config::default().admin_listen);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = Config::from_toml("shardz = 3\n", Path::new("x.toml")).expect_err("typo");
+        assert!(err.to_string().contains("shardz"), "{err}");
+        let same = Config {
+            admin_listen: "127.0.0.1:8080".parse().expect("addr"),
+            ..Config::default()
+        };
+        assert!(matches!(
+            same.validate(),
+            Err(Error::Invalid {
+                field: "admin_listen",
+                ..
+            })
+        ));
+        let round = Config::from_toml(
+            &Config::default().to_toml().expect("prints"),
+            Path::new("p"),
+        )
+        .expect("round trip");
+        assert_eq!(round, Config::default());
+    }
+}
