@@ -86,8 +86,7 @@ struct PasswordBody {
 /// Serves one admin request.
 pub async fn handle(app: Arc<AdminApp>, req: Request<Incoming>) -> Response<Body> {
     let id = request_id(&req);
-    let span =
-        tracing::info_span!("admin", id = %id, method = %req.method(), path = %req.uri().path());
+    let span = tracing::info_span!("admin", request_id = %id, method = %req.method(), path = %req.uri().path());
     let mut resp = route(&app, req)
         .instrument(span.clone())
         .await

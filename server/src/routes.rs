@@ -156,7 +156,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Matched::Route(route, _) => route.pattern,
         _ => UNMATCHED,
     };
-    let span = tracing::info_span!("request", id = %id, %method, route = label);
+    let span = tracing::info_span!("request", request_id = %id, %method, route = label);
     let mut resp = async {
         let resp = match matched {
             Matched::Route(route, params) => dispatch(&app, route, req, &params).await,

@@ -1,9 +1,12 @@
 //! Chirp's operator tools. The binaries under `src/bin/` are thin: argument parsing and
-//! wiring over the modules here. [`load`] is the load generator behind `chirp-load`: a
-//! synthetic network bulk-imported into a data dir, and HTTP workloads driven against a node.
+//! wiring over the modules here. [`ctl`] is `chirpctl`, the admin CLI: it talks to a running
+//! node's admin listener, or opens the data dir of a stopped node directly. [`load`] is the
+//! load generator behind `chirp-load`: a synthetic network bulk-imported into a data dir, and
+//! HTTP workloads driven against a node.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod ctl;
 pub mod error;
 pub mod load;
 

@@ -1,0 +1,269 @@
+//! `chirpctl`, the admin CLI: its commands and what they print.
+//!
+//! Every command acts on a running node through its admin listener (`--admin URL`, the
+//! default) or on a stopped node's data dir (`--data DIR`), which it opens directly; RocksDB's
+//! lock makes that fail while a node runs on the dir. Output is a table for people, or the
+//! engine's JSON shape with `--json`.
+
+pub mod render;
+pub mod target;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::distributions::{Alphanumeric, DistString};
+
+use chirp_engine::NewUser;
+
+use crate::error::{Error, Result};
+use target::{to_json, Target};
+
+/// Exit status of a command that ran but found damage (`verify`); errors exit with 1.
+pub const EXIT_DAMAGED: u8 = 2;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chirpctl",
+    version,
+    about = "Operate Chirp nodes: status, compaction, backups, accounts, verification"
+)]
+pub struct Cli {
+    /// Admin listener of a running node.
+    #[arg(
+        long,
+        env = "CHIRP_ADMIN",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
+    pub admin: String,
+    /// Act on the data dir of a stopped node instead (for `restore`: the dir to restore into).
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Shards, sizes and key estimates per column family, cache, fan-out queue, uptime.
+    Status,
+    /// Compact one shard or all (bytes before and after).
+    Compact {
+        /// Only this shard.
+        #[arg(long)]
+        shard: Option<usize>,
+    },
+    /// Write a consistent backup of a live node (or a stopped dir) to DIR (missing or empty).
+    Checkpoint {
+        /// Where to write it; for a live node, a path on the node's machine.
+        dir: PathBuf,
+    },
+    /// Copy a checkpoint into an empty data dir given by --data.
+    Restore {
+        /// The checkpoint to restore.
+        checkpoint: PathBuf,
+    },
+    /// Account actions.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Check every invariant of every shard; exits 2 if any is broken.
+    Verify,
+}
+
+/// `chirpctl users ...`; USER is a numeric id or a handle (with or without `@`).
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create an account.
+    Create {
+        /// The handle.
+        handle: String,
+        /// The password (a random one is made and printed if omitted).
+        #[arg(long, env = "CHIRPCTL_PASSWORD")]
+        password: Option<String>,
+        /// The display name (defaults to the handle).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Show an account.
+    Show {
+        /// Id or handle.
+        user: String,
+    },
+    /// Suspend an account: it cannot log in and its tokens are refused.
+    Suspend {
+        /// Id or handle.
+        user: String,
+    },
+    /// Reinstate a suspended account.
+    Unsuspend {
+        /// Id or handle.
+        user: String,
+    },
+    /// Set a new password and revoke every session of the user.
+    ResetPassword {
+        /// Id or handle.
+        user: String,
+        /// The new password (a random one is made and printed if omitted).
+        #[arg(long, env = "CHIRPCTL_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Mint a bearer token for a user.
+    Token {
+        /// Id or handle.
+        user: String,
+    },
+}
+
+fn random_password() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 20)
+}
+
+fn bar(total: u64, json: bool) -> ProgressBar {
+    if json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs a command; returns the exit status (0, or [`EXIT_DAMAGED`]).
+pub fn run(cli: Cli) -> Result<u8> {
+    if let Command::Restore { checkpoint } = &cli.command {
+        let target = cli.data.as_ref().ok_or_else(|| {
+            Error::Invalid("restore needs --data TARGET, the dir to restore into".into())
+        })?;
+        let report = chirp_engine::restore(checkpoint, target)?;
+        print(&cli, &report, || render::backup("restored into", &report))?;
+        return Ok(0);
+    }
+    let target = match &cli.data {
+        Some(dir) => Target::open_local(dir)?,
+        None => Target::Remote(target::Remote::new(&cli.admin)),
+    };
+    let code = execute(&cli, &target);
+    target.close()?;
+    code
+}
+
+fn print(cli: &Cli, value: &impl serde::Serialize, human: impl FnOnce() -> String) -> Result<()> {
+    if cli.json {
+        println!("{}", to_json(value)?);
+    } else {
+        print!("{}", human());
+    }
+    Ok(())
+}
+
+fn execute(cli: &Cli, target: &Target) -> Result<u8> {
+    let remote = matches!(target, Target::Remote(_));
+    match &cli.command {
+        Command::Restore { .. } => Err(Error::Invalid("restore runs without a node".into())),
+        Command::Status => {
+            let stats = target.status()?;
+            print(cli, &stats, || render::status(&stats, remote))?;
+            Ok(0)
+        }
+        Command::Compact { shard } => {
+            let progress = bar(0, cli.json);
+            let report = target.compact(*shard, &mut |p| {
+                progress.set_length(p.total as u64);
+                progress.set_position(p.done as u64);
+                progress.set_message(format!("shard {} {}", p.shard, p.column_family));
+            })?;
+            progress.finish_and_clear();
+            print(cli, &report, || render::compaction(&report))?;
+            Ok(0)
+        }
+        Command::Checkpoint { dir } => {
+            let report = target.checkpoint(dir)?;
+            print(cli, &report, || {
+                render::backup("checkpoint written to", &report)
+            })?;
+            Ok(0)
+        }
+        Command::Verify => {
+            let shards = target.status()?.shards.len() as u64;
+            let progress = bar(shards, cli.json);
+            let report = target.verify(&mut |shard| {
+                progress.inc(1);
+                progress.set_message(format!("shard {shard} checked"));
+            })?;
+            progress.finish_and_clear();
+            print(cli, &report, || render::verification(&report))?;
+            Ok(if report.ok() { 0 } else { EXIT_DAMAGED })
+        }
+        Command::Users(users) => users_command(cli, target, users),
+    }
+}
+
+fn users_command(cli: &Cli, target: &Target, command: &UsersCommand) -> Result<u8> {
+    match command {
+        UsersCommand::Create {
+            handle,
+            password,
+            display_name,
+        } => {
+            let generated = password.is_none();
+            let password = password.clone().unwrap_or_else(random_password);
+            let account = target.create_user(NewUser {
+                handle: handle.trim_start_matches('@').to_string(),
+                password: password.clone(),
+                display_name: display_name.clone(),
+            })?;
+            let shown = serde_json::json!({
+                "account": account,
+                "password": generated.then_some(&password),
+            });
+            print(cli, &shown, || {
+                let mut out = render::account(&account);
+                if generated {
+                    out.push_str(&format!("password: {password}\n"));
+                }
+                out
+            })?;
+        }
+        UsersCommand::Show { user } => {
+            let account = target.user(user)?;
+            print(cli, &account, || render::account(&account))?;
+        }
+        UsersCommand::Suspend { user } | UsersCommand::Unsuspend { user } => {
+            let suspend = matches!(command, UsersCommand::Suspend { .. });
+            let account = target.set_suspended(user, suspend)?;
+            print(cli, &account, || render::account(&account))?;
+        }
+        UsersCommand::ResetPassword { user, password } => {
+            let generated = password.is_none();
+            let password = password.clone().unwrap_or_else(random_password);
+            let reset = target.reset_password(user, &password)?;
+            let shown = serde_json::json!({
+                "revoked_tokens": reset.revoked_tokens,
+                "password": generated.then_some(&password),
+            });
+            print(cli, &shown, || {
+                let mut out = format!(
+                    "password reset; {} session(s) revoked\n",
+                    reset.revoked_tokens
+                );
+                if generated {
+                    out.push_str(&format!("password: {password}\n"));
+                }
+                out
+            })?;
+        }
+        UsersCommand::Token { user } => {
+            let minted = target.mint_token(user)?;
+            print(cli, &minted, || format!("{}\n", minted.token))?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,462 @@
+//! `chirpctl` from an operator's side: the real binary against a live `chirp` node and
+//! against the data dir of a stopped one.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The `chirp` binary of this build. Cargo only exposes binaries of the package under test,
+/// so it is built here (a no-op when up to date) into the same target dir and profile.
+fn chirp_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CHIRP_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/ctl-<hash>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .current_dir(workspace)
+            .args(["build", "--quiet", "-p", "chirp-server", "--bin", "chirp"])
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building chirp failed");
+        let bin = profile_dir.join(format!("chirp{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+}
+
+/// A running `chirp serve`, killed on drop.
+struct Node {
+    child: Child,
+    base: String,
+    admin: String,
+}
+
+impl Node {
+    fn start(dir: &Path) -> Node {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))
+            .expect("log file");
+        let mut child = Command::new(chirp_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--shards", "4", "--data"])
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn chirp");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = |prefix: &str| {
+            let mut l = String::new();
+            out.read_line(&mut l).expect("read stdout");
+            l.trim()
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "unexpected line {l:?}; see {}",
+                        dir.with_extension("log").display()
+                    )
+                })
+                .to_string()
+        };
+        let base = line("chirp listening on ");
+        let admin = line("chirp admin listening on ");
+        Node { child, base, admin }
+    }
+
+    /// SIGTERM, and wait for the clean exit (the shards are flushed and unlocked).
+    fn stop(mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        assert!(self.child.wait().expect("wait").success());
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = ureq::request(method, &format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let result = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let mut text = String::new();
+        resp.into_reader().read_to_string(&mut text).expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn log_in(&self, handle: &str, password: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/sessions",
+            None,
+            Some(json!({"handle": handle, "password": password})),
+        )
+    }
+
+    /// Signs up and logs in; returns (id, token).
+    fn user(&self, handle: &str) -> (String, String) {
+        let (s, p) = self.call(
+            "POST",
+            "/users",
+            None,
+            Some(json!({"handle": handle, "password": "correct horse"})),
+        );
+        assert_eq!(s, 201, "{p}");
+        let (s, session) = self.log_in(handle, "correct horse");
+        assert_eq!(s, 200, "{session}");
+        (
+            p["id"].as_str().expect("id").into(),
+            session["token"].as_str().expect("token").into(),
+        )
+    }
+
+    fn tweet(&self, token: &str, text: &str) -> String {
+        let (s, t) = self.call("POST", "/tweet", Some(token), Some(json!({"text": text})));
+        assert_eq!(s, 201, "{t}");
+        t["id"].as_str().expect("id").into()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `chirpctl` with these arguments.
+fn ctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chirpctl"))
+        .args(args)
+        .env_remove("CHIRP_ADMIN")
+        .output()
+        .expect("run chirpctl")
+}
+
+/// Runs `chirpctl ... --json`, expects success and parses the output.
+fn ctl_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = ctl(&all);
+    assert!(
+        out.status.success(),
+        "chirpctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A small store: alice with tweets (some deleted), bob following her.
+fn populate(node: &Node) -> (String, String, Vec<String>) {
+    let (alice, alice_t) = node.user("alice");
+    let (bob, bob_t) = node.user("bob");
+    assert_eq!(
+        node.call(
+            "POST",
+            &format!("/{bob}/follow/{alice}"),
+            Some(&bob_t),
+            None
+        )
+        .0,
+        200
+    );
+    let mut ids: Vec<String> = (0..40)
+        .map(|i| node.tweet(&alice_t, &format!("tweet {i} #ops")))
+        .collect();
+    for id in ids.drain(..10) {
+        assert_eq!(
+            node.call("DELETE", &format!("/tweets/{id}"), Some(&alice_t), None)
+                .0,
+            204
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.call("GET", "/feed?limit=100", Some(&bob_t), None).1["tweets"]
+        .as_array()
+        .map(Vec::len)
+        != Some(30)
+    {
+        assert!(Instant::now() < deadline, "fan-out did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (alice, bob_t, ids)
+}
+
+#[test]
+fn live_node_status_accounts_compaction_checkpoint_and_restore() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let node = Node::start(&dir);
+    let admin = node.admin.clone();
+    let (alice, bob_t, ids) = populate(&node);
+
+    // Status, as JSON and as a table.
+    let status = ctl_json(&["--admin", &admin, "status"]);
+    assert_eq!(
+        status["shards"].as_array().map(Vec::len),
+        Some(4),
+        "{status}"
+    );
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    let table = ctl(&["--admin", &admin, "status"]);
+    assert!(table.status.success());
+    let table = text(&table);
+    assert!(
+        table.contains("SHARD") && table.contains("user_tweets") && table.contains("up "),
+        "{table}"
+    );
+    assert!(table.contains("tweet cache:"), "{table}");
+
+    // The admin listener is not the public API, and the public API has no admin routes.
+    assert_ne!(node.admin, node.base);
+    assert_eq!(node.call("GET", "/metrics", None, None).0, 404);
+    assert_eq!(node.call("GET", "/status", None, None).0, 404);
+
+    // Accounts.
+    let created = ctl_json(&[
+        "--admin",
+        &admin,
+        "users",
+        "create",
+        "carol",
+        "--password",
+        "carol password",
+    ]);
+    assert_eq!(created["account"]["handle"], "carol");
+    assert_eq!(node.log_in("carol", "carol password").0, 200);
+    let minted = ctl_json(&["--admin", &admin, "users", "token", "@carol"]);
+    let token = minted["token"].as_str().expect("token").to_string();
+    assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 200);
+    let suspended = ctl_json(&["--admin", &admin, "users", "suspend", "carol"]);
+    assert_eq!(suspended["suspended"], true);
+    assert_eq!(node.log_in("carol", "carol password").0, 403);
+    assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 403);
+    ctl_json(&["--admin", &admin, "users", "unsuspend", "carol"]);
+    assert_eq!(node.log_in("carol", "carol password").0, 200);
+    let reset = ctl_json(&[
+        "--admin",
+        &admin,
+        "users",
+        "reset-password",
+        "carol",
+        "--password",
+        "fresh password",
+    ]);
+    assert!(
+        reset["revoked_tokens"].as_u64().is_some_and(|n| n >= 3),
+        "{reset}"
+    );
+    assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 401);
+    assert_eq!(node.log_in("carol", "carol password").0, 401);
+    assert_eq!(node.log_in("carol", "fresh password").0, 200);
+    let missing = ctl(&["--admin", &admin, "users", "suspend", "nobody"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing).contains("not found"), "{}", text(&missing));
+
+    // A running node's data dir cannot be opened behind its back.
+    let locked = ctl(&["--data", dir.to_str().expect("utf-8"), "status"]);
+    assert!(!locked.status.success());
+    assert!(text(&locked).contains("in use"), "{}", text(&locked));
+
+    // Compaction drops the deleted tweets and the finished fan-out jobs.
+    let report = ctl_json(&["--admin", &admin, "compact"]);
+    let before = report["bytes_before"].as_u64().expect("before");
+    let after = report["bytes_after"].as_u64().expect("after");
+    eprintln!(
+        "compaction: {before} -> {after} bytes in {} ms",
+        report["millis"]
+    );
+    assert!(before > 0 && after > 0 && after < before, "{report}");
+    assert_eq!(report["shards"].as_array().map(Vec::len), Some(4));
+    let one = ctl_json(&["--admin", &admin, "compact", "--shard", "2"]);
+    assert_eq!(one["shards"][0]["shard"], 2);
+    assert!(!ctl(&["--admin", &admin, "compact", "--shard", "9"])
+        .status
+        .success());
+
+    // A checkpoint of the live node carries side files kept beside the shards.
+    std::fs::write(dir.join("shards").join("000.tags"), b"side file").expect("side file");
+    let backup = tmp.path().join("backup");
+    let report = ctl_json(&[
+        "--admin",
+        &admin,
+        "checkpoint",
+        backup.to_str().expect("utf-8"),
+    ]);
+    eprintln!(
+        "checkpoint: {} bytes in {} ms",
+        report["bytes"], report["millis"]
+    );
+    assert_eq!(report["shards"], 4);
+    assert_eq!(
+        std::fs::read(backup.join("shards").join("000.tags")).expect("copied"),
+        b"side file"
+    );
+    assert!(backup.join("chirp.json").is_file());
+    let again = ctl(&[
+        "--admin",
+        &admin,
+        "checkpoint",
+        backup.to_str().expect("utf-8"),
+    ]);
+    assert!(!again.status.success(), "a checkpoint never overwrites");
+
+    // Restore into a new dir; a node there serves the same data.
+    let restored = tmp.path().join("restored");
+    let report = ctl_json(&[
+        "restore",
+        backup.to_str().expect("utf-8"),
+        "--data",
+        restored.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(report["shards"], 4);
+    let twin = Node::start(&restored);
+    for path in [
+        format!("/{alice}/profile"),
+        format!("/{alice}/tweets?limit=100"),
+        format!("/{alice}/followers"),
+        "/@bob/following".to_string(),
+        "/@carol/profile".to_string(),
+        format!("/tweets/{}", ids[0]),
+    ] {
+        let (s, original) = node.call("GET", &path, None, None);
+        assert_eq!(s, 200, "{path}");
+        assert_eq!(
+            twin.call("GET", &path, None, None),
+            (200, original),
+            "{path}"
+        );
+    }
+    // Sessions are data too: bob's token works on the restored node.
+    assert_eq!(
+        twin.call("GET", "/feed?limit=100", Some(&bob_t), None),
+        node.call("GET", "/feed?limit=100", Some(&bob_t), None)
+    );
+    let not_empty = ctl(&[
+        "restore",
+        backup.to_str().expect("utf-8"),
+        "--data",
+        restored.to_str().expect("utf-8"),
+    ]);
+    assert!(!not_empty.status.success());
+    assert!(
+        text(&not_empty).contains("not empty"),
+        "{}",
+        text(&not_empty)
+    );
+}
+
+#[test]
+fn stopped_data_dir_status_compaction_and_verify() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let data = dir.to_str().expect("utf-8").to_string();
+    let node = Node::start(&dir);
+    let (alice, _, ids) = populate(&node);
+    node.stop();
+
+    let status = ctl_json(&["--data", &data, "status"]);
+    assert_eq!(status["shards"].as_array().map(Vec::len), Some(4));
+    let report = ctl_json(&["--data", &data, "compact", "--shard", "1"]);
+    assert_eq!(report["shards"][0]["shard"], 1);
+    let alice_account = ctl_json(&["--data", &data, "users", "show", &alice]);
+    assert_eq!(alice_account["tweets"], 30);
+    assert_eq!(alice_account["followers"], 1);
+
+    let healthy = ctl(&["--data", &data, "verify"]);
+    assert!(healthy.status.success(), "{}", text(&healthy));
+    assert!(text(&healthy).contains("OK"), "{}", text(&healthy));
+    let report = ctl_json(&["--data", &data, "verify"]);
+    assert_eq!(report["problems"], 0);
+    assert_eq!(report["tweets"], 30);
+    assert_eq!(report["users"], 2);
+
+    // Damage the stopped store: a tweet row gone (its timeline row left behind) and a
+    // counter that no longer matches the edges.
+    {
+        let mut config = chirp_engine::NodeConfig::new(&dir);
+        config.create = false;
+        let engine = chirp_engine::Node::open(config).expect("open");
+        let tweet: u64 = ids[3].parse().expect("id");
+        let user: u64 = alice.parse().expect("id");
+        engine.damage_drop_tweet_row(tweet).expect("damage");
+        engine.damage_followers_counter(user, 5).expect("damage");
+        engine.close().expect("close");
+    }
+    let damaged = ctl(&["--data", &data, "verify"]);
+    assert_eq!(damaged.status.code(), Some(2), "{}", text(&damaged));
+    let out = text(&damaged);
+    // Three: the dropped tweet also leaves its hashtag-index entry naming nothing.
+    assert!(out.contains("DAMAGED: 3 problem(s)"), "{out}");
+    assert!(out.contains("index-entry-without-tweet"), "{out}");
+    assert!(
+        out.contains("timeline-row-without-tweet") && out.contains(&ids[3]),
+        "{out}"
+    );
+    assert!(
+        out.contains("counter-mismatch")
+            && out.contains("followers counter is 6, but 1 rows exist"),
+        "{out}"
+    );
+    let json_out = ctl(&["--data", &data, "verify", "--json"]);
+    assert_eq!(json_out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&json_out.stdout).expect("json");
+    assert_eq!(report["problems"], 3, "{report}");
+
+    // A dir without Chirp data is refused, not created.
+    let nothing = tmp.path().join("nothing");
+    let out = ctl(&["--data", nothing.to_str().expect("utf-8"), "status"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no Chirp data"), "{}", text(&out));
+    assert!(!nothing.exists());
+}
