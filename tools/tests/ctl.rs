@@ -325,7 +325,8 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
         .success());
 
     // A checkpoint of the live node carries side files kept beside the shards.
-    std::fs::write(dir.join("shards").join("000.tags"), b"side file").expect("side file");
+    // (000.extra stands for any file a future part of the node keeps beside the shards.)
+    std::fs::write(dir.join("shards").join("000.extra"), b"side file").expect("side file");
     let backup = tmp.path().join("backup");
     let report = ctl_json(&[
         "--admin",
@@ -339,9 +340,16 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     );
     assert_eq!(report["shards"], 4);
     assert_eq!(
-        std::fs::read(backup.join("shards").join("000.tags")).expect("copied"),
+        std::fs::read(backup.join("shards").join("000.extra")).expect("copied"),
         b"side file"
     );
+    for shard in 0..4 {
+        let tags = backup.join("shards").join(format!("{shard:03}.tags"));
+        assert!(
+            tags.is_file(),
+            "the hashtag index of shard {shard} is in the checkpoint"
+        );
+    }
     assert!(backup.join("chirp.json").is_file());
     let again = ctl(&[
         "--admin",
@@ -368,6 +376,7 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
         "/@bob/following".to_string(),
         "/@carol/profile".to_string(),
         format!("/tweets/{}", ids[0]),
+        "/search/tags/ops?limit=100".to_string(),
     ] {
         let (s, original) = node.call("GET", &path, None, None);
         assert_eq!(s, 200, "{path}");
