@@ -22,6 +22,21 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// Served images never change under their id, so caches may keep them for good.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+/// Image bytes, as the OpenAPI document describes a raw body.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct ImageBytes(Vec<u8>);
+
+/// The form upload: the image in its `file` field.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The image file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// The upload's answer.
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = UploadedMedia)]
@@ -63,8 +78,8 @@ fn header_str(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&s
     request_body(description = "A PNG, JPEG, GIF or WebP image as the body (with its type), \
         or a multipart/form-data form whose `file` field is the image",
         content(
-            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
-            (Vec<u8> = "image/webp"), (Vec<u8> = "multipart/form-data"),
+            (ImageBytes = "image/png"), (ImageBytes = "image/jpeg"), (ImageBytes = "image/gif"),
+            (ImageBytes = "image/webp"), (UploadForm = "multipart/form-data"),
         )),
     security(("bearer" = [])),
     responses(
@@ -159,7 +174,7 @@ pub async fn serve_head(app: &App, req: &Request<Incoming>, raw_id: &str) -> Api
     params(("id" = String, Path, description = "Media id")),
     responses(
         (status = 200, description = "The image; immutable, with an ETag",
-            content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"), (Vec<u8> = "image/webp"))),
+            content((ImageBytes = "image/png"), (ImageBytes = "image/jpeg"), (ImageBytes = "image/gif"), (ImageBytes = "image/webp"))),
         (status = 304, description = "The client's copy (`If-None-Match`) is current"),
         (status = 404, description = "Unknown media", body = Problem, content_type = "application/problem+json"),
     ))]
