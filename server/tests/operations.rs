@@ -115,10 +115,15 @@ fn openapi_describes_exactly_the_routes_served() {
             .map(|p| if p.starts_with('{') { "1" } else { p })
             .collect::<Vec<_>>()
             .join("/");
-        let (_, body) = chirp.raw(route.method, &path, None, None);
-        assert_ne!(
-            body["type"], "/problems/no-route",
-            "{} {path}",
+        let url = format!("{}{path}", chirp.base);
+        let text = match ureq::request(route.method, &url).call() {
+            Ok(r) => r.into_string().unwrap_or_default(),
+            Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
+            Err(e) => panic!("{} {path}: {e}", route.method),
+        };
+        assert!(
+            !text.contains("/problems/no-route"),
+            "{} {path}: {text}",
             route.method
         );
     }
