@@ -48,7 +48,15 @@ impl Drop for Server {
 fn start(data: &Path) -> (Server, String, Option<u32>) {
     if let Some(bin) = chirp_binary() {
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            // A free admin port too: the default 8081 may be taken by another node or test.
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--data")
             .arg(data)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -70,6 +78,7 @@ fn start(data: &Path) -> (Server, String, Option<u32>) {
     let node = chirp_engine::Node::open(chirp_engine::NodeConfig::new(data)).expect("open node");
     let app = std::sync::Arc::new(chirp_server::App {
         node: std::sync::Arc::new(node),
+        metrics: std::sync::Arc::new(chirp_server::metrics::Metrics::new()),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -12,7 +12,7 @@ export async function startChirp(bin) {
   const log = openSync(logPath, "a");
   const child = spawn(
     bin,
-    ["serve", "--listen", "127.0.0.1:0", "--shards", "2", "--block-cache-mb", "16", "--tweet-cache-mb", "8", "--data", join(dir, "data")],
+    ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shards", "2", "--block-cache-mb", "16", "--tweet-cache-mb", "8", "--data", join(dir, "data")],
     { stdio: ["ignore", "pipe", log], env: { ...process.env, RUST_LOG: "info,chirp_server=debug" } },
   );
   const exited = new Promise((resolve) => child.once("exit", resolve));
