@@ -233,6 +233,17 @@ async fn drain(mut body: Incoming) {
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, discard).await;
 }
 
+/// Throws away the body of a request refused before reading it (bounded like the 413 path),
+/// unless the client waits for `100 Continue` and so has sent nothing yet.
+pub async fn discard(headers: &HeaderMap, body: Incoming) {
+    let waits_for_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue {
+        drain(body).await;
+    }
+}
+
 /// Reads a body of at most `limit` bytes; a larger one is refused with 413, from its
 /// `Content-Length` when it declares one. A client that asked for `100-continue` is refused
 /// before it sends the body at all.

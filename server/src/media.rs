@@ -91,7 +91,17 @@ fn header_str(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&s
         (status = 422, description = "Undecodable image or missing `file` field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
-    let me = authenticate(app, &req).await?;
+    // A refusal before the body is read still reads (and drops) what the client is sending:
+    // a connection closed with unread data is reset, and the client would see that instead
+    // of the answer, or reuse the connection and read an EOF.
+    let me = match authenticate(app, &req).await {
+        Ok(me) => me,
+        Err(e) => {
+            let (parts, body) = req.into_parts();
+            http::discard(&parts.headers, body).await;
+            return Err(e);
+        }
+    };
     let max = app.node.config().max_media_bytes;
     let (parts, body) = req.into_parts();
     let content_type = header_str(&parts.headers, CONTENT_TYPE)
@@ -105,8 +115,11 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
         let raw = http::read_body(&parts.headers, body, max + MULTIPART_OVERHEAD).await?;
         form_file(&content_type, raw, max).await?
     } else {
-        // Refuse a type we never accept before reading megabytes of body.
-        MediaType::from_mime(&content_type)?;
+        // Refuse a type we never accept before storing megabytes of body.
+        if let Err(e) = MediaType::from_mime(&content_type) {
+            http::discard(&parts.headers, body).await;
+            return Err(e.into());
+        }
         let raw = http::read_body(&parts.headers, body, max).await?;
         (content_type, raw)
     };
