@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use chirp_benches::{
-    fixture, AUTHORS, AUTHORS_FROM, AUTHOR_100, AUTHOR_1000, READERS, READERS_FROM, TIMELINE_AUTHOR,
+    fixture, fixture_with, AUTHORS, AUTHORS_FROM, AUTHOR_100, AUTHOR_1000, READERS, READERS_FROM,
+    TIMELINE_AUTHOR,
 };
 use chirp_engine::{NewTweet, PageRequest};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -34,6 +35,36 @@ fn post_fanout(c: &mut Criterion) {
             });
         });
     }
+    g.finish();
+}
+
+/// A burst of 100 posts (4 threads x 25) by the author with 1,000 followers, with fsync on,
+/// timed until every follower's home row is written: fan-out throughput under load, in home
+/// rows per second.
+fn fanout_burst(c: &mut Criterion) {
+    let f = fixture_with(64 << 20, true);
+    let mut g = c.benchmark_group("fanout_burst_synced");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(100 * 1000));
+    let author = f.ids[AUTHOR_1000];
+    g.bench_function("100_posts_x_1000_followers", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        for _ in 0..25 {
+                            let tweet = NewTweet {
+                                text: "burst #bench".into(),
+                                ..NewTweet::default()
+                            };
+                            f.node.post_tweet(author, tweet).expect("post");
+                        }
+                    });
+                }
+            });
+            assert!(f.node.wait_fanout_idle(Duration::from_secs(120)));
+        });
+    });
     g.finish();
 }
 
@@ -108,6 +139,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = post_fanout, home_feed, user_timeline, follow
+    targets = post_fanout, fanout_burst, home_feed, user_timeline, follow
 }
 criterion_main!(benches);

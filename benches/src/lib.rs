@@ -39,9 +39,14 @@ pub struct Fixture {
 
 /// Opens a node with `block_cache_bytes` of block cache and imports the bench network.
 pub fn fixture(block_cache_bytes: usize) -> Fixture {
+    fixture_with(block_cache_bytes, false)
+}
+
+/// A seeded node that fsyncs before acknowledging (`sync_writes`) or not.
+pub fn fixture_with(block_cache_bytes: usize, sync_writes: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = NodeConfig::new(dir.path());
-    config.sync_writes = false;
+    config.sync_writes = sync_writes;
     config.block_cache_bytes = block_cache_bytes;
     let node = Node::open(config).expect("open node");
     let users = (0..USERS)
