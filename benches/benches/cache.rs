@@ -1,5 +1,6 @@
 //! Hot-tweet cache: a get that hits, a get that misses, and an insert that evicts, against a
-//! cache holding 100k tweets.
+//! cache holding 100k tweets; and the baseline it saves: reading one tweet through the engine
+//! with the cache on against the same read from RocksDB's block cache with it off.
 
 use std::sync::Arc;
 
@@ -53,5 +54,35 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(group, benches);
+fn tweet_reads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tweet_read");
+    for (name, bytes) in [("cache_on", 64usize << 20), ("cache_off_rocksdb", 0)] {
+        let f = chirp_benches::fixture_config(|config| config.tweet_cache_bytes = bytes);
+        let ids: Vec<u64> = f
+            .node
+            .user_timeline(
+                f.ids[chirp_benches::TIMELINE_AUTHOR],
+                chirp_engine::PageRequest {
+                    after: None,
+                    limit: 100,
+                },
+            )
+            .expect("timeline")
+            .items
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        let mut i = 0;
+        // Measures: `Node::tweet` of one of 100 recent tweets (hydration's unit of work).
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % ids.len();
+                black_box(f.node.tweet(ids[i]).expect("tweet"))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(group, benches, tweet_reads);
 criterion_main!(group);

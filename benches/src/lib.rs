@@ -44,10 +44,18 @@ pub fn fixture(block_cache_bytes: usize) -> Fixture {
 
 /// A seeded node that fsyncs before acknowledging (`sync_writes`) or not.
 pub fn fixture_with(block_cache_bytes: usize, sync_writes: bool) -> Fixture {
+    fixture_config(|config| {
+        config.sync_writes = sync_writes;
+        config.block_cache_bytes = block_cache_bytes;
+    })
+}
+
+/// A seeded node in the relaxed mode with any other settings changed by `tune`.
+pub fn fixture_config(tune: impl FnOnce(&mut NodeConfig)) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = NodeConfig::new(dir.path());
-    config.sync_writes = sync_writes;
-    config.block_cache_bytes = block_cache_bytes;
+    config.sync_writes = false;
+    tune(&mut config);
     let node = Node::open(config).expect("open node");
     let users = (0..USERS)
         .map(|i| ImportUser {
