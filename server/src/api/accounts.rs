@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use chirp_engine::{Error as EngineError, NewUser, ProfilePatch};
 
-use super::{authenticate, blocking, body, param, resolve};
+use super::{authenticate, blocking, body, param, read, resolve};
 use crate::http::{json, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::ProfileView;
@@ -108,7 +108,7 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     ))]
 pub async fn get_profile(app: &App, params: &[String]) -> ApiResult {
     let user = resolve(app, param(params, 0)).await?;
-    let profile = blocking(app, move |n| n.profile(user)).await?;
+    let profile = read(app, |n| n.profile(user))?;
     json(StatusCode::OK, &ProfileView::from(&profile))
 }
 

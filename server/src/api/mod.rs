@@ -1,6 +1,7 @@
 //! The public API's handlers, one function per endpoint, each annotated with its OpenAPI
 //! description (so the document is generated from the code that serves it). They parse the
-//! request, call the domain layer on a blocking thread and render the result.
+//! request, call the domain layer (reads inline, writes on a blocking thread) and render the
+//! result.
 
 pub mod accounts;
 pub mod meta;
@@ -45,6 +46,14 @@ where
         .map_err(ApiError::from)
 }
 
+/// Runs a read-only domain call right here on the runtime thread. Reads are served from
+/// RocksDB's block cache and the tweet cache in microseconds, less than the two thread
+/// switches of a hand-off to the blocking pool (which profiles showed as half the time of a
+/// feed request); only writes, which fsync, take the blocking pool.
+pub(crate) fn read<T>(app: &App, f: impl FnOnce(&Node) -> Result<T, EngineError>) -> ApiResult<T> {
+    f(&app.node).map_err(ApiError::from)
+}
+
 fn page_request(req: &Request<Incoming>) -> ApiResult<PageRequest> {
     let query = req.uri().query();
     let limit = query_param(query, "limit");
@@ -59,7 +68,7 @@ pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResul
         )
         .into());
     };
-    blocking(app, move |node| node.authenticate(&token)).await
+    read(app, |node| node.authenticate(&token))
 }
 
 async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> ApiResult<T> {
@@ -69,8 +78,7 @@ async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> ApiResu
 }
 
 async fn resolve(app: &App, reference: &str) -> ApiResult<u64> {
-    let reference = reference.to_owned();
-    blocking(app, move |node| node.resolve_user(&reference)).await
+    read(app, |node| node.resolve_user(reference))
 }
 
 /// The path parameter at `i` (the router captured every `{…}` of the pattern).

@@ -7,7 +7,7 @@ use utoipa::IntoParams;
 
 use chirp_engine::{Error as EngineError, TagQuery};
 
-use super::{blocking, page_request, param, PageParams};
+use super::{page_request, param, read, PageParams};
 use crate::http::{json, query_param, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::TweetPage;
@@ -25,7 +25,7 @@ pub struct TagSetParams {
 
 async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResult {
     let page = page_request(req)?;
-    let tweets = blocking(app, move |n| n.search(query, page)).await?;
+    let tweets = read(app, |n| n.search(query, page))?;
     json(StatusCode::OK, &TweetPage::from(&tweets))
 }
 

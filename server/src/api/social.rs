@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use chirp_engine::Error as EngineError;
 
-use super::{authenticate, blocking, page_request, param, resolve, PageParams};
+use super::{authenticate, blocking, page_request, param, read, resolve, PageParams};
 use crate::http::{json, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::UserPage;
@@ -80,14 +80,13 @@ pub async fn unfollow(app: &App, req: Request<Incoming>, params: &[String]) -> A
 async fn list(app: &App, req: Request<Incoming>, params: &[String], followers: bool) -> ApiResult {
     let user = resolve(app, param(params, 0)).await?;
     let page = page_request(&req)?;
-    let users = blocking(app, move |n| {
+    let users = read(app, |n| {
         if followers {
             n.followers(user, page)
         } else {
             n.following(user, page)
         }
-    })
-    .await?;
+    })?;
     json(StatusCode::OK, &UserPage::from(&users))
 }
 
