@@ -149,6 +149,17 @@ impl TweetCache {
         }
     }
 
+    /// Drops every tweet and fences off in-flight reads (after a shard was replaced wholesale
+    /// by a checkpoint, when any cached tweet may be stale).
+    pub fn clear(&self) {
+        for seg in &self.segments {
+            let mut seg = seg.lock().unwrap_or_else(|p| p.into_inner());
+            seg.epoch += 1;
+            seg.lru.clear();
+            seg.bytes = 0;
+        }
+    }
+
     /// Drops a tweet (after its delete is durable) and fences off in-flight reads of it.
     pub fn invalidate(&self, id: u64) {
         let mut seg = self.segment(id);

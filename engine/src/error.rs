@@ -34,6 +34,10 @@ pub enum Error {
     /// An upload's declared type is not one this node accepts.
     #[error("{0}")]
     UnsupportedType(String),
+    /// This node is a replica (or a deposed primary) and takes no writes; the string names
+    /// the primary when known.
+    #[error("this node does not take writes; send them to the primary{}", if .0.is_empty() { String::new() } else { format!(" at {}", .0) })]
+    NotPrimary(String),
     /// The storage layer failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -68,6 +68,9 @@ pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub const META_SHARD_INDEX: &[u8] = b"shard_index";
 /// `meta` key of the replication epoch this copy writes with (u64 big-endian).
 pub const META_EPOCH: &[u8] = b"epoch";
+/// `meta` key of the epoch history: (epoch, first LSN written in it) pairs, 16 bytes each,
+/// big-endian, oldest first. Absent means `[(1, 1)]`.
+pub const META_EPOCHS: &[u8] = b"epochs";
 /// `meta` key of the number of shards in the cluster (u32 big-endian).
 pub const META_SHARD_COUNT: &[u8] = b"shard_count";
 

@@ -48,7 +48,9 @@ pub use import::{ImportProgress, ImportReport, ImportSet, ImportTweet, ImportUse
 pub use model::{Page, PageRequest, Profile, Tweet};
 pub use moderation::{Account, MintedToken, PasswordReset};
 pub use node::{Inner, Node, NodeConfig};
+pub use node::NodeRole;
 pub use replica::LogPosition;
+pub use shard::{track_writes, ShardShared};
 pub use search::TagQuery;
 pub use tweets::NewTweet;
 pub use verify::{Finding, VerifyReport};

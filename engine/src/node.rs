@@ -17,7 +17,17 @@ use crate::error::{Error, Result};
 use crate::ids::{self, IdGen};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
 use crate::media::DecodeSlots;
-use crate::shard::{Shard, ShardOptions};
+use crate::shard::{Shard, ShardOptions, ShardShared};
+
+/// Whether a node takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Takes writes, assigns LSNs, runs the fan-out worker.
+    Primary,
+    /// Applies what a primary ships; refuses writes; leaves fan-out to the primary (its
+    /// `home` rows arrive through the oplog).
+    Replica,
+}
 
 /// How a node is set up.
 #[derive(Debug, Clone)]
@@ -46,6 +56,8 @@ pub struct NodeConfig {
     /// Make the data dir if it holds no Chirp data; when false, opening such a dir fails
     /// (tools that inspect a stopped node must not create an empty one by mistake).
     pub create: bool,
+    /// The role the node starts in.
+    pub role: NodeRole,
 }
 
 impl NodeConfig {
@@ -63,6 +75,7 @@ impl NodeConfig {
             max_media_bytes: crate::media::DEFAULT_MAX_MEDIA_BYTES,
             fanout_workers: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
             create: true,
+            role: NodeRole::Primary,
         }
     }
 }
@@ -100,6 +113,7 @@ pub struct Inner {
     pub(crate) block_cache: rocksdb::Cache,
     pub(crate) opened_at: std::time::Instant,
     pub(crate) fanout: FanoutCounters,
+    pub(crate) shared: Arc<ShardShared>,
 }
 
 /// What the fan-out worker reports about itself (besides `fanout_pending`).
@@ -191,9 +205,11 @@ impl Node {
             std::fs::create_dir_all(config.data_dir.join("shards"))?;
         }
         let count = read_manifest(&config.data_dir, config.shards, config.create)?;
+        let shared = Arc::new(ShardShared::new(config.role == NodeRole::Primary));
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
             sync_writes: config.sync_writes,
+            shared: Arc::clone(&shared),
         };
         let mut shards = Vec::with_capacity(count);
         for i in 0..count {
@@ -254,19 +270,13 @@ impl Node {
             block_cache: opts.block_cache.clone(),
             opened_at: std::time::Instant::now(),
             fanout: FanoutCounters::default(),
+            shared,
             config,
         });
-        let mut pending = 0;
-        for shard in &inner.shards {
-            for (k, _) in shard.scan_all(CF_OUTBOX)? {
-                if let Some(id) = keys::decode_id(&k) {
-                    inner.enqueue_fanout(id);
-                    pending += 1;
-                }
-            }
-        }
-        if pending > 0 {
-            tracing::info!(pending, "resuming fan-out left over from the last run");
+        // A replica's outbox rows are the primary's jobs: the primary fans them out and the
+        // resulting rows arrive through the oplog. They become ours on promotion.
+        if inner.config.role == NodeRole::Primary {
+            inner.resume_fanout()?;
         }
         let mut workers = Vec::with_capacity(rxs.len() + 1);
         for (i, rx) in rxs.into_iter().enumerate() {
@@ -347,6 +357,23 @@ impl Inner {
     /// Serializes handle claims.
     pub(crate) fn lock_handles(&self) -> MutexGuard<'_, ()> {
         lock(&self.handle_lock)
+    }
+
+    /// Enqueues every fan-out job in the outbox (at start, or on promotion).
+    pub(crate) fn resume_fanout(&self) -> Result<()> {
+        let mut pending = 0;
+        for shard in &self.shards {
+            for (k, _) in shard.scan_all(CF_OUTBOX)? {
+                if let Some(id) = keys::decode_id(&k) {
+                    self.enqueue_fanout(id);
+                    pending += 1;
+                }
+            }
+        }
+        if pending > 0 {
+            tracing::info!(pending, "resuming fan-out left in the outbox");
+        }
+        Ok(())
     }
 
     /// Hands a tweet id with an outbox row to the fan-out worker.

@@ -7,6 +7,8 @@ use crate::doc::{self, TweetDoc};
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_TWEETS};
 use crate::node::Inner;
+use crate::shard::ShardShared;
+use std::sync::atomic::Ordering;
 
 /// Where a shard's log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,108 @@ impl Inner {
         let entry = self.shard_checked(shard)?.apply_entry(raw)?;
         self.follow_entry(&entry)?;
         Ok(entry.lsn)
+    }
+
+    /// Applies shipped entries in one synced write (they must continue the log) and updates
+    /// the in-memory state; returns the shard's new last LSN.
+    pub fn apply_replicated_batch(&self, shard: usize, raws: &[Vec<u8>]) -> Result<u64> {
+        let s = self.shard_checked(shard)?;
+        for entry in s.apply_entries(raws)? {
+            self.follow_entry(&entry)?;
+        }
+        Ok(s.last_lsn())
+    }
+
+    /// The epochs a shard's copy has seen: (epoch, first LSN written in it), oldest first.
+    pub fn epoch_history(&self, shard: usize) -> Result<Vec<(u64, u64)>> {
+        self.shard_checked(shard)?.epoch_history()
+    }
+
+    /// The epoch of a shard's oplog entry at `lsn`, if held.
+    pub fn entry_epoch(&self, shard: usize, lsn: u64) -> Result<Option<u64>> {
+        self.shard_checked(shard)?.entry_epoch(lsn)
+    }
+
+    /// The oldest LSN a shard's oplog holds (0 if empty).
+    pub fn oldest_lsn(&self, shard: usize) -> Result<u64> {
+        self.shard_checked(shard)?.oldest_lsn()
+    }
+
+    /// Drops a shard's oplog entries below `below` (keeping the last one); local, not logged.
+    pub fn trim_oplog(&self, shard: usize, below: u64) -> Result<()> {
+        self.shard_checked(shard)?.trim_oplog(below)
+    }
+
+    /// Writes a checkpoint of a shard to `dir` (which must not exist).
+    pub fn checkpoint_shard(&self, shard: usize, dir: &std::path::Path) -> Result<()> {
+        self.shard_checked(shard)?.checkpoint(dir)
+    }
+
+    /// Replaces a shard with the checkpoint files in `staged` (moved, not copied) and rebuilds
+    /// what follows the data: the shard's hashtag index, the tweet cache, the celebrity set.
+    pub fn install_checkpoint(&self, shard: usize, staged: &std::path::Path) -> Result<()> {
+        let s = self.shard_checked(shard)?;
+        s.replace_with(staged)?;
+        let path = crate::search::index_path(&self.config.data_dir, shard);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let index = crate::search::open_index(s, &path)?;
+        *self
+            .index_of(shard)
+            .write()
+            .map_err(|_| Error::Storage("hashtag index lock poisoned".into()))? = index;
+        self.cache.clear();
+        let n = self.shards.len();
+        if let Ok(mut set) = self.celebrities.write() {
+            set.retain(|user| crate::ids::shard_of_user(*user, n) != shard);
+        }
+        for (k, v) in s.scan_all(CF_COUNTERS)? {
+            if let Some((user, kind)) = keys::decode_counter(&k) {
+                if kind == Counter::Followers as u8 {
+                    self.note_followers(user, keys::decode_counter_value(&v).max(0) as u64);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SHA-256 of each column family of a shard except `meta`.
+    pub fn digest(&self, shard: usize) -> Result<Vec<(&'static str, String)>> {
+        self.shard_checked(shard)?.digest()
+    }
+
+    /// The write gate, primary hint and commit hook shared by the node's shards.
+    pub fn shared(&self) -> &ShardShared {
+        &self.shared
+    }
+
+    /// Whether the node takes writes.
+    pub fn is_writable(&self) -> bool {
+        self.shared.writable.load(Ordering::SeqCst)
+    }
+
+    /// Makes this node the primary: every shard starts a new epoch, writes are taken and the
+    /// fan-out jobs in the outbox (the old primary's unfinished ones) are run. Returns the new
+    /// epochs.
+    pub fn promote(&self) -> Result<Vec<u64>> {
+        let epochs = self
+            .shards
+            .iter()
+            .map(|s| s.raise_epoch())
+            .collect::<Result<Vec<_>>>()?;
+        self.shared.set_primary_hint("");
+        self.shared.writable.store(true, Ordering::SeqCst);
+        self.resume_fanout()?;
+        tracing::info!(?epochs, "promoted to primary");
+        Ok(epochs)
+    }
+
+    /// Stops taking writes (a replica, or a primary that saw a higher epoch).
+    pub fn demote(&self, primary_hint: &str) {
+        self.shared.set_primary_hint(primary_hint);
+        self.shared.writable.store(false, Ordering::SeqCst);
     }
 
     fn follow_entry(&self, entry: &Entry) -> Result<()> {

@@ -2,7 +2,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::properties::{self, PropName};
@@ -12,9 +13,12 @@ use rocksdb::{
     ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 
-use crate::batch::{encode_entry, Batch, Entry, Op, OpKind};
+use crate::batch::{encode_entry, Batch, Op, OpKind};
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_META};
+
+mod replication;
+pub use replication::{track_writes, ShardShared};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -26,17 +30,20 @@ pub struct ShardOptions {
     pub block_cache: Cache,
     /// Fsync the WAL before acknowledging a write.
     pub sync_writes: bool,
+    /// The write gate and commit hook every shard of the node shares.
+    pub shared: Arc<ShardShared>,
 }
 
 /// A shard's RocksDB instance.
 pub struct Shard {
-    db: DB,
+    /// None only while a checkpoint replaces the shard's files (see `replication.rs`).
+    db: RwLock<Option<DB>>,
     index: usize,
     path: PathBuf,
+    opts: ShardOptions,
     sync_writes: bool,
     queue: Mutex<Queue>,
     log: Mutex<LogState>,
-    block_cache: Cache,
 }
 
 /// Batches waiting to be committed, in arrival order.
@@ -114,10 +121,24 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     opts
 }
 
-impl Shard {
-    /// Opens (creating if needed) shard `index` of `count` under `path`.
-    pub fn open(path: &Path, index: usize, count: usize, opts: &ShardOptions) -> Result<Shard> {
-        let mut db_opts = Options::default();
+/// Read access to a shard's open RocksDB instance.
+struct Db<'a>(RwLockReadGuard<'a, Option<DB>>);
+
+impl std::ops::Deref for Db<'_> {
+    type Target = DB;
+    fn deref(&self) -> &DB {
+        // `Shard::db` hands out a `Db` only after checking the instance is there.
+        self.0.as_ref().expect("checked by Shard::db")
+    }
+}
+
+fn cf_of<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily> {
+    db.cf_handle(name)
+        .ok_or_else(|| Error::Storage(format!("column family {name} missing")))
+}
+
+fn open_db(path: &Path, opts: &ShardOptions) -> Result<DB> {
+    let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
@@ -125,20 +146,26 @@ impl Shard {
         let cfs = keys::ALL_CFS
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &opts.block_cache)));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
-            let message = e.into_string();
-            // RocksDB holds an flock on DIR/LOCK while a process has the shard open; a second
-            // opener gets EAGAIN. That is how a tool learns that a node is running on the dir.
-            if message.contains("LOCK") && message.contains("unavailable") {
-                Error::Locked(path.display().to_string())
-            } else {
-                Error::Storage(message)
-            }
-        })?;
+    DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
+        let message = e.into_string();
+        // RocksDB holds an flock on DIR/LOCK while a process has the shard open; a second
+        // opener gets EAGAIN. That is how a tool learns that a node is running on the dir.
+        if message.contains("LOCK") && message.contains("unavailable") {
+            Error::Locked(path.display().to_string())
+        } else {
+            Error::Storage(message)
+        }
+    })
+}
+
+impl Shard {
+    /// Opens (creating if needed) shard `index` of `count` under `path`.
+    pub fn open(path: &Path, index: usize, count: usize, opts: &ShardOptions) -> Result<Shard> {
         let shard = Shard {
-            db,
+            db: RwLock::new(Some(open_db(path, opts)?)),
             index,
             path: path.to_path_buf(),
+            opts: opts.clone(),
             sync_writes: opts.sync_writes,
             queue: Mutex::new(Queue::default()),
             log: Mutex::new(LogState {
@@ -147,14 +174,21 @@ impl Shard {
                 decided: 0,
                 failures: VecDeque::new(),
             }),
-            block_cache: opts.block_cache.clone(),
         };
         shard.check_meta(count)?;
-        let last_lsn = shard
+        let mut log = lock(&shard.log);
+        shard.load_position(&mut log)?;
+        drop(log);
+        Ok(shard)
+    }
+
+    /// Reads the log position (last LSN, epoch) from the open instance.
+    fn load_position(&self, log: &mut LogState) -> Result<()> {
+        log.last_lsn = self
             .last_key(keys::CF_OPLOG)?
             .and_then(|k| keys::decode_id(&k))
             .unwrap_or(0);
-        let epoch = match shard.get(CF_META, keys::META_EPOCH)? {
+        log.epoch = match self.get(CF_META, keys::META_EPOCH)? {
             Some(v) => u64::from_be_bytes(
                 v.as_slice()
                     .try_into()
@@ -162,12 +196,18 @@ impl Shard {
             ),
             None => 1,
         };
-        {
-            let mut log = lock(&shard.log);
-            log.last_lsn = last_lsn;
-            log.epoch = epoch;
+        Ok(())
+    }
+
+    fn db(&self) -> Result<Db<'_>> {
+        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(Error::Storage(format!(
+                "shard {} is being replaced by a checkpoint",
+                self.index
+            )));
         }
-        Ok(shard)
+        Ok(Db(guard))
     }
 
     fn check_meta(&self, count: usize) -> Result<()> {
@@ -184,7 +224,8 @@ impl Shard {
         match read_u32(keys::META_SCHEMA_VERSION)? {
             None => {
                 let mut batch = WriteBatch::default();
-                let meta = self.cf(CF_META)?;
+                let db = self.db()?;
+                let meta = cf_of(&db, CF_META)?;
                 batch.put_cf(
                     meta,
                     keys::META_SCHEMA_VERSION,
@@ -199,7 +240,7 @@ impl Shard {
                 // Shard metadata is local to each copy of the shard, so it is not logged.
                 let mut opts = WriteOptions::default();
                 opts.set_sync(true);
-                self.db.write_opt(batch, &opts)?;
+                db.write_opt(batch, &opts)?;
             }
             Some(SCHEMA_VERSION) => {
                 let index = read_u32(keys::META_SHARD_INDEX)?;
@@ -227,21 +268,17 @@ impl Shard {
         self.index
     }
 
-    /// The column family named `name`.
-    pub fn cf(&self, name: &str) -> Result<&ColumnFamily> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| Error::Storage(format!("column family {name} missing")))
-    }
-
     /// A point read.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+        let db = self.db()?;
+        Ok(db.get_cf(cf_of(&db, cf)?, key)?)
     }
 
     /// Whether a key exists.
     pub fn contains(&self, cf: &str, key: &[u8]) -> Result<bool> {
-        Ok(self.db.get_pinned_cf(self.cf(cf)?, key)?.is_some())
+        let db = self.db()?;
+        let found = db.get_pinned_cf(cf_of(&db, cf)?, key)?.is_some();
+        Ok(found)
     }
 
     /// Commits a batch atomically with its oplog entry; acknowledged once synced to the WAL
@@ -268,6 +305,9 @@ impl Shard {
                 op.cf
             )));
         }
+        if !self.opts.shared.writable.load(Ordering::SeqCst) {
+            return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
+        }
         let ticket = {
             let mut q = lock(&self.queue);
             let ticket = q.next_ticket;
@@ -281,21 +321,22 @@ impl Shard {
         };
         let mut log = lock(&self.log);
         if ticket < log.decided {
-            return log.outcome(ticket);
+            return self.finish(&log, ticket);
         }
         let group = std::mem::take(&mut lock(&self.queue).pending);
         let Some(last) = group.last().map(|p| p.ticket) else {
-            return log.outcome(ticket);
+            return self.finish(&log, ticket);
         };
         let first = group.first().map_or(last, |p| p.ticket);
         let mut wb = WriteBatch::default();
-        let oplog = self.cf(keys::CF_OPLOG)?;
+        let db = self.db()?;
+        let oplog = cf_of(&db, keys::CF_OPLOG)?;
         let mut lsn = log.last_lsn;
         let mut group_sync = false;
         for p in &group {
             lsn += 1;
             group_sync |= p.sync;
-            self.add_ops(&mut wb, &p.batch.ops)?;
+            add_ops(&db, &mut wb, &p.batch.ops)?;
             wb.put_cf(
                 oplog,
                 keys::id_key(lsn),
@@ -304,8 +345,11 @@ impl Shard {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(group_sync);
-        match self.db.write_opt(wb, &opts) {
-            Ok(()) => log.last_lsn = lsn,
+        match db.write_opt(wb, &opts) {
+            Ok(()) => {
+                log.last_lsn = lsn;
+                self.opts.shared.committed(self.index, lsn);
+            }
             Err(e) => {
                 if log.failures.len() >= 64 {
                     log.failures.pop_front();
@@ -314,48 +358,22 @@ impl Shard {
             }
         }
         log.decided = last + 1;
-        log.outcome(ticket)
+        self.finish(&log, ticket)
     }
 
-    fn add_ops(&self, wb: &mut WriteBatch, ops: &[Op]) -> Result<()> {
-        for op in ops {
-            let cf = self.cf(op.cf_name())?;
-            match op.kind {
-                OpKind::Put => wb.put_cf(cf, &op.key, &op.value),
-                OpKind::Delete => wb.delete_cf(cf, &op.key),
-                OpKind::Merge => wb.merge_cf(cf, &op.key, &op.value),
-                OpKind::DeleteRange => wb.delete_range_cf(cf, &op.key, &op.value),
-            }
-        }
+    /// A writer's outcome; on success, notes for [`crate::track_writes`] that the request
+    /// wrote this shard up to (at most) its current last LSN.
+    fn finish(&self, log: &LogState, ticket: u64) -> Result<()> {
+        log.outcome(ticket)?;
+        replication::note_write(self.index, log.last_lsn);
         Ok(())
-    }
-
-    /// Applies an entry shipped from the primary: its operations and the entry itself in one
-    /// synced batch. The entry must be the next LSN; anything else is a gap and is refused.
-    pub fn apply_entry(&self, raw: &[u8]) -> Result<Entry> {
-        let entry = Entry::decode(raw)?;
-        let mut log = lock(&self.log);
-        if entry.lsn != log.last_lsn + 1 {
-            return Err(Error::Corrupt(format!(
-                "oplog gap on shard {}: have {}, got {}",
-                self.index, log.last_lsn, entry.lsn
-            )));
-        }
-        let mut wb = WriteBatch::default();
-        self.add_ops(&mut wb, &entry.ops)?;
-        wb.put_cf(self.cf(keys::CF_OPLOG)?, keys::id_key(entry.lsn), raw);
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync_writes);
-        self.db.write_opt(wb, &opts)?;
-        log.last_lsn = entry.lsn;
-        Ok(entry)
     }
 
     /// Fsyncs the WAL, making every write so far durable (after relaxed writes); a no-op in
     /// the relaxed mode, which never fsyncs.
     pub fn sync_wal(&self) -> Result<()> {
         if self.sync_writes {
-            self.db.flush_wal(true)?;
+            self.db()?.flush_wal(true)?;
         }
         Ok(())
     }
@@ -373,8 +391,9 @@ impl Shard {
     /// Raw oplog entries with LSN `> after`, in order, up to about `max_bytes` (at least one).
     pub fn read_oplog(&self, after: u64, max_bytes: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let start = keys::id_key(after.saturating_add(1));
-        let iter = self.db.iterator_cf(
-            self.cf(keys::CF_OPLOG)?,
+        let db = self.db()?;
+        let iter = db.iterator_cf(
+            cf_of(&db, keys::CF_OPLOG)?,
             IteratorMode::From(&start, Direction::Forward),
         );
         let mut out = Vec::new();
@@ -406,8 +425,9 @@ impl Shard {
         let mut ro = ReadOptions::default();
         ro.set_prefix_same_as_start(true);
         let start = keys::pair_key(owner, before - 1);
-        let iter = self.db.iterator_cf_opt(
-            self.cf(cf)?,
+        let db = self.db()?;
+        let iter = db.iterator_cf_opt(
+            cf_of(&db, cf)?,
             ro,
             IteratorMode::From(&start, Direction::Reverse),
         );
@@ -429,8 +449,9 @@ impl Shard {
         };
         let mut ro = ReadOptions::default();
         ro.set_prefix_same_as_start(true);
-        let iter = self.db.iterator_cf_opt(
-            self.cf(cf)?,
+        let db = self.db()?;
+        let iter = db.iterator_cf_opt(
+            cf_of(&db, cf)?,
             ro,
             IteratorMode::From(&start, Direction::Forward),
         );
@@ -439,13 +460,15 @@ impl Shard {
 
     /// Every key-value pair of a column family, in key order (for start-up recovery).
     pub fn scan_all(&self, cf: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.db
-            .iterator_cf(self.cf(cf)?, IteratorMode::Start)
+        let db = self.db()?;
+        let out = db
+            .iterator_cf(cf_of(&db, cf)?, IteratorMode::Start)
             .map(|r| {
                 r.map(|(k, v)| (k.to_vec(), v.to_vec()))
                     .map_err(Error::from)
             })
-            .collect()
+            .collect();
+        out
     }
 
     /// Calls `f` on every key-value pair of a column family from `start` on, in key order,
@@ -456,9 +479,8 @@ impl Shard {
         start: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        let iter = self
-            .db
-            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward));
+        let db = self.db()?;
+        let iter = db.iterator_cf(cf_of(&db, cf)?, IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             f(&k, &v)?;
@@ -468,37 +490,39 @@ impl Shard {
 
     /// The largest key of a column family.
     pub fn last_key(&self, cf: &str) -> Result<Option<Vec<u8>>> {
-        match self.db.iterator_cf(self.cf(cf)?, IteratorMode::End).next() {
+        let db = self.db()?;
+        let last = match db.iterator_cf(cf_of(&db, cf)?, IteratorMode::End).next() {
             Some(r) => Ok(Some(r?.0.to_vec())),
             None => Ok(None),
-        }
+        };
+        last
     }
 
     /// The options a column family is opened with, for building SST files that match it
     /// (same compression, bloom filters and prefix extractor).
     pub fn cf_options(&self, cf: &str) -> Options {
-        cf_options(cf, &self.block_cache)
+        cf_options(cf, &self.opts.block_cache)
     }
 
     /// Ingests SST files built with [`Shard::cf_options`] into a column family. The files must
     /// be sorted and not overlap each other; they are moved (hard-linked), not copied.
+    /// Ingested rows bypass the oplog: replicas must bootstrap again afterwards.
     pub fn ingest(&self, cf: &str, files: &[PathBuf]) -> Result<()> {
         if files.is_empty() {
             return Ok(());
         }
         let mut opts = IngestExternalFileOptions::default();
         opts.set_move_files(true);
-        Ok(self
-            .db
-            .ingest_external_file_cf_opts(self.cf(cf)?, &opts, files.to_vec())?)
+        let db = self.db()?;
+        db.ingest_external_file_cf_opts(cf_of(&db, cf)?, &opts, files.to_vec())?;
+        Ok(())
     }
 
     /// Bytes of live SST files of a column family (RocksDB's `rocksdb.total-sst-files-size`).
     pub fn sst_bytes(&self, cf: &str) -> Result<u64> {
-        Ok(self
-            .db
-            .property_int_value_cf(self.cf(cf)?, "rocksdb.total-sst-files-size")?
-            .unwrap_or(0))
+        let db = self.db()?;
+        let v = db.property_int_value_cf(cf_of(&db, cf)?, "rocksdb.total-sst-files-size")?;
+        Ok(v.unwrap_or(0))
     }
 
     /// Flushes memtables and waits, so data is in SST files (used before a clean shutdown).
@@ -511,7 +535,9 @@ impl Shard {
 
     /// Flushes one column family's memtable and waits.
     pub fn flush_cf(&self, cf: &str) -> Result<()> {
-        Ok(self.db.flush_cf(self.cf(cf)?)?)
+        let db = self.db()?;
+        db.flush_cf(cf_of(&db, cf)?)?;
+        Ok(())
     }
 
     /// Calls `f` on every key-value pair of a column family in key order, without holding
@@ -522,15 +548,14 @@ impl Shard {
 
     /// An integer property of a column family (0 when RocksDB does not report it).
     pub fn cf_property(&self, cf: &str, name: &PropName) -> Result<u64> {
-        Ok(self
-            .db
-            .property_int_value_cf(self.cf(cf)?, name)?
-            .unwrap_or(0))
+        let db = self.db()?;
+        let v = db.property_int_value_cf(cf_of(&db, cf)?, name)?;
+        Ok(v.unwrap_or(0))
     }
 
     /// An integer property of the whole instance (0 when RocksDB does not report it).
     pub fn db_property(&self, name: &PropName) -> Result<u64> {
-        Ok(self.db.property_int_value(name)?.unwrap_or(0))
+        Ok(self.db()?.property_int_value(name)?.unwrap_or(0))
     }
 
     /// Bytes of SST files in the current LSM tree of a column family.
@@ -544,16 +569,31 @@ impl Shard {
         let mut opts = CompactOptions::default();
         opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
         opts.set_change_level(true);
-        self.db
-            .compact_range_cf_opt(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>, &opts);
+        let db = self.db()?;
+        db.compact_range_cf_opt(cf_of(&db, cf)?, None::<&[u8]>, None::<&[u8]>, &opts);
         Ok(())
     }
 
     /// Writes a consistent point-in-time copy of the shard to `path` (which must not exist):
     /// memtables are flushed, SST files hard-linked when on the same file system.
     pub fn checkpoint(&self, path: &Path) -> Result<()> {
-        Ok(Checkpoint::new(&self.db)?.create_checkpoint(path)?)
+        let db = self.db()?;
+        Checkpoint::new(&db)?.create_checkpoint(path)?;
+        Ok(())
     }
+}
+
+fn add_ops(db: &DB, wb: &mut WriteBatch, ops: &[Op]) -> Result<()> {
+    for op in ops {
+        let cf = cf_of(db, op.cf_name())?;
+        match op.kind {
+            OpKind::Put => wb.put_cf(cf, &op.key, &op.value),
+            OpKind::Delete => wb.delete_cf(cf, &op.key),
+            OpKind::Merge => wb.merge_cf(cf, &op.key, &op.value),
+            OpKind::DeleteRange => wb.delete_range_cf(cf, &op.key, &op.value),
+        }
+    }
+    Ok(())
 }
 
 fn collect_pairs<'a>(
@@ -580,12 +620,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::batch::Entry;
     use crate::keys::{Counter, CF_COUNTERS, CF_HOME, CF_TWEETS};
 
     fn open(dir: &Path) -> Shard {
         let opts = ShardOptions {
             block_cache: Cache::new_lru_cache(1 << 20),
             sync_writes: false,
+            shared: Arc::new(ShardShared::new(true)),
         };
         Shard::open(dir, 0, 1, &opts).expect("open shard")
     }

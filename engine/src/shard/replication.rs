@@ -1,0 +1,278 @@
+//! What replication needs from a shard beyond logged writes: applying shipped entries, the
+//! epoch and its history, trimming the oplog, checkpoints and replacing the shard's files with
+//! one. None of these writes is logged: they are local to each copy, like `meta`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{OnceLock, RwLock};
+
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
+use sha2::{Digest, Sha256};
+
+use super::{add_ops, cf_of, lock, open_db, Shard};
+use crate::batch::Entry;
+use crate::error::{Error, Result};
+use crate::keys::{self, CF_META, CF_OPLOG};
+
+type CommitHook = Box<dyn Fn(usize, u64) + Send + Sync>;
+
+/// State every shard of a node shares: whether logged writes are taken, who the primary is,
+/// and who to tell about commits.
+pub struct ShardShared {
+    pub(crate) writable: AtomicBool,
+    primary: RwLock<String>,
+    on_commit: OnceLock<CommitHook>,
+}
+
+impl ShardShared {
+    /// Shared state of a node that takes writes or not.
+    pub fn new(writable: bool) -> Self {
+        ShardShared {
+            writable: AtomicBool::new(writable),
+            primary: RwLock::new(String::new()),
+            on_commit: OnceLock::new(),
+        }
+    }
+
+    /// Where writes should go instead (empty if unknown).
+    pub fn primary_hint(&self) -> String {
+        self.primary.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Records where writes should go instead.
+    pub fn set_primary_hint(&self, primary: &str) {
+        if let Ok(mut p) = self.primary.write() {
+            *p = primary.to_string();
+        }
+    }
+
+    /// Installs the function called with (shard, last LSN) after every commit; only the first
+    /// call takes effect.
+    pub fn set_on_commit(&self, hook: CommitHook) {
+        let _ = self.on_commit.set(hook);
+    }
+
+    pub(crate) fn committed(&self, shard: usize, lsn: u64) {
+        if let Some(hook) = self.on_commit.get() {
+            hook(shard, lsn);
+        }
+    }
+}
+
+thread_local! {
+    static WRITES: RefCell<Option<BTreeMap<usize, u64>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn note_write(shard: usize, lsn: u64) {
+    WRITES.with(|w| {
+        if let Some(map) = w.borrow_mut().as_mut() {
+            let e = map.entry(shard).or_insert(0);
+            *e = (*e).max(lsn);
+        }
+    });
+}
+
+/// Runs `f` and returns, with its result, for each shard it wrote, an LSN at or above its
+/// last write there: what a sync-mode acknowledgement must see replicated.
+pub fn track_writes<T>(f: impl FnOnce() -> T) -> (T, Vec<(usize, u64)>) {
+    let outer = WRITES.with(|w| w.borrow_mut().replace(BTreeMap::new()));
+    let out = f();
+    let seen = WRITES.with(|w| std::mem::replace(&mut *w.borrow_mut(), outer));
+    (out, seen.unwrap_or_default().into_iter().collect())
+}
+
+fn decode_history(raw: Option<Vec<u8>>) -> Result<Vec<(u64, u64)>> {
+    let Some(raw) = raw else {
+        return Ok(vec![(1, 1)]);
+    };
+    if raw.len() % 16 != 0 {
+        return Err(Error::Corrupt("meta epochs is not a list of pairs".into()));
+    }
+    Ok(raw
+        .chunks_exact(16)
+        .filter_map(|c| Some((keys::decode_id(&c[..8])?, keys::decode_id(&c[8..])?)))
+        .collect())
+}
+
+fn encode_history(history: &[(u64, u64)]) -> Vec<u8> {
+    history
+        .iter()
+        .flat_map(|(e, l)| e.to_be_bytes().into_iter().chain(l.to_be_bytes()))
+        .collect()
+}
+
+impl Shard {
+    /// Applies entries shipped from the primary, in one synced write with the entries
+    /// themselves. They must continue the log exactly; a gap or a repeat is refused.
+    pub fn apply_entries(&self, raws: &[Vec<u8>]) -> Result<Vec<Entry>> {
+        let mut log = lock(&self.log);
+        let mut history = None;
+        let mut epoch = log.epoch;
+        let db = self.db()?;
+        let oplog = cf_of(&db, CF_OPLOG)?;
+        let mut wb = WriteBatch::default();
+        let mut entries = Vec::with_capacity(raws.len());
+        let mut next = log.last_lsn + 1;
+        for raw in raws {
+            let entry = Entry::decode(raw)?;
+            if entry.lsn != next {
+                return Err(Error::Corrupt(format!(
+                    "oplog gap on shard {}: have {}, got {}",
+                    self.index,
+                    next - 1,
+                    entry.lsn
+                )));
+            }
+            if entry.epoch > epoch {
+                // The primary's epoch moved on (a promotion): follow it, and remember where
+                // the new epoch starts so divergence can be found later.
+                let h = match history.take() {
+                    Some(h) => h,
+                    None => self.epoch_history()?,
+                };
+                let mut h: Vec<(u64, u64)> = h;
+                h.push((entry.epoch, entry.lsn));
+                history = Some(h);
+                epoch = entry.epoch;
+            }
+            add_ops(&db, &mut wb, &entry.ops)?;
+            wb.put_cf(oplog, keys::id_key(entry.lsn), raw);
+            next += 1;
+            entries.push(entry);
+        }
+        if let Some(h) = &history {
+            let meta = cf_of(&db, CF_META)?;
+            wb.put_cf(meta, keys::META_EPOCH, epoch.to_be_bytes());
+            wb.put_cf(meta, keys::META_EPOCHS, encode_history(h));
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.sync_writes);
+        db.write_opt(wb, &opts)?;
+        log.last_lsn = next - 1;
+        log.epoch = epoch;
+        self.opts.shared.committed(self.index, log.last_lsn);
+        Ok(entries)
+    }
+
+    /// Applies one shipped entry (see [`Shard::apply_entries`]).
+    pub fn apply_entry(&self, raw: &[u8]) -> Result<Entry> {
+        let mut entries = self.apply_entries(&[raw.to_vec()])?;
+        entries
+            .pop()
+            .ok_or_else(|| Error::Corrupt("no entry applied".into()))
+    }
+
+    /// The epochs this copy has seen: (epoch, first LSN written in it), oldest first.
+    pub fn epoch_history(&self) -> Result<Vec<(u64, u64)>> {
+        decode_history(self.get(CF_META, keys::META_EPOCHS)?)
+    }
+
+    /// Starts a new epoch (on promotion): later entries carry it. Returns it.
+    pub fn raise_epoch(&self) -> Result<u64> {
+        let mut log = lock(&self.log);
+        let mut history = self.epoch_history()?;
+        let epoch = log.epoch.max(history.last().map_or(0, |h| h.0)) + 1;
+        history.push((epoch, log.last_lsn + 1));
+        let db = self.db()?;
+        let meta = cf_of(&db, CF_META)?;
+        let mut wb = WriteBatch::default();
+        wb.put_cf(meta, keys::META_EPOCH, epoch.to_be_bytes());
+        wb.put_cf(meta, keys::META_EPOCHS, encode_history(&history));
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        db.write_opt(wb, &opts)?;
+        log.epoch = epoch;
+        Ok(epoch)
+    }
+
+    /// The epoch of the entry at `lsn`, if the oplog holds it.
+    pub fn entry_epoch(&self, lsn: u64) -> Result<Option<u64>> {
+        match self.get(CF_OPLOG, &keys::id_key(lsn))? {
+            Some(raw) => Ok(Some(Entry::decode(&raw)?.epoch)),
+            None => Ok(None),
+        }
+    }
+
+    /// The oldest LSN the oplog still holds (0 if it is empty).
+    pub fn oldest_lsn(&self) -> Result<u64> {
+        let db = self.db()?;
+        let first = db.iterator_cf(cf_of(&db, CF_OPLOG)?, IteratorMode::Start).next();
+        match first {
+            Some(r) => Ok(keys::decode_id(&r?.0).unwrap_or(0)),
+            None => Ok(0),
+        }
+    }
+
+    /// Drops oplog entries below `below`, always keeping the last entry (the log position is
+    /// read from it at start). A raw range delete, not a logged batch: each copy trims its own.
+    pub fn trim_oplog(&self, below: u64) -> Result<()> {
+        let log = lock(&self.log);
+        let below = below.min(log.last_lsn);
+        if below <= 1 {
+            return Ok(());
+        }
+        let db = self.db()?;
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(cf_of(&db, CF_OPLOG)?, keys::id_key(0), keys::id_key(below));
+        db.write(wb)?;
+        Ok(())
+    }
+
+    /// Replaces the shard's files with the checkpoint in `staged` and reopens it. Reads fail
+    /// briefly meanwhile; writes and applies wait on the log lock.
+    pub fn replace_with(&self, staged: &Path) -> Result<()> {
+        let mut log = lock(&self.log);
+        let old = self.path.with_extension("old");
+        {
+            let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+            drop(slot.take());
+            if old.exists() {
+                std::fs::remove_dir_all(&old)?;
+            }
+            std::fs::rename(&self.path, &old)?;
+            std::fs::rename(staged, &self.path)?;
+            match open_db(&self.path, &self.opts) {
+                Ok(db) => *slot = Some(db),
+                Err(e) => {
+                    // Put the previous files back so the node keeps what it had.
+                    std::fs::rename(&self.path, staged)?;
+                    std::fs::rename(&old, &self.path)?;
+                    *slot = Some(open_db(&self.path, &self.opts)?);
+                    return Err(e);
+                }
+            }
+        }
+        std::fs::remove_dir_all(&old)?;
+        match self.get(CF_META, keys::META_SHARD_INDEX)? {
+            Some(v) if v.as_slice() == (self.index as u32).to_be_bytes() => {}
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "checkpoint for shard {} holds shard {other:?}",
+                    self.index
+                )))
+            }
+        }
+        self.load_position(&mut log)
+    }
+
+    /// SHA-256 of each column family except `meta`: equal digests mean equal contents.
+    pub fn digest(&self) -> Result<Vec<(&'static str, String)>> {
+        let db = self.db()?;
+        let mut out = Vec::new();
+        for name in keys::ALL_CFS.iter().filter(|n| **n != CF_META) {
+            let mut h = Sha256::new();
+            for item in db.iterator_cf(cf_of(&db, name)?, IteratorMode::Start) {
+                let (k, v) = item?;
+                h.update((k.len() as u32).to_be_bytes());
+                h.update(&k);
+                h.update((v.len() as u32).to_be_bytes());
+                h.update(&v);
+            }
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            out.push((*name, hex));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,299 @@
+//! Shard replication over QUIC: the frame codec ([`frame`]), the primary's serving side
+//! ([`primary`]), the replica's pulling and applying side ([`follower`]), checkpoint bootstrap
+//! ([`bootstrap`]), oplog trimming, sync-mode acknowledgement and the status report.
+//!
+//! Every node listens for replication on one QUIC endpoint with mutual TLS ([`tls`]). A
+//! replica opens one stream per shard to its primary and pulls; the primary answers only
+//! while it takes writes. The oplog, its LSNs and epochs live in the engine; this crate moves
+//! entries and decides when to trim, bootstrap and acknowledge. See docs/REPLICATION.md.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod bootstrap;
+pub mod error;
+pub mod follower;
+pub mod frame;
+pub mod link;
+pub mod primary;
+pub mod state;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chirp_engine::Node;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::{Error, Result};
+use state::ShardState;
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// Once fsynced on the primary (replication lag bounds what a failover loses).
+    Async,
+    /// Once at least one replica has made it durable too; a timeout is an error.
+    Sync,
+}
+
+/// How a node replicates.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node's name (its certificate names it too).
+    pub node_name: String,
+    /// The cluster's name; nodes of other clusters are refused.
+    pub cluster: String,
+    /// Where the QUIC endpoint listens.
+    pub listen: SocketAddr,
+    /// This node's public HTTP address, named to clients when this node is primary.
+    pub api: String,
+    /// Directory with `ca.pem`, `node.pem`, `node.key`.
+    pub tls_dir: PathBuf,
+    /// The primary to follow (None: this node starts as primary).
+    pub primary: Option<SocketAddr>,
+    /// Acknowledgement mode of writes while primary.
+    pub ack: AckMode,
+    /// How long a sync-mode write waits for a replica.
+    pub sync_timeout: Duration,
+    /// Oplog entries a primary keeps per shard at most, whatever replicas have acknowledged.
+    pub oplog_retain: u64,
+    /// The node's data directory (checkpoints are staged and divergent entries dumped there).
+    pub data_dir: PathBuf,
+}
+
+struct Following {
+    primary: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A node's replication: its endpoint, tasks and state.
+pub struct Replication {
+    pub(crate) node: Arc<Node>,
+    pub(crate) config: Config,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) shards: Arc<Vec<ShardState>>,
+    following: Mutex<Option<Following>>,
+    /// Serializes promotions.
+    promoting: tokio::sync::Mutex<()>,
+}
+
+impl Replication {
+    /// Binds the endpoint and starts serving, following (if `config.primary` is set) and
+    /// trimming. Must run inside a tokio runtime.
+    pub async fn start(node: Arc<Node>, config: Config) -> Result<Arc<Replication>> {
+        let tls = tls::NodeTls::load(&config.tls_dir)?;
+        let mut endpoint = quinn::Endpoint::server(tls.server_config()?, config.listen)?;
+        endpoint.set_default_client_config(tls.client_config()?);
+        let shards: Vec<ShardState> = (0..node.shard_count())
+            .map(|s| node.log_position(s).map(|p| ShardState::new(p.last_lsn)))
+            .collect::<std::result::Result<_, _>>()?;
+        let shards = Arc::new(shards);
+        let hook_shards = Arc::clone(&shards);
+        node.shared().set_on_commit(Box::new(move |shard, lsn| {
+            if let Some(s) = hook_shards.get(shard) {
+                s.on_commit(lsn);
+            }
+        }));
+        let repl = Arc::new(Replication {
+            node,
+            config,
+            endpoint,
+            shards,
+            following: Mutex::new(None),
+            promoting: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(primary::accept_loop(Arc::clone(&repl)));
+        tokio::spawn(trim_loop(Arc::clone(&repl)));
+        if let Some(addr) = repl.config.primary {
+            repl.node.demote(&addr.to_string());
+            repl.follow(addr);
+        }
+        tracing::info!(addr = %repl.local_addr(), node = repl.config.node_name, "replication listening");
+        Ok(repl)
+    }
+
+    /// The address the QUIC endpoint is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The acknowledgement mode.
+    pub fn ack_mode(&self) -> AckMode {
+        self.config.ack
+    }
+
+    fn follow(self: &Arc<Self>, primary: SocketAddr) {
+        let (stop, rx) = watch::channel(false);
+        let upstream = Arc::new(follower::Upstream::new(primary));
+        let tasks = (0..self.shards.len())
+            .map(|s| {
+                tokio::spawn(follower::run(
+                    Arc::clone(self),
+                    Arc::clone(&upstream),
+                    s,
+                    rx.clone(),
+                ))
+            })
+            .collect();
+        *lock(&self.following) = Some(Following {
+            primary,
+            stop,
+            tasks,
+        });
+    }
+
+    /// In sync mode, waits until some replica has acknowledged each (shard, LSN); in async
+    /// mode returns at once.
+    pub async fn wait_replicated(&self, writes: &[(usize, u64)]) -> Result<()> {
+        if self.config.ack == AckMode::Async {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.config.sync_timeout;
+        for &(shard, lsn) in writes {
+            let Some(state) = self.shards.get(shard) else {
+                continue;
+            };
+            let mut acked = state.acked.subscribe();
+            let ok = tokio::time::timeout_at(deadline, acked.wait_for(|a| *a >= lsn)).await;
+            if !matches!(ok, Ok(Ok(_))) {
+                return Err(Error::SyncTimeout {
+                    shard,
+                    lsn,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes this node the primary: stops following, waits for an apply in flight, raises
+    /// every shard's epoch and takes writes. Returns the new epochs.
+    pub async fn promote(self: &Arc<Self>) -> Result<Vec<u64>> {
+        let _one = self.promoting.lock().await;
+        if self.node.is_writable() {
+            return (0..self.shards.len())
+                .map(|s| Ok(self.node.log_position(s)?.epoch))
+                .collect();
+        }
+        let following = lock(&self.following).take();
+        if let Some(f) = following {
+            let _ = f.stop.send(true);
+            for t in f.tasks {
+                let _ = t.await;
+            }
+            tracing::info!(old_primary = %f.primary, "stopped following");
+        }
+        for s in self.shards.iter() {
+            drop(Arc::clone(&s.apply).lock_owned().await);
+        }
+        let node = Arc::clone(&self.node);
+        let epochs = tokio::task::spawn_blocking(move || node.promote())
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))??;
+        for (s, state) in self.shards.iter().enumerate() {
+            state.committed.send_replace(self.node.log_position(s)?.last_lsn);
+        }
+        Ok(epochs)
+    }
+
+    /// A JSON report of every shard's replication: role, epoch, LSNs and lag.
+    pub fn status(&self) -> serde_json::Value {
+        let primary = lock(&self.following).as_ref().map(|f| f.primary.to_string());
+        let writable = self.node.is_writable();
+        let shards: Vec<serde_json::Value> = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(s, state)| {
+                let pos = self.node.log_position(s).ok();
+                let last = pos.map_or(0, |p| p.last_lsn);
+                let mut out = serde_json::json!({
+                    "shard": s,
+                    "epoch": pos.map_or(0, |p| p.epoch),
+                    "last_lsn": last,
+                    "oldest_lsn": self.node.oldest_lsn(s).unwrap_or(0),
+                });
+                if writable {
+                    let replicas: Vec<serde_json::Value> = state
+                        .replicas()
+                        .into_iter()
+                        .map(|(name, p)| {
+                            serde_json::json!({
+                                "node": name,
+                                "acked_lsn": p.acked,
+                                "connected": p.connected,
+                                "lag_lsn": last.saturating_sub(p.acked),
+                                "lag_seconds": state.age_after(p.acked, last).as_secs_f64(),
+                            })
+                        })
+                        .collect();
+                    out["replicas"] = serde_json::json!(replicas);
+                } else {
+                    let f = state.follow();
+                    out["connected"] = serde_json::json!(f.connected);
+                    out["primary_last_lsn"] = serde_json::json!(f.primary_last_lsn);
+                    out["lag_lsn"] = serde_json::json!(f.primary_last_lsn.saturating_sub(last));
+                    out["lag_seconds"] = serde_json::json!(f
+                        .behind_since
+                        .map_or(0.0, |t| t.elapsed().as_secs_f64()));
+                    out["bootstraps"] = serde_json::json!(f.bootstraps);
+                }
+                out
+            })
+            .collect();
+        serde_json::json!({
+            "node": self.config.node_name,
+            "role": if writable { "primary" } else { "replica" },
+            "ack": match self.config.ack { AckMode::Async => "async", AckMode::Sync => "sync" },
+            "replication_addr": self.local_addr().to_string(),
+            "following": primary,
+            "primary_api": if writable { self.config.api.clone() } else { self.node.shared().primary_hint() },
+            "shards": shards,
+        })
+    }
+
+    /// Stops following and closes the endpoint.
+    pub async fn shutdown(&self) {
+        let following = lock(&self.following).take();
+        if let Some(f) = following {
+            let _ = f.stop.send(true);
+            for t in f.tasks {
+                let _ = t.await;
+            }
+        }
+        self.endpoint.close(0u32.into(), b"shutting down");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every second, while primary, drops oplog entries every registered replica has, keeping at
+/// most `oplog_retain` per shard whatever they have.
+async fn trim_loop(repl: Arc<Replication>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if !repl.node.is_writable() {
+            continue;
+        }
+        for (s, state) in repl.shards.iter().enumerate() {
+            let Ok(pos) = repl.node.log_position(s) else {
+                continue;
+            };
+            let cap_from = pos.last_lsn.saturating_sub(repl.config.oplog_retain) + 1;
+            let keep_from = state.min_acked().map_or(cap_from, |a| (a + 1).max(cap_from));
+            let node = Arc::clone(&repl.node);
+            let r = tokio::task::spawn_blocking(move || node.trim_oplog(s, keep_from)).await;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(shard = s, error = %e, "trimming the oplog failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! What a node knows about replication, shared by its tasks and read by the status endpoint:
+//! on a primary, each replica's acknowledged LSN per shard and when LSNs were committed; on a
+//! replica, how far it has applied and how far the primary is.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// Commit times remembered per shard, for lag in seconds (older LSNs count as the oldest).
+const COMMIT_TIMES: usize = 1 << 16;
+
+/// A replica as its primary sees it, for one shard.
+#[derive(Debug, Clone)]
+pub struct ReplicaProgress {
+    /// Its last durable LSN.
+    pub acked: u64,
+    /// Whether its stream is open.
+    pub connected: bool,
+}
+
+/// A replica's own view of one shard.
+#[derive(Debug, Clone, Default)]
+pub struct FollowState {
+    /// The primary's last LSN as last heard.
+    pub primary_last_lsn: u64,
+    /// Since when this copy has been behind what it last heard (None: caught up).
+    pub behind_since: Option<Instant>,
+    /// Whether the stream to the primary is up.
+    pub connected: bool,
+    /// Checkpoints installed so far.
+    pub bootstraps: u64,
+}
+
+/// Per-shard replication state.
+pub struct ShardState {
+    /// The shard's last committed LSN, published on every commit (wakes waiting pulls).
+    pub committed: watch::Sender<u64>,
+    /// The highest LSN any replica has acknowledged (wakes sync-mode writers).
+    pub acked: watch::Sender<u64>,
+    /// Replicas by node name (primary side).
+    pub replicas: Mutex<BTreeMap<String, ReplicaProgress>>,
+    /// (last LSN of a commit group, when) pairs, oldest first (primary side).
+    commit_times: Mutex<VecDeque<(u64, Instant)>>,
+    /// The replica side.
+    pub follow: Mutex<FollowState>,
+    /// Held by an apply in flight (see `follower.rs`).
+    pub apply: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ShardState {
+    /// State of a shard whose log ends at `last_lsn`.
+    pub fn new(last_lsn: u64) -> Self {
+        ShardState {
+            committed: watch::Sender::new(last_lsn),
+            acked: watch::Sender::new(0),
+            replicas: Mutex::new(BTreeMap::new()),
+            commit_times: Mutex::new(VecDeque::new()),
+            follow: Mutex::new(FollowState::default()),
+            apply: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Records a commit (called from the engine's commit hook, on a writer's thread).
+    pub fn on_commit(&self, lsn: u64) {
+        {
+            let mut times = lock(&self.commit_times);
+            if times.len() >= COMMIT_TIMES {
+                times.pop_front();
+            }
+            times.push_back((lsn, Instant::now()));
+        }
+        self.committed.send_replace(lsn);
+    }
+
+    /// How long ago the oldest LSN above `acked` was committed (zero if none is).
+    pub fn age_after(&self, acked: u64, last_lsn: u64) -> Duration {
+        if acked >= last_lsn {
+            return Duration::ZERO;
+        }
+        let times = lock(&self.commit_times);
+        // The group holding acked+1 is the first whose last LSN is above acked.
+        let i = times.partition_point(|(lsn, _)| *lsn <= acked);
+        times
+            .get(i)
+            .or(times.front())
+            .map_or(Duration::ZERO, |(_, t)| t.elapsed())
+    }
+
+    /// Records a replica's acknowledgement.
+    pub fn ack(&self, node: &str, applied: u64) {
+        let mut replicas = lock(&self.replicas);
+        let p = replicas.entry(node.to_string()).or_insert(ReplicaProgress {
+            acked: 0,
+            connected: true,
+        });
+        p.acked = applied;
+        let best = replicas.values().map(|p| p.acked).max().unwrap_or(0);
+        drop(replicas);
+        self.acked.send_if_modified(|a| {
+            let changed = *a != best;
+            *a = best;
+            changed
+        });
+    }
+
+    /// Marks a replica's stream up or down.
+    pub fn set_connected(&self, node: &str, connected: bool) {
+        if let Some(p) = lock(&self.replicas).get_mut(node) {
+            p.connected = connected;
+        }
+    }
+
+    /// The LSN below which every registered replica has everything (None: no replicas).
+    pub fn min_acked(&self) -> Option<u64> {
+        lock(&self.replicas).values().map(|p| p.acked).min()
+    }
+
+    /// A copy of the replicas' progress.
+    pub fn replicas(&self) -> BTreeMap<String, ReplicaProgress> {
+        lock(&self.replicas).clone()
+    }
+
+    /// Updates the replica side after hearing from the primary or applying.
+    pub fn follow_update(&self, f: impl FnOnce(&mut FollowState)) {
+        f(&mut lock(&self.follow));
+    }
+
+    /// A copy of the replica side.
+    pub fn follow(&self) -> FollowState {
+        lock(&self.follow).clone()
+    }
+}
