@@ -118,9 +118,9 @@ impl Inner {
         Ok(())
     }
 
-    /// SHA-256 of each column family of a shard except `meta`.
-    pub fn digest(&self, shard: usize) -> Result<Vec<(&'static str, String)>> {
-        self.shard_checked(shard)?.digest()
+    /// SHA-256 of each column family of a shard except `meta`, the oplog from `oplog_from`.
+    pub fn digest(&self, shard: usize, oplog_from: u64) -> Result<Vec<(&'static str, String)>> {
+        self.shard_checked(shard)?.digest(oplog_from)
     }
 
     /// The write gate, primary hint and commit hook shared by the node's shards.

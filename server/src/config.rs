@@ -138,6 +138,9 @@ pub struct ServeArgs {
     /// Log line format [default: text].
     #[arg(long, env = "CHIRP_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Replication (flags and environment only).
+    #[command(flatten)]
+    pub repl: crate::replication::ReplArgs,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {

@@ -44,6 +44,12 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("method not allowed; allowed: {0}")]
     Method(String),
+    /// A sync-mode write was committed here but no replica confirmed it in time.
+    #[error("{0}; the write is durable on this primary but not confirmed by a replica, so a failover may lose it")]
+    NotReplicated(String),
+    /// An admin endpoint asked from elsewhere than loopback, or on a node without replication.
+    #[error("{0}")]
+    Admin(&'static str),
     /// A failure of the domain layer.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -78,6 +84,13 @@ impl ApiError {
                 None,
             ),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no-route", "Not found", None),
+            ApiError::NotReplicated(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-replicated",
+                "Not confirmed by a replica",
+                None,
+            ),
+            ApiError::Admin(_) => (StatusCode::FORBIDDEN, "admin", "Admin only", None),
             ApiError::Method(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method",
@@ -115,6 +128,13 @@ impl ApiError {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported-media-type",
                     "Unsupported media type",
+                    None,
+                ),
+                // 421: this node cannot answer the request; the detail names the primary.
+                E::NotPrimary(_) => (
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "not-primary",
+                    "Not the primary",
                     None,
                 ),
                 E::Storage(_) | E::Corrupt(_) | E::Io(_) | E::Locked(_) => (

@@ -12,6 +12,7 @@ pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod openapi;
+pub mod replication;
 pub mod routes;
 pub mod views;
 pub mod web;
@@ -100,7 +101,9 @@ async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            // Admin endpoints of the public API answer only loopback peers.
+            req.extensions_mut().insert(routes::Peer(peer));
             let response = handler(req);
             async move { Ok::<_, std::convert::Infallible>(response.await) }
         });

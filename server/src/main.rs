@@ -4,7 +4,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chirp_engine::Node;
+use chirp_engine::{Node, NodeRole};
+use chirp_server::replication::ReplArgs;
 use chirp_server::config::{LogFormat, ServeArgs};
 use chirp_server::metrics::Metrics;
 use chirp_server::{AdminApp, App, Config};
@@ -37,7 +38,7 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             init_logs(&config);
-            serve(config)
+            serve(config, args.repl)
         }
     }
 }
@@ -55,22 +56,21 @@ fn init_logs(config: &Config) {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
-    let node = Node::open(config.node_config())
-        .with_context(|| format!("opening {}", config.data.display()))?;
+fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
+    let mut node_config = config.node_config();
+    if repl_args.replica_of.is_some() {
+        node_config.role = NodeRole::Replica;
+    }
+    let node =
+        Node::open(node_config).with_context(|| format!("opening {}", config.data.display()))?;
     let node = Arc::new(node);
     let metrics = Arc::new(Metrics::new());
-    let app = Arc::new(App {
-        node: Arc::clone(&node),
-        metrics: Arc::clone(&metrics),
-    });
-    let admin = Arc::new(AdminApp::new(Arc::clone(&node), metrics));
-    drop(node);
+    let admin = Arc::new(AdminApp::new(Arc::clone(&node), Arc::clone(&metrics)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async {
+    let app = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -79,6 +79,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("binding the admin listener {}", config.admin_listen))?;
         let addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
+        let repl = chirp_server::replication::start(&repl_args, &config.data, &node, addr)
+            .await
+            .context("starting replication")?;
+        let app = Arc::new(App {
+            node: Arc::clone(&node),
+            metrics: Arc::clone(&metrics),
+            repl: repl.clone(),
+        });
         // Scripts and tests read these lines to learn the ports; the public one comes first.
         // One write, errors ignored: a reader that stops after the first line must not
         // bring the node down with EPIPE.
@@ -111,12 +119,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
         )
         .await;
         let _ = admin_task.await;
-        anyhow::Ok(())
+        if let Some(repl) = repl {
+            repl.shutdown().await;
+        }
+        anyhow::Ok(app)
     })?;
+    drop(node);
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match Arc::try_unwrap(app)
         .ok()
-        .and_then(|app| Arc::try_unwrap(app.node).ok())
+        .and_then(|app| {
+            // Replication holds the node too; its tasks ended with the runtime.
+            drop(app.repl);
+            Arc::try_unwrap(app.node).ok()
+        })
     {
         Some(node) => node.close().context("closing the node")?,
         None => tracing::warn!("requests still running at exit; the node closes without a flush"),

@@ -23,7 +23,13 @@ pub struct App {
     pub node: Arc<Node>,
     /// Request counters and latencies, read by the admin listener's `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Replication, when the node runs with it.
+    pub repl: Option<Arc<chirp_replication::Replication>>,
 }
+
+/// The address a request came from (admin endpoints answer loopback only).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// One endpoint: its method and its path pattern, where `{name}` matches one path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,9 @@ pub const ROUTES: &[Route] = &[
     r("HEAD", "/app/{file}"),
     r("GET", "/health"),
     r("GET", "/openapi.json"),
+    r("GET", "/replication"),
+    r("POST", "/admin/promote"),
+    r("GET", "/admin/digest"),
     r("POST", "/users"),
     r("POST", "/sessions"),
     r("POST", "/tweet"),
@@ -193,7 +202,7 @@ async fn dispatch(
     req: Request<Incoming>,
     params: &[String],
 ) -> ApiResult {
-    use api::{accounts, meta, search, social, tweets};
+    use api::{accounts, meta, replication, search, social, tweets};
     match (route.method, route.pattern) {
         ("GET", "/") => meta::web_index(&req).await,
         ("HEAD", "/") => meta::web_index_head(&req).await,
@@ -201,6 +210,9 @@ async fn dispatch(
         ("HEAD", "/app/{file}") => meta::web_asset_head(&req, api::param(params, 0)).await,
         ("GET", "/health") => meta::health(app).await,
         ("GET", "/openapi.json") => meta::openapi().await,
+        ("GET", "/replication") => replication::status(app).await,
+        ("POST", "/admin/promote") => replication::promote(app, req).await,
+        ("GET", "/admin/digest") => replication::digest(app, req).await,
         ("POST", "/users") => accounts::sign_up(app, req).await,
         ("POST", "/sessions") => accounts::log_in(app, req).await,
         ("POST", "/tweet") => tweets::post_tweet(app, req).await,

@@ -79,6 +79,7 @@ fn start(data: &Path) -> (Server, String, Option<u32>) {
     let app = std::sync::Arc::new(chirp_server::App {
         node: std::sync::Arc::new(node),
         metrics: std::sync::Arc::new(chirp_server::metrics::Metrics::new()),
+        repl: None,
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

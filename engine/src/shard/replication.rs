@@ -257,13 +257,17 @@ impl Shard {
         self.load_position(&mut log)
     }
 
-    /// SHA-256 of each column family except `meta`: equal digests mean equal contents.
-    pub fn digest(&self) -> Result<Vec<(&'static str, String)>> {
+    /// SHA-256 of each column family except `meta`: equal digests mean equal contents. The
+    /// oplog counts from LSN `oplog_from` on, since each copy trims its own.
+    pub fn digest(&self, oplog_from: u64) -> Result<Vec<(&'static str, String)>> {
         let db = self.db()?;
         let mut out = Vec::new();
         for name in keys::ALL_CFS.iter().filter(|n| **n != CF_META) {
             let mut h = Sha256::new();
-            for item in db.iterator_cf(cf_of(&db, name)?, IteratorMode::Start) {
+            let from = if *name == CF_OPLOG { oplog_from } else { 0 };
+            let start = keys::id_key(from);
+            let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
+            for item in db.iterator_cf(cf_of(&db, name)?, mode) {
                 let (k, v) = item?;
                 h.update((k.len() as u32).to_be_bytes());
                 h.update(&k);

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod meta;
+pub mod replication;
 pub mod search;
 pub mod social;
 pub mod tweets;
@@ -32,7 +33,8 @@ pub struct PageParams {
 }
 
 /// Runs a domain call on the blocking pool (RocksDB reads and fsyncs block), inside the
-/// request's span so engine logs carry the request id.
+/// request's span so engine logs carry the request id. In sync acknowledgement mode, a call
+/// that wrote returns only once a replica has what it wrote.
 pub(crate) async fn blocking<T, F>(app: &App, f: F) -> ApiResult<T>
 where
     T: Send + 'static,
@@ -40,10 +42,18 @@ where
 {
     let node = std::sync::Arc::clone(&app.node);
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| f(&node)))
-        .await
-        .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?
-        .map_err(ApiError::from)
+    let (result, writes) = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| chirp_engine::track_writes(|| f(&node)))
+    })
+    .await
+    .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?;
+    let value = result?;
+    if let (Some(repl), false) = (&app.repl, writes.is_empty()) {
+        repl.wait_replicated(&writes)
+            .await
+            .map_err(|e| ApiError::NotReplicated(e.to_string()))?;
+    }
+    Ok(value)
 }
 
 /// Runs a read-only domain call right here on the runtime thread. Reads are served from

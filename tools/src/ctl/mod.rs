@@ -52,6 +52,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Replication: cluster CA, node certificates, promotion, replication status, digests.
+    #[command(flatten)]
+    Repl(crate::repl::ReplCommand),
     /// Shards, sizes and key estimates per column family, cache, fan-out queue, uptime.
     Status,
     /// Compact one shard or all (bytes before and after).
@@ -138,6 +141,11 @@ fn bar(total: u64, json: bool) -> ProgressBar {
 
 /// Runs a command; returns the exit status (0, or [`EXIT_DAMAGED`]).
 pub fn run(cli: Cli) -> Result<u8> {
+    // Replication commands talk to the public API or write files; no admin target needed.
+    if let Command::Repl(command) = &cli.command {
+        crate::repl::run(command, cli.json).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        return Ok(0);
+    }
     if let Command::Restore { checkpoint } = &cli.command {
         let target = cli.data.as_ref().ok_or_else(|| {
             Error::Invalid("restore needs --data TARGET, the dir to restore into".into())
@@ -168,6 +176,9 @@ fn execute(cli: &Cli, target: &Target) -> Result<u8> {
     let remote = matches!(target, Target::Remote(_));
     match &cli.command {
         Command::Restore { .. } => Err(Error::Invalid("restore runs without a node".into())),
+        Command::Repl(_) => Err(Error::Invalid(
+            "replication commands run without --admin/--data".into(),
+        )),
         Command::Status => {
             let stats = target.status()?;
             print(cli, &stats, || render::status(&stats, remote))?;

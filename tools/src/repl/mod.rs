@@ -1,0 +1,188 @@
+//! The replication commands of `chirpctl`: the cluster CA and node certificates, promotion,
+//! status and digests. Nodes are reached on their public HTTP address; the admin endpoints
+//! (`/admin/*`) answer loopback clients only, so run these on the node's machine.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+/// Creates a cluster CA in `out`.
+pub fn cluster_init(out: &Path) -> anyhow::Result<()> {
+    chirp_replication::tls::create_cluster_ca(out)
+        .with_context(|| format!("creating the cluster CA in {}", out.display()))?;
+    println!("cluster CA written to {}", out.display());
+    Ok(())
+}
+
+/// Issues node `name`'s certificate from the CA in `ca` into `out`.
+pub fn cert(ca: &Path, name: &str, out: &Path) -> anyhow::Result<()> {
+    chirp_replication::tls::issue_node_cert(ca, name, out)
+        .with_context(|| format!("issuing a certificate for {name}"))?;
+    println!("certificate for {name} written to {}", out.display());
+    Ok(())
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
+}
+
+fn call(method: &str, url: &str) -> anyhow::Result<Value> {
+    match agent().request(method, url).call() {
+        Ok(resp) => Ok(resp.into_json()?),
+        Err(ureq::Error::Status(code, resp)) => {
+            let body = resp.into_string().unwrap_or_default();
+            bail!("{method} {url}: {code} {body}")
+        }
+        Err(e) => bail!("{method} {url}: {e}"),
+    }
+}
+
+/// Promotes the node at `node` (its HTTP base URL) to primary.
+pub fn promote(node: &str) -> anyhow::Result<Value> {
+    let out = call("POST", &format!("{}/admin/promote", node.trim_end_matches('/')))?;
+    Ok(out)
+}
+
+/// The replication status of a node.
+pub fn status(node: &str) -> anyhow::Result<Value> {
+    call("GET", &format!("{}/replication", node.trim_end_matches('/')))
+}
+
+/// Per-shard, per-column-family digests of a node.
+pub fn digest(node: &str) -> anyhow::Result<Value> {
+    call("GET", &format!("{}/admin/digest", node.trim_end_matches('/')))
+}
+
+/// Renders a status report as a table: one line per shard, and one per replica on a primary.
+pub fn render_status(s: &Value) -> String {
+    let mut out = format!(
+        "node {} ({}, ack {}), replication on {}{}\n",
+        s["node"].as_str().unwrap_or("?"),
+        s["role"].as_str().unwrap_or("?"),
+        s["ack"].as_str().unwrap_or("?"),
+        s["replication_addr"].as_str().unwrap_or("?"),
+        match s["following"].as_str() {
+            Some(p) => format!(", following {p}"),
+            None => String::new(),
+        }
+    );
+    out.push_str("shard  epoch  last_lsn  oldest  peer                 lag_lsn  lag_s   connected\n");
+    for shard in s["shards"].as_array().into_iter().flatten() {
+        let head = format!(
+            "{:<6} {:<6} {:<9} {:<7}",
+            shard["shard"].to_string(),
+            shard["epoch"].to_string(),
+            shard["last_lsn"].to_string(),
+            shard["oldest_lsn"].to_string()
+        );
+        match shard["replicas"].as_array() {
+            Some(replicas) if replicas.is_empty() => {
+                out.push_str(&format!("{head} (no replicas)\n"));
+            }
+            Some(replicas) => {
+                for r in replicas {
+                    out.push_str(&format!(
+                        "{head} {:<20} {:<8} {:<7.3} {}\n",
+                        r["node"].as_str().unwrap_or("?"),
+                        r["lag_lsn"].to_string(),
+                        r["lag_seconds"].as_f64().unwrap_or(0.0),
+                        r["connected"]
+                    ));
+                }
+            }
+            None => out.push_str(&format!(
+                "{head} {:<20} {:<8} {:<7.3} {}\n",
+                "(primary)",
+                shard["lag_lsn"].to_string(),
+                shard["lag_seconds"].as_f64().unwrap_or(0.0),
+                shard["connected"]
+            )),
+        }
+    }
+    out
+}
+
+/// The replication commands of `chirpctl` (flattened into its command list).
+#[derive(Debug, clap::Subcommand)]
+pub enum ReplCommand {
+    /// Cluster-wide set-up for replication.
+    Cluster {
+        /// What to do.
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Issue a node certificate signed by the cluster CA.
+    Cert {
+        /// Directory holding the cluster CA (from `cluster init`).
+        #[arg(long)]
+        ca: std::path::PathBuf,
+        /// The node's name.
+        #[arg(long)]
+        node: String,
+        /// Where to write ca.pem, node.pem and node.key (give it to `chirp serve --tls-dir`).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Make a replica the primary (its epochs are raised); run on the node's machine.
+    Promote {
+        /// The node's public HTTP address, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        node: String,
+    },
+    /// Per-shard role, epoch, LSNs and replication lag of nodes (public HTTP addresses).
+    ReplStatus {
+        /// Public HTTP addresses of the nodes.
+        #[arg(long, required = true)]
+        node: Vec<String>,
+    },
+    /// Per-shard digests of every column family but meta; run on the node's machine.
+    Digest {
+        /// The node's public HTTP address.
+        #[arg(long)]
+        node: String,
+    },
+}
+
+/// `chirpctl cluster ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Create the cluster CA.
+    Init {
+        /// Directory to write ca.pem and ca.key to.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+/// Runs a replication command; `json` prints raw JSON instead of tables.
+pub fn run(command: &ReplCommand, json: bool) -> anyhow::Result<()> {
+    match command {
+        ReplCommand::Cluster {
+            command: ClusterCommand::Init { out },
+        } => cluster_init(out),
+        ReplCommand::Cert { ca, node, out } => cert(ca, node, out),
+        ReplCommand::Promote { node } => {
+            println!("{}", promote(node)?);
+            Ok(())
+        }
+        ReplCommand::ReplStatus { node } => {
+            for n in node {
+                let s = status(n)?;
+                if json {
+                    println!("{s}");
+                } else {
+                    print!("{}", render_status(&s));
+                }
+            }
+            Ok(())
+        }
+        ReplCommand::Digest { node } => {
+            println!("{}", digest(node)?);
+            Ok(())
+        }
+    }
+}
