@@ -137,9 +137,9 @@ async fn serve_stream(
     .await?;
     tracing::info!(peer, shard, last_lsn, common, "replica connected");
     state.ack(&peer, common);
-    state.set_connected(&peer, true);
+    let stream = state.connected(&peer);
     let result = serve_pulls(repl, shard, &peer, send, &mut recv).await;
-    state.set_connected(&peer, false);
+    state.disconnected(&peer, stream);
     result
 }
 

@@ -18,6 +18,8 @@ pub struct ReplicaProgress {
     pub acked: u64,
     /// Whether its stream is open.
     pub connected: bool,
+    /// Which of its streams is the current one (an old one may end after a new one began).
+    pub stream: u64,
 }
 
 /// A replica's own view of one shard.
@@ -98,6 +100,7 @@ impl ShardState {
         let p = replicas.entry(node.to_string()).or_insert(ReplicaProgress {
             acked: 0,
             connected: true,
+            stream: 0,
         });
         p.acked = applied;
         let best = replicas.values().map(|p| p.acked).max().unwrap_or(0);
@@ -109,10 +112,24 @@ impl ShardState {
         });
     }
 
-    /// Marks a replica's stream up or down.
-    pub fn set_connected(&self, node: &str, connected: bool) {
+    /// Marks a replica's new stream up; returns its number for [`ShardState::disconnected`].
+    pub fn connected(&self, node: &str) -> u64 {
+        match lock(&self.replicas).get_mut(node) {
+            Some(p) => {
+                p.connected = true;
+                p.stream += 1;
+                p.stream
+            }
+            None => 0,
+        }
+    }
+
+    /// Marks a replica's stream down, unless a newer one has taken its place.
+    pub fn disconnected(&self, node: &str, stream: u64) {
         if let Some(p) = lock(&self.replicas).get_mut(node) {
-            p.connected = connected;
+            if p.stream == stream {
+                p.connected = false;
+            }
         }
     }
 

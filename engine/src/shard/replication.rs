@@ -267,7 +267,11 @@ impl Shard {
             let from = if *name == CF_OPLOG { oplog_from } else { 0 };
             let start = keys::id_key(from);
             let mode = IteratorMode::From(&start, rocksdb::Direction::Forward);
-            for item in db.iterator_cf(cf_of(&db, name)?, mode) {
+            // Pair column families have a prefix extractor: without total-order seek a full
+            // scan may skip keys depending on how the files happen to be laid out.
+            let mut ro = rocksdb::ReadOptions::default();
+            ro.set_total_order_seek(true);
+            for item in db.iterator_cf_opt(cf_of(&db, name)?, ro, mode) {
                 let (k, v) = item?;
                 h.update((k.len() as u32).to_be_bytes());
                 h.update(&k);

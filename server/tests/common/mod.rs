@@ -1,6 +1,8 @@
 //! Starts the real `chirp` binary on a temp data dir and a free port, and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -136,6 +138,22 @@ impl Chirp {
     ) -> (u16, Value) {
         let raw = body.map(|b| b.to_string());
         self.raw(method, path, token, raw.as_deref().map(str::as_bytes))
+    }
+
+    /// Sends a request without panicking on transport errors (for a node that may be dying).
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        try_call(&self.agent, &self.base, method, path, token, body)
+    }
+
+    /// The OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends raw body bytes; returns the status and the JSON body (Null if empty).
@@ -316,4 +334,34 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
 pub fn newest_first(mut ids: Vec<String>) -> Vec<String> {
     ids.sort_by_key(|id| std::cmp::Reverse(id.parse::<u64>().expect("numeric id")));
     ids
+}
+
+/// A request to `base` that reports transport errors instead of panicking.
+pub fn try_call(
+    agent: &ureq::Agent,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
+    let mut req = agent.request(method, &format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = resp.status();
+    let text = resp.into_string().map_err(|e| e.to_string())?;
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok((status, value))
 }
