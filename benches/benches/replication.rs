@@ -88,7 +88,10 @@ fn main() {
         .sum();
 
     let p_repl = rt
-        .block_on(Replication::start(Arc::clone(&primary), config(root, "p", None)))
+        .block_on(Replication::start(
+            Arc::clone(&primary),
+            config(root, "p", None),
+        ))
         .expect("primary replication");
     let replica = open(&root.join("r-data"), NodeRole::Replica);
     let started = Instant::now();

@@ -139,13 +139,13 @@ fn cf_of<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily> {
 
 fn open_db(path: &Path, opts: &ShardOptions) -> Result<DB> {
     let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_max_background_jobs(2);
-        db_opts.set_bytes_per_sync(1 << 20);
-        let cfs = keys::ALL_CFS
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &opts.block_cache)));
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    db_opts.set_max_background_jobs(2);
+    db_opts.set_bytes_per_sync(1 << 20);
+    let cfs = keys::ALL_CFS
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &opts.block_cache)));
     DB::open_cf_descriptors(&db_opts, path, cfs).map_err(|e| {
         let message = e.into_string();
         // RocksDB holds an flock on DIR/LOCK while a process has the shard open; a second
@@ -480,7 +480,10 @@ impl Shard {
         mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
         let db = self.db()?;
-        let iter = db.iterator_cf(cf_of(&db, cf)?, IteratorMode::From(start, Direction::Forward));
+        let iter = db.iterator_cf(
+            cf_of(&db, cf)?,
+            IteratorMode::From(start, Direction::Forward),
+        );
         for item in iter {
             let (k, v) = item?;
             f(&k, &v)?;

@@ -48,7 +48,10 @@ pub(crate) async fn send_checkpoint(
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
-                files.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+                files.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.path(),
+                ));
             }
         }
         Ok(files)
@@ -105,7 +108,13 @@ pub(crate) async fn receive_checkpoint(
     send: &mut quinn::SendStream,
     recv: &mut FrameReader,
 ) -> Result<()> {
-    link::send(send, &Frame::Snapshot { shard: shard as u32 }).await?;
+    link::send(
+        send,
+        &Frame::Snapshot {
+            shard: shard as u32,
+        },
+    )
+    .await?;
     let staged = repl
         .config
         .data_dir
@@ -125,7 +134,9 @@ pub(crate) async fn receive_checkpoint(
                 file, offset, data, ..
             } => {
                 if !safe_name(&file) {
-                    return Err(Error::Protocol(format!("bad checkpoint file name {file:?}")));
+                    return Err(Error::Protocol(format!(
+                        "bad checkpoint file name {file:?}"
+                    )));
                 }
                 if open.as_ref().map(|(n, _, _)| n != &file).unwrap_or(true) {
                     if let Some((_, f, _)) = open.take() {
@@ -163,10 +174,16 @@ pub(crate) async fn receive_checkpoint(
         drop(guard);
         r
     })
-        .await
-        .map_err(|e| Error::Connection(e.to_string()))??;
+    .await
+    .map_err(|e| Error::Connection(e.to_string()))??;
     let pos = repl.node.log_position(shard)?;
-    tracing::info!(shard, bytes, last_lsn = pos.last_lsn, epoch = pos.epoch, "installed a checkpoint from the primary");
+    tracing::info!(
+        shard,
+        bytes,
+        last_lsn = pos.last_lsn,
+        epoch = pos.epoch,
+        "installed a checkpoint from the primary"
+    );
     repl.shards[shard].follow_update(|f| f.bootstraps += 1);
     Ok(())
 }

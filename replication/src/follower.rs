@@ -128,11 +128,23 @@ async fn follow(
         dump_divergent(repl, shard, common_lsn)?;
         bootstrap::receive_checkpoint(repl, shard, &mut send, &mut recv).await?;
     } else if pos.last_lsn < primary_last && oldest_lsn > pos.last_lsn + 1 {
-        tracing::info!(shard, have = pos.last_lsn, oldest_lsn, "primary trimmed what we need; bootstrapping");
+        tracing::info!(
+            shard,
+            have = pos.last_lsn,
+            oldest_lsn,
+            "primary trimmed what we need; bootstrapping"
+        );
         bootstrap::receive_checkpoint(repl, shard, &mut send, &mut recv).await?;
     }
     let mut applied = node.log_position(shard)?.last_lsn;
-    link::send(&mut send, &Frame::Ack { shard: shard as u32, applied_lsn: applied }).await?;
+    link::send(
+        &mut send,
+        &Frame::Ack {
+            shard: shard as u32,
+            applied_lsn: applied,
+        },
+    )
+    .await?;
     while !*stop.borrow() {
         link::send(
             &mut send,
@@ -155,7 +167,11 @@ async fn follow(
                 code: ErrorCode::Trimmed,
                 message,
             } => {
-                tracing::info!(shard, message, "fell behind the primary's oplog; bootstrapping");
+                tracing::info!(
+                    shard,
+                    message,
+                    "fell behind the primary's oplog; bootstrapping"
+                );
                 bootstrap::receive_checkpoint(repl, shard, &mut send, &mut recv).await?;
                 applied = node.log_position(shard)?.last_lsn;
                 continue;
@@ -182,9 +198,16 @@ async fn follow(
                 drop(guard);
                 r
             })
-                .await
-                .map_err(|e| Error::Connection(e.to_string()))??;
-            link::send(&mut send, &Frame::Ack { shard: shard as u32, applied_lsn: applied }).await?;
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))??;
+            link::send(
+                &mut send,
+                &Frame::Ack {
+                    shard: shard as u32,
+                    applied_lsn: applied,
+                },
+            )
+            .await?;
         }
         repl.shards[shard].follow_update(|f| {
             if applied >= f.primary_last_lsn {

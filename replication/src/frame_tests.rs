@@ -46,16 +46,16 @@ fn frame_strategy() -> impl Strategy<Value = Frame> {
             any::<u64>(),
             ".{0,20}"
         )
-            .prop_map(
-                |(shard, epoch, last_lsn, oldest_lsn, common_lsn, api)| Frame::Welcome {
+            .prop_map(|(shard, epoch, last_lsn, oldest_lsn, common_lsn, api)| {
+                Frame::Welcome {
                     shard,
                     epoch,
                     last_lsn,
                     oldest_lsn,
                     common_lsn,
-                    api
+                    api,
                 }
-            ),
+            }),
         (
             any::<u32>(),
             any::<u64>(),
@@ -63,13 +63,15 @@ fn frame_strategy() -> impl Strategy<Value = Frame> {
             any::<u32>(),
             any::<u32>()
         )
-            .prop_map(|(shard, epoch, after_lsn, max_bytes, wait_ms)| Frame::Pull {
-                shard,
-                epoch,
-                after_lsn,
-                max_bytes,
-                wait_ms
-            }),
+            .prop_map(
+                |(shard, epoch, after_lsn, max_bytes, wait_ms)| Frame::Pull {
+                    shard,
+                    epoch,
+                    after_lsn,
+                    max_bytes,
+                    wait_ms
+                }
+            ),
         (
             any::<u32>(),
             any::<u64>(),

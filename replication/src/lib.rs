@@ -196,14 +196,18 @@ impl Replication {
             .await
             .map_err(|e| Error::Connection(e.to_string()))??;
         for (s, state) in self.shards.iter().enumerate() {
-            state.committed.send_replace(self.node.log_position(s)?.last_lsn);
+            state
+                .committed
+                .send_replace(self.node.log_position(s)?.last_lsn);
         }
         Ok(epochs)
     }
 
     /// A JSON report of every shard's replication: role, epoch, LSNs and lag.
     pub fn status(&self) -> serde_json::Value {
-        let primary = lock(&self.following).as_ref().map(|f| f.primary.to_string());
+        let primary = lock(&self.following)
+            .as_ref()
+            .map(|f| f.primary.to_string());
         let writable = self.node.is_writable();
         let shards: Vec<serde_json::Value> = self
             .shards
@@ -288,7 +292,9 @@ async fn trim_loop(repl: Arc<Replication>) {
                 continue;
             };
             let cap_from = pos.last_lsn.saturating_sub(repl.config.oplog_retain) + 1;
-            let keep_from = state.min_acked().map_or(cap_from, |a| (a + 1).max(cap_from));
+            let keep_from = state
+                .min_acked()
+                .map_or(cap_from, |a| (a + 1).max(cap_from));
             let node = Arc::clone(&repl.node);
             let r = tokio::task::spawn_blocking(move || node.trim_oplog(s, keep_from)).await;
             if let Ok(Err(e)) = r {

@@ -19,7 +19,12 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 /// the replica's last entry is `their_last` with epoch `their_epoch`. Within one epoch there
 /// is one writer, so an entry's epoch tells which primary wrote it, and two copies agree up to
 /// where that epoch ends in our history.
-pub fn common_point(history: &[(u64, u64)], our_last: u64, their_last: u64, their_epoch: u64) -> u64 {
+pub fn common_point(
+    history: &[(u64, u64)],
+    our_last: u64,
+    their_last: u64,
+    their_epoch: u64,
+) -> u64 {
     if their_last == 0 {
         return 0;
     }
@@ -118,9 +123,18 @@ async fn serve_stream(
     .map_err(|e| Error::Connection(e.to_string()))??;
     if their_epoch_now > pos.epoch {
         // Someone was promoted after us: we are a deposed primary and must stop writing.
-        tracing::error!(peer, their_epoch_now, our_epoch = pos.epoch, shard, "deposed by a higher epoch; refusing writes");
+        tracing::error!(
+            peer,
+            their_epoch_now,
+            our_epoch = pos.epoch,
+            shard,
+            "deposed by a higher epoch; refusing writes"
+        );
         repl.node.demote("");
-        return Err(refuse(ErrorCode::Deposed, "this primary was deposed by a higher epoch"));
+        return Err(refuse(
+            ErrorCode::Deposed,
+            "this primary was deposed by a higher epoch",
+        ));
     }
     let common = common_point(&history, pos.last_lsn, last_lsn, last_epoch);
     link::send(
@@ -161,14 +175,18 @@ async fn serve_pulls(
                 ..
             } => {
                 if !repl.node.is_writable() {
-                    return Err(refuse(ErrorCode::NotPrimary, "this node is no longer a primary"));
+                    return Err(refuse(
+                        ErrorCode::NotPrimary,
+                        "this node is no longer a primary",
+                    ));
                 }
                 let max_bytes = (max_bytes as usize).clamp(1, MAX_PULL_BYTES);
                 let wait = Duration::from_millis(wait_ms.into()).min(MAX_WAIT);
                 let mut committed = state.committed.subscribe();
                 let mut entries = read(repl, shard, after_lsn, max_bytes).await?;
                 if entries.is_empty() && !wait.is_zero() {
-                    let _ = tokio::time::timeout(wait, committed.wait_for(|l| *l > after_lsn)).await;
+                    let _ =
+                        tokio::time::timeout(wait, committed.wait_for(|l| *l > after_lsn)).await;
                     entries = read(repl, shard, after_lsn, max_bytes).await?;
                 }
                 let pos = repl.node.log_position(shard)?;
@@ -203,7 +221,10 @@ async fn read(
 ) -> Result<Vec<(u64, Vec<u8>)>> {
     let node = Arc::clone(&repl.node);
     let (oldest, entries) = tokio::task::spawn_blocking(move || {
-        Ok::<_, Error>((node.oldest_lsn(shard)?, node.read_oplog(shard, after, max_bytes)?))
+        Ok::<_, Error>((
+            node.oldest_lsn(shard)?,
+            node.read_oplog(shard, after, max_bytes)?,
+        ))
     })
     .await
     .map_err(|e| Error::Connection(e.to_string()))??;

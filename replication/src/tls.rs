@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -48,10 +48,7 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
 pub fn create_cluster_ca(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     if dir.join("ca.key").exists() {
-        return Err(Error::Tls(format!(
-            "{} already holds a CA",
-            dir.display()
-        )));
+        return Err(Error::Tls(format!("{} already holds a CA", dir.display())));
     }
     let key = KeyPair::generate()?;
     let cert = ca_params().self_signed(&key)?;
@@ -129,10 +126,12 @@ impl NodeTls {
     /// The QUIC server configuration: our certificate, clients must present one from the CA.
     pub fn server_config(&self) -> Result<quinn::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots()?, provider.clone())
-                .build()
-                .map_err(|e| Error::Tls(e.to_string()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            self.roots()?,
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| Error::Tls(e.to_string()))?;
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chirp_engine::{Node, NodeRole};
-use chirp_server::replication::ReplArgs;
 use chirp_server::config::{LogFormat, ServeArgs};
 use chirp_server::metrics::Metrics;
+use chirp_server::replication::ReplArgs;
 use chirp_server::{AdminApp, App, Config};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -126,14 +126,11 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
     })?;
     drop(node);
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    match Arc::try_unwrap(app)
-        .ok()
-        .and_then(|app| {
-            // Replication holds the node too; its tasks ended with the runtime.
-            drop(app.repl);
-            Arc::try_unwrap(app.node).ok()
-        })
-    {
+    match Arc::try_unwrap(app).ok().and_then(|app| {
+        // Replication holds the node too; its tasks ended with the runtime.
+        drop(app.repl);
+        Arc::try_unwrap(app.node).ok()
+    }) {
         Some(node) => node.close().context("closing the node")?,
         None => tracing::warn!("requests still running at exit; the node closes without a flush"),
     }

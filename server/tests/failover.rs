@@ -23,9 +23,10 @@ fn wait_replica_connected(primary: &Chirp) {
         let st = status(primary);
         let ready = st["shards"].as_array().is_some_and(|shards| {
             shards.iter().all(|s| {
-                s["replicas"]
-                    .as_array()
-                    .is_some_and(|r| r.iter().any(|r| r["connected"] == true && r["lag_lsn"] == 0))
+                s["replicas"].as_array().is_some_and(|r| {
+                    r.iter()
+                        .any(|r| r["connected"] == true && r["lag_lsn"] == 0)
+                })
             })
         });
         if ready {
@@ -37,7 +38,12 @@ fn wait_replica_connected(primary: &Chirp) {
 }
 
 /// Posts tweets until told to stop or the node goes away; returns (acknowledged ids, failures).
-fn write_until(base: String, token: String, cycle: usize, stop: Arc<AtomicBool>) -> (Vec<String>, usize) {
+fn write_until(
+    base: String,
+    token: String,
+    cycle: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<String>, usize) {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .build();

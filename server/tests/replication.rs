@@ -24,7 +24,12 @@ fn replicas_serve_what_the_primary_wrote() {
     let b = r2.replica_of(&p, &[]);
     let (alice, alice_t) = primary.user("alice");
     let (bob, bob_t) = primary.user("bob");
-    let (s, _) = primary.call("POST", &format!("/{bob}/follow/{alice}"), Some(&bob_t), None);
+    let (s, _) = primary.call(
+        "POST",
+        &format!("/{bob}/follow/{alice}"),
+        Some(&bob_t),
+        None,
+    );
     assert_eq!(s, 200);
     let (s, _) = primary.call(
         "PATCH",
@@ -40,10 +45,16 @@ fn replicas_serve_what_the_primary_wrote() {
     wait_identical(&primary, &[&a, &b], Duration::from_secs(20));
     let expected = common::newest_first(ids);
     for replica in [&a, &b] {
-        assert_eq!(tweet_ids(replica, &format!("/{alice}/tweets"), None), expected);
+        assert_eq!(
+            tweet_ids(replica, &format!("/{alice}/tweets"), None),
+            expected
+        );
         // Bob's session token was written on the primary and replicated.
         assert_eq!(tweet_ids(replica, "/feed", Some(&bob_t)), expected);
-        assert_eq!(tweet_ids(replica, "/search/tags/replicated", None), expected);
+        assert_eq!(
+            tweet_ids(replica, "/search/tags/replicated", None),
+            expected
+        );
         let (_, profile) = replica.call("GET", &format!("/{alice}/profile"), None, None);
         assert_eq!(profile["bio"], "replicated");
         assert_eq!(profile["followers_count"], 1);
@@ -68,7 +79,10 @@ fn replicas_serve_what_the_primary_wrote() {
     }
     let st = status(&primary);
     assert_eq!(st["role"], "primary");
-    assert_eq!(st["shards"][0]["replicas"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        st["shards"][0]["replicas"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[test]
@@ -166,14 +180,30 @@ fn a_promoted_replica_takes_writes_and_the_deposed_primary_dumps_its_divergent_t
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["epochs"][0], 2);
     let after = replica.tweet(&token, "written on the new primary");
-    assert_eq!(replica.call("GET", &format!("/tweets/{kept}"), None, None).0, 200);
-    assert_eq!(replica.call("GET", &format!("/tweets/{lost}"), None, None).0, 404);
+    assert_eq!(
+        replica
+            .call("GET", &format!("/tweets/{kept}"), None, None)
+            .0,
+        200
+    );
+    assert_eq!(
+        replica
+            .call("GET", &format!("/tweets/{lost}"), None, None)
+            .0,
+        404
+    );
 
     // The old primary rejoins as a replica of the new one.
     let old = p.replica_of(&r, &[]);
     wait_identical(&replica, &[&old], Duration::from_secs(30));
-    assert_eq!(old.call("GET", &format!("/tweets/{after}"), None, None).0, 200);
-    assert_eq!(old.call("GET", &format!("/tweets/{lost}"), None, None).0, 404);
+    assert_eq!(
+        old.call("GET", &format!("/tweets/{after}"), None, None).0,
+        200
+    );
+    assert_eq!(
+        old.call("GET", &format!("/tweets/{lost}"), None, None).0,
+        404
+    );
     let dumps: Vec<_> = std::fs::read_dir(&p.data)
         .expect("data dir")
         .filter_map(|e| e.ok())

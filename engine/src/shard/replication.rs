@@ -198,7 +198,9 @@ impl Shard {
     /// The oldest LSN the oplog still holds (0 if it is empty).
     pub fn oldest_lsn(&self) -> Result<u64> {
         let db = self.db()?;
-        let first = db.iterator_cf(cf_of(&db, CF_OPLOG)?, IteratorMode::Start).next();
+        let first = db
+            .iterator_cf(cf_of(&db, CF_OPLOG)?, IteratorMode::Start)
+            .next();
         match first {
             Some(r) => Ok(keys::decode_id(&r?.0).unwrap_or(0)),
             None => Ok(0),

@@ -13,10 +13,7 @@ use crate::http::{json, query_param, ApiError, ApiResult, Problem};
 use crate::routes::{App, Peer};
 
 /// The node's replication, if the request may use the admin endpoints (from loopback only).
-fn admin<'a>(
-    app: &'a App,
-    req: &Request<Incoming>,
-) -> ApiResult<&'a std::sync::Arc<Replication>> {
+fn admin<'a>(app: &'a App, req: &Request<Incoming>) -> ApiResult<&'a std::sync::Arc<Replication>> {
     let local = req
         .extensions()
         .get::<Peer>()
@@ -50,9 +47,10 @@ pub async fn status(app: &App) -> ApiResult {
         (status = 403, description = "Not from loopback, or no replication", body = Problem)))]
 pub async fn promote(app: &App, req: Request<Incoming>) -> ApiResult {
     let repl = admin(app, &req)?;
-    let epochs = repl.promote().await.map_err(|e| {
-        ApiError::Engine(EngineError::Storage(format!("promotion failed: {e}")))
-    })?;
+    let epochs = repl
+        .promote()
+        .await
+        .map_err(|e| ApiError::Engine(EngineError::Storage(format!("promotion failed: {e}"))))?;
     json(
         StatusCode::OK,
         &serde_json::json!({"role": "primary", "epochs": epochs}),

@@ -43,18 +43,27 @@ fn call(method: &str, url: &str) -> anyhow::Result<Value> {
 
 /// Promotes the node at `node` (its HTTP base URL) to primary.
 pub fn promote(node: &str) -> anyhow::Result<Value> {
-    let out = call("POST", &format!("{}/admin/promote", node.trim_end_matches('/')))?;
+    let out = call(
+        "POST",
+        &format!("{}/admin/promote", node.trim_end_matches('/')),
+    )?;
     Ok(out)
 }
 
 /// The replication status of a node.
 pub fn status(node: &str) -> anyhow::Result<Value> {
-    call("GET", &format!("{}/replication", node.trim_end_matches('/')))
+    call(
+        "GET",
+        &format!("{}/replication", node.trim_end_matches('/')),
+    )
 }
 
 /// Per-shard, per-column-family digests of a node.
 pub fn digest(node: &str) -> anyhow::Result<Value> {
-    call("GET", &format!("{}/admin/digest", node.trim_end_matches('/')))
+    call(
+        "GET",
+        &format!("{}/admin/digest", node.trim_end_matches('/')),
+    )
 }
 
 /// Renders a status report as a table: one line per shard, and one per replica on a primary.
@@ -70,7 +79,9 @@ pub fn render_status(s: &Value) -> String {
             None => String::new(),
         }
     );
-    out.push_str("shard  epoch  last_lsn  oldest  peer                 lag_lsn  lag_s   connected\n");
+    out.push_str(
+        "shard  epoch  last_lsn  oldest  peer                 lag_lsn  lag_s   connected\n",
+    );
     for shard in s["shards"].as_array().into_iter().flatten() {
         let head = format!(
             "{:<6} {:<6} {:<9} {:<7}",
