@@ -160,6 +160,7 @@ impl Inner {
             progress.advance(1);
         }
         std::fs::remove_dir_all(&tmp)?;
+        self.fence_oplog_after_import()?;
         for (i, &f) in followers.iter().enumerate() {
             if celebrity[i] {
                 self.note_followers(user_ids[i], u64::from(f));
@@ -167,6 +168,24 @@ impl Inner {
         }
         report.user_ids = user_ids;
         Ok(report)
+    }
+
+    /// Ingested files bypass the oplog, so no replica could replay them. Each shard logs two
+    /// marker entries and trims every entry before the second (the oplog always keeps its last
+    /// entry, so two are needed for the oldest one held to be past the position of any replica,
+    /// even on a new shard). A replica behind it is told its entries were trimmed and
+    /// bootstraps from a checkpoint, which holds the imported rows.
+    fn fence_oplog_after_import(&self) -> Result<()> {
+        for shard in &self.shards {
+            for _ in 0..2 {
+                let mut marker = crate::batch::Batch::new();
+                let now = crate::ids::now_unix_ms().to_be_bytes();
+                marker.put(keys::CF_META, keys::META_IMPORT_MARKER, now);
+                shard.write(marker)?;
+            }
+            shard.trim_oplog(shard.last_lsn())?;
+        }
+        Ok(())
     }
 
     fn check_users(

@@ -71,6 +71,8 @@ pub const META_EPOCH: &[u8] = b"epoch";
 /// `meta` key of the epoch history: (epoch, first LSN written in it) pairs, 16 bytes each,
 /// big-endian, oldest first. Absent means `[(1, 1)]`.
 pub const META_EPOCHS: &[u8] = b"epochs";
+/// `meta` key written by the logged marker entry of a bulk import (Unix ms, u64 big-endian).
+pub const META_IMPORT_MARKER: &[u8] = b"import_marker";
 /// `meta` key of the number of shards in the cluster (u32 big-endian).
 pub const META_SHARD_COUNT: &[u8] = b"shard_count";
 

@@ -131,3 +131,22 @@ fn taken_handles_and_bad_edges_are_refused() {
         Err(chirp_engine::Error::Invalid { .. })
     ));
 }
+
+#[test]
+fn an_import_fences_the_oplog_so_replicas_bootstrap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = open(dir.path());
+    // Some ordinary, logged history first, as a replica may already have applied.
+    let before: Vec<u64> = (0..node.shard_count())
+        .map(|s| node.log_position(s).expect("position").last_lsn)
+        .collect();
+    node.import(set("unused"), &()).expect("import");
+    for (s, &had) in before.iter().enumerate() {
+        let last = node.log_position(s).expect("position").last_lsn;
+        let oldest = node.oldest_lsn(s).expect("oldest");
+        // Whatever a replica had applied before the import, the next entry it needs is gone,
+        // which is what makes the primary answer "trimmed" and the replica bootstrap.
+        assert!(oldest > had + 1, "shard {s}: oldest {oldest}, replica at {had}");
+        assert_eq!(oldest, last, "shard {s}");
+    }
+}
