@@ -146,7 +146,10 @@ fn an_import_fences_the_oplog_so_replicas_bootstrap() {
         let oldest = node.oldest_lsn(s).expect("oldest");
         // Whatever a replica had applied before the import, the next entry it needs is gone,
         // which is what makes the primary answer "trimmed" and the replica bootstrap.
-        assert!(oldest > had + 1, "shard {s}: oldest {oldest}, replica at {had}");
+        assert!(
+            oldest > had + 1,
+            "shard {s}: oldest {oldest}, replica at {had}"
+        );
         assert_eq!(oldest, last, "shard {s}");
     }
 }
