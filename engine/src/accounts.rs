@@ -224,6 +224,18 @@ impl Inner {
         Ok(Session { token, user_id })
     }
 
+    /// Ends a session: the token stops authenticating at once. Idempotent.
+    pub fn log_out(&self, token: &str) -> Result<()> {
+        let user_id: u64 = token
+            .split_once('.')
+            .and_then(|(id, _)| id.parse().ok())
+            .ok_or(Error::Unauthenticated("invalid or expired token"))?;
+        let shard = self.user_shard(user_id);
+        let mut batch = Batch::new();
+        batch.delete(CF_AUTH, keys::token_key(&token_digest(token)));
+        shard.write(batch)
+    }
+
     /// The user a bearer token authenticates.
     pub fn authenticate(&self, token: &str) -> Result<u64> {
         const BAD: Error = Error::Unauthenticated("invalid or expired token");

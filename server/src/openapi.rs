@@ -30,6 +30,7 @@ use crate::api;
         api::replication::digest,
         api::accounts::sign_up,
         api::accounts::log_in,
+        api::accounts::log_out,
         api::accounts::get_profile,
         api::accounts::patch_profile,
         api::tweets::post_tweet,

@@ -264,6 +264,27 @@ fn sign_up_log_in_and_profiles() {
         None,
     );
 
+    // Logging out ends that session only, at once.
+    let (_, second) = chirp.call(
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"handle": "alice", "password": "password1"})),
+    );
+    let second = second["token"].as_str().unwrap_or_default().to_string();
+    assert_problem(&chirp.call("DELETE", "/sessions", None, None), 401, None);
+    assert_eq!(
+        chirp.call("DELETE", "/sessions", Some(&second), None).0,
+        204
+    );
+    assert_problem(&chirp.call("GET", "/feed", Some(&second), None), 401, None);
+    assert_problem(
+        &chirp.call("DELETE", "/sessions", Some(&second), None),
+        401,
+        None,
+    );
+    assert_eq!(chirp.call("GET", "/feed", Some(&token), None).0, 200);
+
     // Nobody edits someone else's profile.
     let (_bob, bob_token) = chirp.user("bob");
     assert_problem(

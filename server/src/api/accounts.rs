@@ -99,6 +99,22 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     json(StatusCode::OK, &out)
 }
 
+/// Log out: the bearer token of the request stops working at once.
+#[utoipa::path(delete, path = "/sessions", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is over"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn log_out(app: &App, req: Request<Incoming>) -> ApiResult {
+    authenticate(app, &req).await?;
+    let token = crate::http::bearer(req.headers())
+        .unwrap_or_default()
+        .to_owned();
+    blocking(app, move |n| n.log_out(&token)).await?;
+    Ok(crate::http::empty(StatusCode::NO_CONTENT))
+}
+
 /// Read a profile.
 #[utoipa::path(get, path = "/{userId}/profile", tag = "accounts",
     params(("userId" = String, Path, description = "Numeric user id or `@handle`")),
