@@ -164,6 +164,7 @@ export const api = {
     request<Profile>("POST", "/users", { json: display_name ? { handle, password, display_name } : { handle, password } }),
   logIn: (handle: string, password: string) =>
     request<{ token: string; user_id: string }>("POST", "/sessions", { json: { handle, password } }),
+  logOut: () => request<void>("DELETE", "/sessions", { auth: true }),
   profile: (user: string) => request<Profile>("GET", `/${userRef(user)}/profile`),
   updateProfile: (user: string, patch: Record<string, unknown>) =>
     request<Profile>("PATCH", `/${userRef(user)}/profile`, { json: patch, auth: true }),

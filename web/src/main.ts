@@ -2,7 +2,7 @@
 // swaps views in <main>.
 
 import "../style.css";
-import { clearSession, currentSession, setExpiredHandler } from "./api";
+import { api, clearSession, currentSession, setExpiredHandler } from "./api";
 import { h } from "./dom";
 import { go, parseRoute, type Route, type View } from "./router";
 import { announce } from "./ui";
@@ -36,9 +36,16 @@ function renderNav(route: Route): void {
 }
 
 function logOut(): void {
-  clearSession();
-  notice = "You are logged out.";
-  go("#/login");
+  // End the session on the server too (the token stops working at once); the page logs out
+  // whatever the answer, so a server that cannot be reached does not keep anyone logged in.
+  void api
+    .logOut()
+    .catch(() => undefined)
+    .finally(() => {
+      clearSession();
+      notice = "You are logged out.";
+      go("#/login");
+    });
 }
 
 function viewFor(route: Route): View {
