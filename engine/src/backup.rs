@@ -96,8 +96,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 impl Inner {
     /// Writes a checkpoint of the node to `dir` (which must be missing or empty) while it
-    /// keeps serving. SST files are hard-linked when `dir` is on the same file system, so
-    /// this takes about as long as a memtable flush.
+    /// keeps serving: per shard a RocksDB checkpoint (memtables flushed, SST files hard-linked
+    /// when `dir` is on the same file system), then a copy of every other file of the data dir
+    /// (manifest, index files, and every image under `media/`, copied file by file, so its
+    /// time and size grow with the images stored).
     pub fn checkpoint(&self, dir: &Path) -> Result<BackupReport> {
         let started = Instant::now();
         check_empty_target(dir)?;
@@ -147,7 +149,12 @@ pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
             ),
         ));
     }
-    let shards = read_manifest(checkpoint, 0, false)?;
+    let shards = read_manifest(checkpoint)?.ok_or_else(|| {
+        Error::invalid(
+            "checkpoint",
+            format!("{} has no {MANIFEST}", checkpoint.display()),
+        )
+    })?;
     for i in 0..shards {
         if !shard_dir(checkpoint, i).is_dir() {
             return Err(Error::invalid(

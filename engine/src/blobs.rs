@@ -156,6 +156,11 @@ impl BlobStore {
         Ok(sha)
     }
 
+    /// Whether a blob's file is present.
+    pub fn contains(&self, sha: &str) -> bool {
+        self.path(sha).is_ok_and(|p| p.is_file())
+    }
+
     /// Reads a blob: small files into memory, large ones mapped.
     pub fn get(&self, sha: &str) -> Result<Blob> {
         let path = self.path(sha)?;

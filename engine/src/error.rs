@@ -38,6 +38,13 @@ pub enum Error {
     /// the primary when known.
     #[error("this node does not take writes; send them to the primary{}", if .0.is_empty() { String::new() } else { format!(" at {}", .0) })]
     NotPrimary(String),
+    /// The thing asked for is briefly out of service (e.g. a shard while a checkpoint is
+    /// swapped in); the caller may retry shortly.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A read inside [`crate::cache_only`] needed the disk; redo it where blocking is fine.
+    #[error("the read needs the disk")]
+    WouldBlock,
     /// The storage layer failed.
     #[error("storage error: {0}")]
     Storage(String),
@@ -64,6 +71,9 @@ impl Error {
 
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
+        if e.kind() == rocksdb::ErrorKind::Incomplete {
+            return Error::WouldBlock;
+        }
         Error::Storage(e.into_string())
     }
 }

@@ -51,6 +51,6 @@ pub use node::NodeRole;
 pub use node::{Inner, Node, NodeConfig};
 pub use replica::LogPosition;
 pub use search::TagQuery;
-pub use shard::{track_writes, ShardShared};
+pub use shard::{cache_only, track_writes, ShardShared};
 pub use tweets::NewTweet;
 pub use verify::{Finding, VerifyReport};

@@ -112,9 +112,19 @@ impl Inner {
         }
     }
 
-    /// The stored bytes of a media row.
+    /// The stored bytes of a media row. On a replica an image's row arrives through the oplog
+    /// but its file does not (blobs are not replicated yet): a missing file there is "not
+    /// found" (404), while on a primary, which stored the file before the row, it is damage.
     pub fn media_blob(&self, media: &MediaDoc) -> Result<Blob> {
-        self.blobs.get(&media.sha256)
+        match self.blobs.get(&media.sha256) {
+            Err(Error::Corrupt(why))
+                if !self.is_writable() && !self.blobs.contains(&media.sha256) =>
+            {
+                tracing::warn!(media = media.id, %why, "image file not on this replica");
+                Err(Error::NotFound("image file on this replica"))
+            }
+            other => other,
+        }
     }
 
     /// The digests of every blob file (one per distinct image).

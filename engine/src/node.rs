@@ -104,6 +104,8 @@ pub struct Inner {
     pub(crate) handle_lock: Mutex<()>,
     pub(crate) celebrities: RwLock<HashSet<u64>>,
     pub(crate) tags: Vec<RwLock<TagIndex>>,
+    /// Held while index files are written (see `search::save_indexes`).
+    pub(crate) index_saves: Mutex<()>,
     pub(crate) cache: TweetCache,
     /// One queue per fan-out worker; a tweet's jobs always go to the same one.
     pub(crate) fanout_tx: Vec<crossbeam::channel::Sender<u64>>,
@@ -159,9 +161,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads the shard count from a data dir's manifest, making the manifest with `wanted` shards
-/// when it is missing and `create` is set.
-pub(crate) fn read_manifest(dir: &Path, wanted: usize, create: bool) -> Result<usize> {
+/// Reads the shard count from a data dir's manifest; None when the dir has no manifest.
+pub(crate) fn read_manifest(dir: &Path) -> Result<Option<usize>> {
     let path = dir.join(MANIFEST);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -170,31 +171,41 @@ pub(crate) fn read_manifest(dir: &Path, wanted: usize, create: bool) -> Result<u
             if m.format != 1 || m.shards == 0 || m.shards > ids::MAX_SHARDS {
                 return Err(Error::Corrupt(format!("{}: unsupported", path.display())));
             }
-            Ok(m.shards)
+            Ok(Some(m.shards))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Err(Error::invalid(
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the manifest of a new data dir, atomically and durably (the rename is made durable
+/// by syncing the directory). Written after the shards exist: a dir with a manifest must
+/// hold every shard it names, so a missing shard is an error, never recreated empty.
+fn write_manifest(dir: &Path, shards: usize) -> Result<()> {
+    let m = Manifest { format: 1, shards };
+    let tmp = dir.join("chirp.json.tmp");
+    let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
+    std::fs::write(&tmp, body)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(MANIFEST))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The shard count of a data dir and whether it is new: an existing dir keeps its count; a
+/// dir without a manifest is made with `wanted` shards when `create` is set.
+fn plan_data_dir(dir: &Path, wanted: usize, create: bool) -> Result<(usize, bool)> {
+    match read_manifest(dir)? {
+        Some(count) => Ok((count, false)),
+        None if !create => Err(Error::invalid(
             "data",
             format!("{} holds no Chirp data (no {MANIFEST})", dir.display()),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if wanted == 0 || wanted > ids::MAX_SHARDS {
-                return Err(Error::invalid(
-                    "shards",
-                    format!("must be 1..={}", ids::MAX_SHARDS),
-                ));
-            }
-            let m = Manifest {
-                format: 1,
-                shards: wanted,
-            };
-            let tmp = dir.join("chirp.json.tmp");
-            let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
-            std::fs::write(&tmp, body)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(wanted)
-        }
-        Err(e) => Err(e.into()),
+        None if wanted == 0 || wanted > ids::MAX_SHARDS => Err(Error::invalid(
+            "shards",
+            format!("must be 1..={}", ids::MAX_SHARDS),
+        )),
+        None => Ok((wanted, true)),
     }
 }
 
@@ -204,7 +215,7 @@ impl Node {
         if config.create {
             std::fs::create_dir_all(config.data_dir.join("shards"))?;
         }
-        let count = read_manifest(&config.data_dir, config.shards, config.create)?;
+        let (count, fresh) = plan_data_dir(&config.data_dir, config.shards, config.create)?;
         let shared = Arc::new(ShardShared::new(config.role == NodeRole::Primary));
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
@@ -214,7 +225,11 @@ impl Node {
         let mut shards = Vec::with_capacity(count);
         for i in 0..count {
             let path = config.data_dir.join("shards").join(format!("{i:03}"));
-            shards.push(Shard::open(&path, i, count, &opts)?);
+            shards.push(Shard::open(&path, i, count, fresh, &opts)?);
+        }
+        if fresh {
+            std::fs::File::open(config.data_dir.join("shards"))?.sync_all()?;
+            write_manifest(&config.data_dir, count)?;
         }
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;
         let mut tweet_ids = Vec::with_capacity(count);
@@ -263,6 +278,7 @@ impl Node {
             handle_lock: Mutex::new(()),
             celebrities: RwLock::new(celebrities),
             tags,
+            index_saves: Mutex::new(()),
             cache: TweetCache::new(config.tweet_cache_bytes),
             fanout_tx: txs,
             fanout_pending: AtomicU64::new(0),

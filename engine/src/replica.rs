@@ -93,6 +93,7 @@ impl Inner {
     pub fn install_checkpoint(&self, shard: usize, staged: &std::path::Path) -> Result<()> {
         let s = self.shard_checked(shard)?;
         s.replace_with(staged)?;
+        let _saves = self.lock_index_saves();
         let path = crate::search::index_path(&self.config.data_dir, shard);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),

@@ -78,7 +78,9 @@ pub(crate) fn open_index(shard: &Shard, path: &std::path::Path) -> Result<TagInd
     shard.for_each_from(CF_TWEETS, &keys::id_key(from), |key, value| {
         if let Some(id) = keys::decode_id(key) {
             let tweet: TweetDoc = doc::decode(value)?;
-            index.insert(id, &normalized_tags(&tweet));
+            index
+                .try_insert(id, &normalized_tags(&tweet))
+                .map_err(|e| index_error(shard.index(), e))?;
             replayed += 1;
         }
         Ok(())
@@ -148,7 +150,8 @@ impl Inner {
         Ok(page_of(out, page.limit, |t| t.id))
     }
 
-    /// Adds a stored tweet to its shard's index.
+    /// Adds a stored tweet to its shard's index. Never panics: a full index (2^32 documents
+    /// in one shard) is an error, and the lock stays usable for every other caller.
     pub(crate) fn index_tweet(&self, tweet: &TweetDoc) -> Result<()> {
         let tags = normalized_tags(tweet);
         if let Some(shard) = self.tweet_shard(tweet.id) {
@@ -156,7 +159,7 @@ impl Inner {
                 .index_of(shard.index())
                 .write()
                 .map_err(|_| poisoned())?;
-            index.insert(tweet.id, &tags);
+            try_insert(&mut index, tweet.id, &tags).map_err(|e| index_error(shard.index(), e))?;
         }
         Ok(())
     }
@@ -172,16 +175,39 @@ impl Inner {
         Ok(())
     }
 
-    /// Saves every shard's index beside the shard.
+    /// Saves every shard's index beside the shard. Each index is copied under its read lock
+    /// and written outside it, so posts and searches never wait on the file write and fsync;
+    /// saves are serialized (they share one temp file per shard).
     pub(crate) fn save_indexes(&self) -> Result<()> {
+        let _one_at_a_time = self.lock_index_saves();
         for shard in 0..self.shards.len() {
-            let index = self.index_of(shard).read().map_err(|_| poisoned())?;
-            index
-                .save(&index_path(&self.config.data_dir, shard))
+            let snapshot = self.index_of(shard).read().map_err(|_| poisoned())?.clone();
+            save(&snapshot, &index_path(&self.config.data_dir, shard))
                 .map_err(|e| Error::Storage(format!("saving hashtag index {shard}: {e}")))?;
         }
         Ok(())
     }
+
+    /// Serializes writers of the index files (saves, and a checkpoint install replacing one).
+    pub(crate) fn lock_index_saves(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.index_saves.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn try_insert(index: &mut TagIndex, id: u64, tags: &[String]) -> chirp_index::Result<u32> {
+    fail::fail_point!("search::insert", |_| Err(chirp_index::Error::Full));
+    index.try_insert(id, tags)
+}
+
+fn save(index: &TagIndex, path: &std::path::Path) -> chirp_index::Result<()> {
+    fail::fail_point!("search::save", |_| Err(chirp_index::Error::Io(
+        std::io::Error::other("failpoint search::save")
+    )));
+    index.save(path)
+}
+
+fn index_error(shard: usize, e: chirp_index::Error) -> Error {
+    Error::Storage(format!("hashtag index of shard {shard}: {e}"))
 }
 
 fn poisoned() -> Error {

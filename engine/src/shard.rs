@@ -1,6 +1,7 @@
 //! One shard: a RocksDB instance with every column family of [`crate::keys`].
 
-use std::collections::VecDeque;
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -10,7 +11,7 @@ use rocksdb::properties::{self, PropName};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
     CompactOptions, Direction, IngestExternalFileOptions, IteratorMode, MergeOperands, Options,
-    ReadOptions, SliceTransform, WriteBatch, WriteOptions, DB,
+    ReadOptions, ReadTier, SliceTransform, WriteBatch, WriteOptions, DB,
 };
 
 use crate::batch::{encode_entry, Batch, Op, OpKind};
@@ -65,21 +66,51 @@ struct LogState {
     epoch: u64,
     /// Every ticket below this has been committed or has failed.
     decided: u64,
-    /// Recent failed groups: (first ticket, last ticket, error).
-    failures: VecDeque<(u64, u64, String)>,
+    /// The error of every failed ticket whose writer has not read it yet. Each writer removes
+    /// its own entry, so this holds at most the tickets of groups still being woken.
+    failed: HashMap<u64, Arc<str>>,
+    /// Set when a RocksDB write failed: what reached the WAL is then unknown (an fsync that
+    /// failed may have written some of it), so the shard takes no more writes until the node
+    /// is restarted and recovers from the WAL.
+    stopped: Option<Arc<str>>,
 }
 
 impl LogState {
-    fn outcome(&self, ticket: u64) -> Result<()> {
-        match self
-            .failures
-            .iter()
-            .find(|(a, b, _)| (*a..=*b).contains(&ticket))
-        {
-            Some((_, _, e)) => Err(Error::Storage(e.clone())),
+    /// A writer's outcome, read once: the entry of a failed ticket is removed.
+    fn take_outcome(&mut self, ticket: u64) -> Result<()> {
+        match self.failed.remove(&ticket) {
+            Some(e) => Err(Error::Storage(e.to_string())),
             None => Ok(()),
         }
     }
+}
+
+thread_local! {
+    static CACHE_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's shard reads restricted to memtables and the block cache: a
+/// read that would have to wait for the disk fails at once with [`Error::WouldBlock`]. The
+/// server runs reads this way on its runtime threads and redoes the rare miss on the
+/// blocking pool, so a slow disk never stalls the threads that serve every connection.
+pub fn cache_only<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CACHE_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CACHE_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
+/// Options of a request-path read: cache-only inside [`cache_only`].
+fn read_options() -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    if CACHE_ONLY.with(Cell::get) {
+        ro.set_read_tier(ReadTier::BlockCache);
+    }
+    ro
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,9 +168,17 @@ fn cf_of<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily> {
         .ok_or_else(|| Error::Storage(format!("column family {name} missing")))
 }
 
-fn open_db(path: &Path, opts: &ShardOptions) -> Result<DB> {
+/// Opens a shard's RocksDB instance; `create` makes a missing one (only for a new shard).
+fn open_db(path: &Path, opts: &ShardOptions, create: bool) -> Result<DB> {
+    if !create && !path.join("CURRENT").is_file() {
+        return Err(Error::Corrupt(format!(
+            "{} is missing or holds no RocksDB files, yet the data dir's manifest names it; \
+             restore the shard from a checkpoint (or a replica) instead of starting it empty",
+            path.display()
+        )));
+    }
     let mut db_opts = Options::default();
-    db_opts.create_if_missing(true);
+    db_opts.create_if_missing(create);
     db_opts.create_missing_column_families(true);
     db_opts.set_max_background_jobs(2);
     db_opts.set_bytes_per_sync(1 << 20);
@@ -159,10 +198,18 @@ fn open_db(path: &Path, opts: &ShardOptions) -> Result<DB> {
 }
 
 impl Shard {
-    /// Opens (creating if needed) shard `index` of `count` under `path`.
-    pub fn open(path: &Path, index: usize, count: usize, opts: &ShardOptions) -> Result<Shard> {
+    /// Opens shard `index` of `count` under `path`; `create` makes it when it is a new shard
+    /// of a new data dir (an existing shard that is missing is an error, never made empty).
+    pub fn open(
+        path: &Path,
+        index: usize,
+        count: usize,
+        create: bool,
+        opts: &ShardOptions,
+    ) -> Result<Shard> {
+        recover_swap(path)?;
         let shard = Shard {
-            db: RwLock::new(Some(open_db(path, opts)?)),
+            db: RwLock::new(Some(open_db(path, opts, create)?)),
             index,
             path: path.to_path_buf(),
             opts: opts.clone(),
@@ -172,10 +219,11 @@ impl Shard {
                 last_lsn: 0,
                 epoch: 1,
                 decided: 0,
-                failures: VecDeque::new(),
+                failed: HashMap::new(),
+                stopped: None,
             }),
         };
-        shard.check_meta(count)?;
+        shard.check_meta(count, create)?;
         let mut log = lock(&shard.log);
         shard.load_position(&mut log)?;
         drop(log);
@@ -199,18 +247,28 @@ impl Shard {
         Ok(())
     }
 
+    /// The open instance. While a checkpoint's files are swapped in (the only time the slot
+    /// is write-locked or empty) this fails at once rather than blocking the caller's thread.
     fn db(&self) -> Result<Db<'_>> {
-        let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let guard = match self.db.try_read() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(self.swapping()),
+        };
         if guard.is_none() {
-            return Err(Error::Storage(format!(
-                "shard {} is being replaced by a checkpoint",
-                self.index
-            )));
+            return Err(self.swapping());
         }
         Ok(Db(guard))
     }
 
-    fn check_meta(&self, count: usize) -> Result<()> {
+    fn swapping(&self) -> Error {
+        Error::Unavailable(format!(
+            "shard {} is being replaced by a checkpoint",
+            self.index
+        ))
+    }
+
+    fn check_meta(&self, count: usize, create: bool) -> Result<()> {
         let read_u32 = |key: &[u8]| -> Result<Option<u32>> {
             match self.get(CF_META, key)? {
                 None => Ok(None),
@@ -222,6 +280,12 @@ impl Shard {
             }
         };
         match read_u32(keys::META_SCHEMA_VERSION)? {
+            None if !create => {
+                return Err(Error::Corrupt(format!(
+                    "{} has no shard metadata, yet the data dir's manifest names it",
+                    self.path.display()
+                )))
+            }
             None => {
                 let mut batch = WriteBatch::default();
                 let db = self.db()?;
@@ -271,13 +335,15 @@ impl Shard {
     /// A point read.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let db = self.db()?;
-        Ok(db.get_cf(cf_of(&db, cf)?, key)?)
+        Ok(db.get_cf_opt(cf_of(&db, cf)?, key, &read_options())?)
     }
 
     /// Whether a key exists.
     pub fn contains(&self, cf: &str, key: &[u8]) -> Result<bool> {
         let db = self.db()?;
-        let found = db.get_pinned_cf(cf_of(&db, cf)?, key)?.is_some();
+        let found = db
+            .get_pinned_cf_opt(cf_of(&db, cf)?, key, &read_options())?
+            .is_some();
         Ok(found)
     }
 
@@ -321,19 +387,45 @@ impl Shard {
         };
         let mut log = lock(&self.log);
         if ticket < log.decided {
-            return self.finish(&log, ticket);
+            return self.finish(&mut log, ticket);
         }
         let group = std::mem::take(&mut lock(&self.queue).pending);
         let Some(last) = group.last().map(|p| p.ticket) else {
-            return self.finish(&log, ticket);
+            return self.finish(&mut log, ticket);
         };
-        let first = group.first().map_or(last, |p| p.ticket);
-        let mut wb = WriteBatch::default();
+        // Every batch of the group gets the group's outcome, whatever step fails: nothing
+        // below may return early.
+        match self.write_group(&mut log, &group) {
+            Ok(lsn) => {
+                log.last_lsn = lsn;
+                self.opts.shared.committed(self.index, lsn);
+            }
+            Err(e) => {
+                let message: Arc<str> = Arc::from(e.to_string());
+                for p in &group {
+                    log.failed.insert(p.ticket, Arc::clone(&message));
+                }
+            }
+        }
+        log.decided = last + 1;
+        self.finish(&mut log, ticket)
+    }
+
+    /// Writes a group of batches in one RocksDB write, each with the next LSN; returns the
+    /// last LSN written. A failure of the write itself stops the shard (see `LogState`).
+    fn write_group(&self, log: &mut LogState, group: &[Pending]) -> Result<u64> {
+        if let Some(why) = &log.stopped {
+            return Err(Error::Storage(format!(
+                "shard {} stopped taking writes after a failed write ({why}); restart the node",
+                self.index
+            )));
+        }
         let db = self.db()?;
         let oplog = cf_of(&db, keys::CF_OPLOG)?;
+        let mut wb = WriteBatch::default();
         let mut lsn = log.last_lsn;
         let mut group_sync = false;
-        for p in &group {
+        for p in group {
             lsn += 1;
             group_sync |= p.sync;
             add_ops(&db, &mut wb, &p.batch.ops)?;
@@ -343,28 +435,30 @@ impl Shard {
                 encode_entry(log.epoch, lsn, &p.batch.ops),
             );
         }
+        fail::fail_point!("shard::commit::prepare", |_| Err(Error::Storage(
+            "failpoint shard::commit::prepare".into()
+        )));
         let mut opts = WriteOptions::default();
         opts.set_sync(group_sync);
-        match db.write_opt(wb, &opts) {
-            Ok(()) => {
-                log.last_lsn = lsn;
-                self.opts.shared.committed(self.index, lsn);
-            }
-            Err(e) => {
-                if log.failures.len() >= 64 {
-                    log.failures.pop_front();
-                }
-                log.failures.push_back((first, last, e.into_string()));
-            }
+        let written = (|| -> Result<()> {
+            fail::fail_point!("shard::commit::write", |_| Err(Error::Storage(
+                "failpoint shard::commit::write".into()
+            )));
+            db.write_opt(wb, &opts)?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            tracing::error!(shard = self.index, error = %e, "a write failed; the shard stops taking writes");
+            log.stopped = Some(Arc::from(e.to_string()));
+            return Err(e);
         }
-        log.decided = last + 1;
-        self.finish(&log, ticket)
+        Ok(lsn)
     }
 
     /// A writer's outcome; on success, notes for [`crate::track_writes`] that the request
     /// wrote this shard up to (at most) its current last LSN.
-    fn finish(&self, log: &LogState, ticket: u64) -> Result<()> {
-        log.outcome(ticket)?;
+    fn finish(&self, log: &mut LogState, ticket: u64) -> Result<()> {
+        log.take_outcome(ticket)?;
         replication::note_write(self.index, log.last_lsn);
         Ok(())
     }
@@ -372,6 +466,9 @@ impl Shard {
     /// Fsyncs the WAL, making every write so far durable (after relaxed writes); a no-op in
     /// the relaxed mode, which never fsyncs.
     pub fn sync_wal(&self) -> Result<()> {
+        fail::fail_point!("shard::sync_wal", |_| Err(Error::Storage(
+            "failpoint shard::sync_wal".into()
+        )));
         if self.sync_writes {
             self.db()?.flush_wal(true)?;
         }
@@ -422,7 +519,7 @@ impl Shard {
         if before == 0 || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut ro = ReadOptions::default();
+        let mut ro = read_options();
         ro.set_prefix_same_as_start(true);
         let start = keys::pair_key(owner, before - 1);
         let db = self.db()?;
@@ -447,7 +544,7 @@ impl Shard {
             Some(a) => keys::pair_key(owner, a + 1),
             None => keys::pair_key(owner, 0),
         };
-        let mut ro = ReadOptions::default();
+        let mut ro = read_options();
         ro.set_prefix_same_as_start(true);
         let db = self.db()?;
         let iter = db.iterator_cf_opt(
@@ -584,6 +681,26 @@ impl Shard {
         Checkpoint::new(&db)?.create_checkpoint(path)?;
         Ok(())
     }
+}
+
+/// Finishes or undoes a checkpoint swap cut short by a crash: the live files were moved to
+/// `NNN.old` and the staged ones not yet renamed in, so the old files go back.
+fn recover_swap(path: &Path) -> Result<()> {
+    let old = path.with_extension("old");
+    if !path.exists() && old.join("CURRENT").is_file() {
+        tracing::warn!(path = %path.display(), "restoring the shard files a crash left mid-swap");
+        std::fs::rename(&old, path)?;
+        sync_parent(path)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs the directory holding `path`, making a rename into it durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn add_ops(db: &DB, wb: &mut WriteBatch, ops: &[Op]) -> Result<()> {

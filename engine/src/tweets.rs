@@ -65,7 +65,11 @@ impl Inner {
         batch.put(CF_OUTBOX, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
         // A crash before these lines loses nothing: the index replays stored tweets at start.
-        self.index_tweet(&tweet)?;
+        // The tweet is stored and acknowledged whatever the index says: a failure to index it
+        // costs its search hits only, so it is logged rather than failing the post.
+        if let Err(e) = self.index_tweet(&tweet) {
+            tracing::error!(tweet = id, error = %e, "tweet not added to the hashtag index");
+        }
         let tweet = Arc::new(tweet);
         self.cache.insert_new(Arc::clone(&tweet));
         self.enqueue_fanout(id);

@@ -174,10 +174,13 @@ impl Inner {
             Ok(())
         })?;
 
-        let index = self
-            .index_of(s)
-            .read()
-            .map_err(|_| crate::error::Error::Storage("hashtag index lock poisoned".into()))?;
+        // The index lock is taken per tweet, never across the scan: posts and searches keep
+        // going while a shard is verified.
+        let index = || {
+            self.index_of(s)
+                .read()
+                .map_err(|_| crate::error::Error::Storage("hashtag index lock poisoned".into()))
+        };
         let mut shard_tweets = 0u64;
         shard.for_each(CF_TWEETS, |key, value| {
             r.tweets += 1;
@@ -207,7 +210,7 @@ impl Inner {
                     ),
                 );
             }
-            if !index.contains(id) {
+            if !index()?.contains(id) {
                 r.report(
                     s,
                     "tweet-not-indexed",
@@ -224,8 +227,7 @@ impl Inner {
             Ok(())
         })?;
 
-        let indexed = index.len() as u64;
-        drop(index);
+        let indexed = index()?.len() as u64;
         if indexed > shard_tweets {
             r.report(
                 s,

@@ -137,6 +137,12 @@ impl ApiError {
                     "Not the primary",
                     None,
                 ),
+                E::Unavailable(_) | E::WouldBlock => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Temporarily unavailable",
+                    None,
+                ),
                 E::Storage(_) | E::Corrupt(_) | E::Io(_) | E::Locked(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -176,6 +182,10 @@ impl ApiError {
             // request; saying so keeps clients from reusing it and reading an EOF.
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

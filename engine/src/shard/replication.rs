@@ -11,7 +11,7 @@ use std::sync::{OnceLock, RwLock};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use sha2::{Digest, Sha256};
 
-use super::{add_ops, cf_of, lock, open_db, Shard};
+use super::{add_ops, cf_of, lock, open_db, sync_parent, Shard};
 use crate::batch::Entry;
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_META, CF_OPLOG};
@@ -108,6 +108,12 @@ impl Shard {
     /// themselves. They must continue the log exactly; a gap or a repeat is refused.
     pub fn apply_entries(&self, raws: &[Vec<u8>]) -> Result<Vec<Entry>> {
         let mut log = lock(&self.log);
+        if let Some(why) = &log.stopped {
+            return Err(Error::Storage(format!(
+                "shard {} stopped taking writes after a failed write ({why}); restart the node",
+                self.index
+            )));
+        }
         let mut history = None;
         let mut epoch = log.epoch;
         let db = self.db()?;
@@ -149,7 +155,17 @@ impl Shard {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync_writes);
-        db.write_opt(wb, &opts)?;
+        let written = (|| -> Result<()> {
+            fail::fail_point!("shard::apply::write", |_| Err(Error::Storage(
+                "failpoint shard::apply::write".into()
+            )));
+            db.write_opt(wb, &opts)?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            log.stopped = Some(std::sync::Arc::from(e.to_string()));
+            return Err(e);
+        }
         log.last_lsn = next - 1;
         log.epoch = epoch;
         self.opts.shared.committed(self.index, log.last_lsn);
@@ -222,41 +238,85 @@ impl Shard {
         Ok(())
     }
 
-    /// Replaces the shard's files with the checkpoint in `staged` and reopens it. Reads fail
-    /// briefly meanwhile; writes and applies wait on the log lock.
+    /// Replaces the shard's files with the checkpoint in `staged` and reopens it. The staged
+    /// copy is checked first (it must open and hold this shard), so a bad checkpoint leaves the
+    /// shard as it was. Writes and applies wait on the log lock; reads fail with
+    /// [`Error::Unavailable`] while the files are swapped instead of blocking their thread.
     pub fn replace_with(&self, staged: &Path) -> Result<()> {
+        self.check_staged(staged)?;
         let mut log = lock(&self.log);
         let old = self.path.with_extension("old");
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
         {
             let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
             drop(slot.take());
-            if old.exists() {
-                std::fs::remove_dir_all(&old)?;
-            }
-            std::fs::rename(&self.path, &old)?;
-            std::fs::rename(staged, &self.path)?;
-            match open_db(&self.path, &self.opts) {
+            match self.swap_files(staged, &old) {
                 Ok(db) => *slot = Some(db),
                 Err(e) => {
-                    // Put the previous files back so the node keeps what it had.
-                    std::fs::rename(&self.path, staged)?;
-                    std::fs::rename(&old, &self.path)?;
-                    *slot = Some(open_db(&self.path, &self.opts)?);
+                    // The previous files are back in place (or were never moved): reopen them
+                    // so the node keeps what it had.
+                    *slot = Some(open_db(&self.path, &self.opts, false)?);
                     return Err(e);
                 }
             }
         }
-        std::fs::remove_dir_all(&old)?;
-        match self.get(CF_META, keys::META_SHARD_INDEX)? {
-            Some(v) if v.as_slice() == (self.index as u32).to_be_bytes() => {}
-            other => {
-                return Err(Error::Corrupt(format!(
-                    "checkpoint for shard {} holds shard {other:?}",
-                    self.index
-                )))
-            }
+        if let Err(e) = std::fs::remove_dir_all(&old) {
+            tracing::warn!(path = %old.display(), error = %e, "could not remove the replaced shard files");
         }
         self.load_position(&mut log)
+    }
+
+    /// Moves the live files aside and the staged ones in, and opens them. On failure the live
+    /// files are put back where they were.
+    fn swap_files(&self, staged: &Path, old: &Path) -> Result<rocksdb::DB> {
+        std::fs::rename(&self.path, old)?;
+        let moved_in = std::fs::rename(staged, &self.path)
+            .map_err(Error::from)
+            .and_then(|()| {
+                fail::fail_point!("shard::swap::open", |_| Err(Error::Storage(
+                    "failpoint shard::swap::open".into()
+                )));
+                open_db(&self.path, &self.opts, false)
+            });
+        match moved_in {
+            Ok(db) => {
+                sync_parent(&self.path)?;
+                Ok(db)
+            }
+            Err(e) => {
+                if self.path.exists() {
+                    std::fs::rename(&self.path, staged)?;
+                }
+                std::fs::rename(old, &self.path)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks that a staged checkpoint opens and holds this shard of the same count.
+    fn check_staged(&self, staged: &Path) -> Result<()> {
+        let db = open_db(staged, &self.opts, false)?;
+        let meta = cf_of(&db, CF_META)?;
+        let read = |key: &[u8]| -> Result<Option<Vec<u8>>> { Ok(db.get_cf(meta, key)?) };
+        let ours = |key: &[u8]| self.get(CF_META, key);
+        for key in [
+            keys::META_SCHEMA_VERSION,
+            keys::META_SHARD_INDEX,
+            keys::META_SHARD_COUNT,
+        ] {
+            let (theirs, mine) = (read(key)?, ours(key)?);
+            if theirs != mine {
+                return Err(Error::Corrupt(format!(
+                    "the checkpoint for shard {} does not match it: meta {:?} is {theirs:?}, \
+                     here {mine:?}",
+                    self.index,
+                    String::from_utf8_lossy(key)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// SHA-256 of each column family except `meta`: equal digests mean equal contents. The

@@ -11,7 +11,7 @@ fn open(dir: &Path) -> Shard {
         sync_writes: false,
         shared: Arc::new(ShardShared::new(true)),
     };
-    Shard::open(dir, 0, 1, &opts).expect("open shard")
+    Shard::open(dir, 0, 1, true, &opts).expect("open shard")
 }
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;

@@ -124,7 +124,7 @@ pub async fn log_out(app: &App, req: Request<Incoming>) -> ApiResult {
     ))]
 pub async fn get_profile(app: &App, params: &[String]) -> ApiResult {
     let user = resolve(app, param(params, 0)).await?;
-    let profile = read(app, |n| n.profile(user))?;
+    let profile = read(app, move |n| n.profile(user)).await?;
     json(StatusCode::OK, &ProfileView::from(&profile))
 }
 

@@ -25,7 +25,7 @@ pub struct TagSetParams {
 
 async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResult {
     let page = page_request(req)?;
-    let tweets = read(app, |n| n.search(query, page))?;
+    let tweets = read(app, move |n| n.search(query.clone(), page)).await?;
     json(StatusCode::OK, &TweetPage::from(&tweets))
 }
 

@@ -80,13 +80,14 @@ pub async fn unfollow(app: &App, req: Request<Incoming>, params: &[String]) -> A
 async fn list(app: &App, req: Request<Incoming>, params: &[String], followers: bool) -> ApiResult {
     let user = resolve(app, param(params, 0)).await?;
     let page = page_request(&req)?;
-    let users = read(app, |n| {
+    let users = read(app, move |n| {
         if followers {
             n.followers(user, page)
         } else {
             n.following(user, page)
         }
-    })?;
+    })
+    .await?;
     json(StatusCode::OK, &UserPage::from(&users))
 }
 

@@ -68,7 +68,7 @@ pub async fn post_tweet(app: &App, req: Request<Incoming>) -> ApiResult {
 pub async fn feed(app: &App, req: Request<Incoming>) -> ApiResult {
     let me = authenticate(app, &req).await?;
     let page = page_request(&req)?;
-    let feed = read(app, |n| n.home_feed(me, page))?;
+    let feed = read(app, move |n| n.home_feed(me, page)).await?;
     json(StatusCode::OK, &TweetPage::from(&feed))
 }
 
@@ -81,7 +81,7 @@ pub async fn feed(app: &App, req: Request<Incoming>) -> ApiResult {
     ))]
 pub async fn get_tweet(app: &App, params: &[String]) -> ApiResult {
     let id = tweet_id(param(params, 0))?;
-    let tweet = read(app, |n| n.tweet(id))?;
+    let tweet = read(app, move |n| n.tweet(id)).await?;
     json(StatusCode::OK, &TweetView::from(&*tweet))
 }
 
@@ -113,6 +113,6 @@ pub async fn delete_tweet(app: &App, req: Request<Incoming>, params: &[String]) 
 pub async fn user_tweets(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {
     let user = resolve(app, param(params, 0)).await?;
     let page = page_request(&req)?;
-    let tweets = read(app, |n| n.user_timeline(user, page))?;
+    let tweets = read(app, move |n| n.user_timeline(user, page)).await?;
     json(StatusCode::OK, &TweetPage::from(&tweets))
 }

@@ -96,16 +96,20 @@ pub fn status(node: &Chirp) -> Value {
     v
 }
 
-/// Per-shard digests of every column family but meta; the oplog from `oplog_from`.
+/// Per-shard digests of every column family but meta; the oplog from `oplog_from`. A shard
+/// that is swapping in a checkpoint answers 503 for that moment: asked again shortly.
 pub fn digests(node: &Chirp, oplog_from: u64) -> Value {
-    let (s, v) = node.call(
-        "GET",
-        &format!("/admin/digest?oplog_from={oplog_from}"),
-        None,
-        None,
-    );
-    assert_eq!(s, 200, "{v}");
-    v
+    let path = format!("/admin/digest?oplog_from={oplog_from}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = node.call("GET", &path, None, None);
+        if s == 503 && v["type"] == "/problems/unavailable" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(s, 200, "{v}");
+        return v;
+    }
 }
 
 /// Waits until every replica holds exactly what the primary holds (every column family
