@@ -14,6 +14,10 @@ pub enum Error {
         /// The peer's explanation.
         message: String,
     },
+    /// Applying shipped entries failed (a storage error, a gap, an apply that panicked). The
+    /// copy cannot go on past that entry, so the shard stops following instead of retrying.
+    #[error("applying entries failed: {0}")]
+    Apply(String),
     /// The storage engine failed.
     #[error(transparent)]
     Engine(#[from] chirp_engine::Error),

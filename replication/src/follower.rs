@@ -71,6 +71,17 @@ pub(crate) async fn run(
         repl.shards[shard].follow_update(|f| f.connected = false);
         match result {
             Ok(()) => return,
+            Err(Error::Apply(why)) => {
+                // Retrying would fail the same way (or, worse, skip past the entry): stop this
+                // shard loudly and leave it to an operator (status shows why).
+                tracing::error!(
+                    shard,
+                    error = %why,
+                    "applying replicated entries failed; this shard stops following"
+                );
+                repl.shards[shard].follow_update(|f| f.stopped = Some(why));
+                return;
+            }
             Err(e) => tracing::warn!(shard, error = %e, "replication stream failed; reconnecting"),
         }
         if started.elapsed() > Duration::from_secs(5) {
@@ -199,7 +210,8 @@ async fn follow(
                 r
             })
             .await
-            .map_err(|e| Error::Connection(e.to_string()))??;
+            .map_err(|e| Error::Apply(format!("the apply task failed: {e}")))?
+            .map_err(|e| Error::Apply(e.to_string()))?;
             link::send(
                 &mut send,
                 &Frame::Ack {

@@ -246,6 +246,7 @@ impl Replication {
                         .behind_since
                         .map_or(0.0, |t| t.elapsed().as_secs_f64()));
                     out["bootstraps"] = serde_json::json!(f.bootstraps);
+                    out["stopped"] = serde_json::json!(f.stopped);
                 }
                 out
             })

@@ -33,6 +33,8 @@ pub struct FollowState {
     pub connected: bool,
     /// Checkpoints installed so far.
     pub bootstraps: u64,
+    /// Why this shard stopped following (an apply failed); None while it follows.
+    pub stopped: Option<String>,
 }
 
 /// Per-shard replication state.
