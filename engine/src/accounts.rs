@@ -125,7 +125,20 @@ fn verify_password(phc: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// How long a password hash may wait to start before its request is refused (503).
+pub(crate) const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Inner {
+    /// Runs an argon2 hash or verification on the node's hashing threads, so a burst of
+    /// sign-ups or log-ins costs at most `password_hash_slots` × 19 MiB; one that cannot start
+    /// within [`HASH_WAIT`] fails with [`Error::Unavailable`].
+    pub(crate) fn hashed<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        self.hashing.run(f)
+    }
+
     /// Creates an account.
     pub fn sign_up(&self, req: NewUser) -> Result<Profile> {
         if !valid_handle(&req.handle) {
@@ -137,7 +150,8 @@ impl Inner {
         check_password(&req.password)?;
         let display_name = req.display_name.unwrap_or_else(|| req.handle.clone());
         check_display_name(&display_name)?;
-        let phc = hash_password(&req.password)?;
+        let password = req.password.clone();
+        let phc = self.hashed(move || hash_password(&password))??;
 
         let lower = req.handle.to_ascii_lowercase();
         let handle_shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
@@ -184,7 +198,8 @@ impl Inner {
             Some(user) => user,
             None => {
                 if let Some(phc) = DUMMY_PHC.as_ref() {
-                    verify_password(phc, password);
+                    let password = password.to_owned();
+                    self.hashed(move || verify_password(phc, &password))?;
                 }
                 return Err(BAD);
             }
@@ -194,7 +209,8 @@ impl Inner {
             Some(bytes) => doc::decode(&bytes)?,
             None => return Err(BAD),
         };
-        if !verify_password(&cred.phc, password) {
+        let password = password.to_owned();
+        if !self.hashed(move || verify_password(&cred.phc, &password))? {
             return Err(BAD);
         }
         if user.suspended {

@@ -32,6 +32,7 @@ mod node;
 pub mod replica;
 pub mod search;
 mod shard;
+mod slots;
 mod social;
 pub mod text;
 pub mod tweets;

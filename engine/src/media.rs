@@ -26,38 +26,6 @@ pub fn media_url(id: u64) -> String {
     format!("/media/{id}")
 }
 
-/// Caps how many images are decoded at once: a decode may hold hundreds of MiB and a core,
-/// and the blocking pool would otherwise run hundreds side by side.
-pub(crate) struct DecodeSlots {
-    tx: crossbeam::channel::Sender<()>,
-    rx: crossbeam::channel::Receiver<()>,
-}
-
-/// A held decode slot, given back on drop.
-pub(crate) struct DecodeSlot<'a>(&'a DecodeSlots);
-
-impl DecodeSlots {
-    pub(crate) fn new(n: usize) -> DecodeSlots {
-        let (tx, rx) = crossbeam::channel::bounded(n.max(1));
-        for _ in 0..n.max(1) {
-            let _ = tx.send(());
-        }
-        DecodeSlots { tx, rx }
-    }
-
-    fn acquire(&self) -> DecodeSlot<'_> {
-        // Both ends live in `self`, so the channel cannot be disconnected here.
-        let _ = self.rx.recv();
-        DecodeSlot(self)
-    }
-}
-
-impl Drop for DecodeSlot<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.tx.send(());
-    }
-}
-
 fn media_ref(m: &MediaDoc) -> MediaRef {
     MediaRef {
         id: m.id.to_string(),

@@ -33,7 +33,8 @@ impl Inner {
         if self.profile_doc(user_id)?.is_none() {
             return Err(Error::NotFound("user"));
         }
-        let phc = hash_password(password)?;
+        let password = password.to_owned();
+        let phc = self.hashed(move || hash_password(&password))??;
         let _guard = self.lock_user(user_id);
         let shard = self.user_shard(user_id);
         let mut batch = Batch::new();

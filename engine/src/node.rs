@@ -16,8 +16,8 @@ use crate::cache::{CacheStats, TweetCache};
 use crate::error::{Error, Result};
 use crate::ids::{self, IdGen};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
-use crate::media::DecodeSlots;
 use crate::shard::{Shard, ShardOptions, ShardShared};
+use crate::slots::{HashPool, Slots};
 
 /// Whether a node takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,10 @@ pub struct NodeConfig {
     pub create: bool,
     /// The role the node starts in.
     pub role: NodeRole,
+    /// Password hashes (sign-up, log-in, reset) computed at once, each on a thread of its own;
+    /// more wait briefly, then fail with [`Error::Unavailable`]. Each holds argon2's 19 MiB, so
+    /// this bounds their memory.
+    pub password_hash_slots: usize,
 }
 
 impl NodeConfig {
@@ -76,6 +80,7 @@ impl NodeConfig {
             fanout_workers: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
             create: true,
             role: NodeRole::Primary,
+            password_hash_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -99,7 +104,9 @@ pub struct Inner {
     pub(crate) media_ids: Vec<IdGen>,
     pub(crate) user_ids: IdGen,
     pub(crate) blobs: BlobStore,
-    pub(crate) decode_slots: DecodeSlots,
+    pub(crate) decode_slots: Slots,
+    /// The threads password hashes (argon2, 19 MiB each) run on.
+    pub(crate) hashing: HashPool,
     user_locks: Vec<Mutex<()>>,
     pub(crate) handle_lock: Mutex<()>,
     pub(crate) celebrities: RwLock<HashSet<u64>>,
@@ -271,9 +278,8 @@ impl Node {
             user_ids: IdGen::new(0, user_floor),
             blobs,
             // One decode per core: decoding is CPU-bound and may hold a large buffer.
-            decode_slots: DecodeSlots::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            decode_slots: Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            hashing: HashPool::new(config.password_hash_slots, crate::accounts::HASH_WAIT)?,
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
             celebrities: RwLock::new(celebrities),
