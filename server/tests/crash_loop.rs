@@ -72,10 +72,13 @@ fn acknowledged_writes_survive_a_crash_loop() {
         problems.extend(findings.wrong);
         if !problems.is_empty() {
             node.kill();
+            let shown = problems.len().min(40);
             panic!(
                 "crash loop failed in cycle {cycle} of {cycles}, seed {seed} \
-                 (CHIRP_CRASH_SEED={seed} CHIRP_CRASH_CYCLES={cycles}):\n{}",
-                problems.join("\n")
+                 (CHIRP_CRASH_SEED={seed} CHIRP_CRASH_CYCLES={cycles}): {} problems, the first \
+                 {shown}:\n{}",
+                problems.len(),
+                problems[..shown].join("\n")
             );
         }
     }
