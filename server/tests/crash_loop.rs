@@ -58,7 +58,7 @@ fn acknowledged_writes_survive_a_crash_loop() {
         model.record(cycle, events.events);
         let restarted = Instant::now();
         node = Chirp::start(&dir, FLAGS);
-        let findings = check::run(&node, &mut model, cycle, cycle == cycles);
+        let findings = check::run(&node, &mut model);
         checked += findings.checked;
         println!(
             "cycle {cycle}: killed after {traffic:?}, {} tweets so far, {} checks, restart and \

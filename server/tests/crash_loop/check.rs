@@ -26,9 +26,8 @@ pub struct Findings {
 }
 
 /// Checks every acknowledged write, settles the unanswered ones by what the node shows, then
-/// waits for every due tweet to reach its feeds. `read_all`: read every tweet by id (else only
-/// those of `cycle`; the timelines read every tweet anyway).
-pub fn run(node: &Chirp, model: &mut Model, cycle: usize, read_all: bool) -> Findings {
+/// waits for every due tweet to reach its feeds.
+pub fn run(node: &Chirp, model: &mut Model) -> Findings {
     let mut f = Findings::default();
     let profiles: Vec<Value> = model
         .users
@@ -40,7 +39,7 @@ pub fn run(node: &Chirp, model: &mut Model, cycle: usize, read_all: bool) -> Fin
         })
         .collect();
     timelines(node, model, &profiles, &mut f);
-    tweets_by_id(node, model, cycle, read_all, &mut f);
+    tweets_by_id(node, model, &mut f);
     edges(node, model, &profiles, &mut f);
     profile_edits(model, &profiles, &mut f);
     feeds(node, model, &mut f);
@@ -111,12 +110,8 @@ fn timelines(node: &Chirp, model: &mut Model, profiles: &[Value], f: &mut Findin
 }
 
 /// `GET /tweets/{id}` answers each tweet that must exist with its text and author.
-fn tweets_by_id(node: &Chirp, model: &Model, cycle: usize, read_all: bool, f: &mut Findings) {
-    let due = model
-        .posts
-        .iter()
-        .filter(|p| p.must_exist() && (read_all || p.cycle == cycle));
-    for post in due {
+fn tweets_by_id(node: &Chirp, model: &Model, f: &mut Findings) {
+    for post in model.posts.iter().filter(|p| p.must_exist()) {
         let Some(id) = &post.id else { continue };
         let (s, t) = node.call("GET", &format!("/tweets/{id}"), None, None);
         let author = &model.users[post.author].id;
