@@ -120,6 +120,11 @@ impl Chirp {
         let _ = self.child.wait();
     }
 
+    /// The exit status if the process has already ended (does not wait).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         unsafe {
@@ -280,7 +285,22 @@ impl Chirp {
 
     /// Every tweet id of a paginated timeline, walking all pages with `limit`.
     pub fn all_ids(&self, path: &str, token: Option<&str>, limit: usize) -> Vec<String> {
-        let mut ids = Vec::new();
+        self.all_items(path, token, "tweets", limit)
+            .iter()
+            .map(|t| t["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+
+    /// Every item of a paginated list (the array under `field`: `tweets`, `users`), walking
+    /// all pages with `limit`.
+    pub fn all_items(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        field: &str,
+        limit: usize,
+    ) -> Vec<Value> {
+        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let sep = if path.contains('?') { '&' } else { '?' };
@@ -289,17 +309,15 @@ impl Chirp {
                 None => format!("{path}{sep}limit={limit}"),
             };
             let (s, page) = self.call("GET", &url, token, None);
-            assert_eq!(s, 200, "{page}");
-            let tweets = page["tweets"].as_array().expect("tweets");
-            assert!(tweets.len() <= limit);
-            ids.extend(
-                tweets
-                    .iter()
-                    .map(|t| t["id"].as_str().expect("id").to_string()),
-            );
+            assert_eq!(s, 200, "GET {url}: {page}");
+            let list = page[field]
+                .as_array()
+                .unwrap_or_else(|| panic!("GET {url}: no {field:?} array: {page}"));
+            assert!(list.len() <= limit);
+            items.extend(list.iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
-                None => return ids,
+                None => return items,
             }
         }
     }
