@@ -192,6 +192,8 @@ pub(crate) fn read_manifest(dir: &Path, wanted: usize, create: bool) -> Result<u
             std::fs::write(&tmp, body)?;
             std::fs::File::open(&tmp)?.sync_all()?;
             std::fs::rename(&tmp, &path)?;
+            // Without this the rename, and so the whole store, may not survive a power cut.
+            std::fs::File::open(dir)?.sync_all()?;
             Ok(wanted)
         }
         Err(e) => Err(e.into()),
@@ -202,7 +204,7 @@ impl Node {
     /// Opens the node's data dir, recovers pending fan-out and starts the fan-out worker.
     pub fn open(config: NodeConfig) -> Result<Node> {
         if config.create {
-            std::fs::create_dir_all(config.data_dir.join("shards"))?;
+            crate::blobs::create_dir_synced(&config.data_dir.join("shards"))?;
         }
         let count = read_manifest(&config.data_dir, config.shards, config.create)?;
         let shared = Arc::new(ShardShared::new(config.role == NodeRole::Primary));
@@ -216,6 +218,8 @@ impl Node {
             let path = config.data_dir.join("shards").join(format!("{i:03}"));
             shards.push(Shard::open(&path, i, count, &opts)?);
         }
+        // RocksDB fsyncs inside a shard's dir but not the entry that names the dir itself.
+        std::fs::File::open(config.data_dir.join("shards"))?.sync_all()?;
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;
         let mut tweet_ids = Vec::with_capacity(count);
         let mut tags = Vec::with_capacity(count);
