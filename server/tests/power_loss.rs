@@ -1,8 +1,9 @@
 //! Acknowledged writes survive a power cut, not only SIGKILL: the data dir sits on the
 //! power-cut FUSE filesystem (`chirp-testkit`), which throws away everything not fsynced.
-//! Writers run concurrently, the node is SIGKILLed mid-stream, the power is cut, and a new
-//! node on what was durable must show every write that got a 2xx. With `--no-sync` some must
-//! be missing, which shows the harness can fail. Both skip (and pass) without FUSE.
+//! Users upload images, writers run concurrently, the node is SIGKILLed mid-stream, the power
+//! is cut, and a new node on what was durable must show every write that got a 2xx, also when
+//! directory entries need a directory fsync (strict POSIX). With `--no-sync` some writes must
+//! be missing, which shows the harness can fail. All skip (and pass) without FUSE.
 
 mod common;
 
@@ -20,6 +21,18 @@ use serde_json::{json, Value};
 const USERS: usize = 8;
 const WRITERS: usize = 4;
 const WRITE_FOR: Duration = Duration::from_millis(1500);
+
+/// A small PNG, different per `seed`.
+fn picture(seed: u8) -> Vec<u8> {
+    let rgba = image::RgbaImage::from_fn(16, 16, |x, y| {
+        image::Rgba([(x * 16) as u8 ^ seed, (y * 16) as u8, seed, 255])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(rgba)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode test image");
+    out.into_inner()
+}
 
 /// The writes one writer got a 2xx for.
 #[derive(Default)]
@@ -165,6 +178,20 @@ fn run(dirs: DirDurability, flags: &[&str]) -> Option<Outcome> {
         setup_follows.push((id.clone(), next.clone()));
     }
 
+    // One image each: blob files and their fan-out directories under `media/`.
+    let mut images = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let r = chirp.send(
+            "POST",
+            "/media",
+            Some(token),
+            &[("Content-Type", "image/png")],
+            Some(&picture(i as u8)),
+        );
+        assert_eq!(r.status, 201, "{}", r.json());
+        images.push(r.json()["id"].as_str().expect("media id").to_string());
+    }
+
     let stop = Arc::new(AtomicBool::new(false));
     let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
     let writers: Vec<_> = users
@@ -213,6 +240,10 @@ fn run(dirs: DirDurability, flags: &[&str]) -> Option<Outcome> {
                 .as_array()
                 .is_some_and(|u| u.iter().any(|u| u["id"] == to.as_str()));
         check(found, format!("{from} follows {to}"));
+    }
+    for id in &images {
+        let r = chirp.send("GET", &format!("/media/{id}"), None, &[], None);
+        check(r.status == 200 && !r.body.is_empty(), format!("image {id}"));
     }
     for (id, text) in acked.iter().flat_map(|a| &a.tweets) {
         let (s, tweet) = chirp.call("GET", &format!("/tweets/{id}"), None, None);
@@ -263,5 +294,19 @@ fn no_sync_loses_acknowledged_writes_at_a_power_cut() {
         !outcome.lost.is_empty(),
         "--no-sync lost nothing of {} writes: the harness cannot see a missing fsync",
         outcome.checked
+    );
+}
+
+#[test]
+fn acknowledged_writes_survive_a_power_cut_with_strict_directories() {
+    let Some(outcome) = run(DirDurability::OnFsync, &[]) else {
+        return;
+    };
+    assert!(
+        outcome.lost.is_empty(),
+        "{} of {} acknowledged writes lost, first: {:?}",
+        outcome.lost.len(),
+        outcome.checked,
+        &outcome.lost[..outcome.lost.len().min(10)]
     );
 }
