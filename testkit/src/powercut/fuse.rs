@@ -19,6 +19,7 @@ use super::model::{Attr, Kind, Model, Res, SetAttr};
 const TTL: Duration = Duration::from_secs(1);
 const BLOCK: u32 = 4096;
 
+/// The `fuser::Filesystem` over a shared [`Model`].
 pub(crate) struct Handler {
     model: Arc<Mutex<Model>>,
 }

@@ -495,7 +495,7 @@ impl Model {
         (self.nodes.len() as u64, bytes)
     }
 
-    /// Follows `path` (relative, `/`-separated) from the root: for tests.
+    /// Follows `path` (relative, `/`-separated) from the root.
     pub fn resolve(&self, path: &str) -> Res<u64> {
         let mut ino = ROOT;
         for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -504,7 +504,7 @@ impl Model {
         Ok(ino)
     }
 
-    /// A whole file's live bytes: for tests.
+    /// A whole file's live bytes, by path.
     pub fn contents(&self, path: &str) -> Res<Vec<u8>> {
         match &self.node(self.resolve(path)?)?.body {
             Body::File(f) => Ok(f.data.clone()),
