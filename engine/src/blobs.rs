@@ -84,6 +84,26 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and its missing ancestors, fsyncing the parent of each: a new directory is
+/// an entry in its parent, lost at a power cut until the parent is fsynced.
+pub(crate) fn create_dir_synced(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    create_dir_synced(parent)?;
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // A racing creator may not have fsynced the parent yet: do it here too.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    sync_dir(parent)
+}
+
 impl BlobStore {
     /// Opens (creating if needed) the store under `root`, removing half-written temp files
     /// left by a crash.
@@ -94,7 +114,7 @@ impl BlobStore {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        fs::create_dir_all(&tmp)?;
+        create_dir_synced(&tmp)?;
         Ok(BlobStore {
             root: root.to_path_buf(),
             tmp_seq: AtomicU64::new(0),
@@ -148,11 +168,13 @@ impl BlobStore {
             let _ = fs::remove_file(&tmp);
             return Err(e.into());
         }
-        // The new directory entries must be durable before a metadata row names the blob.
+        // The new directory entries must be durable before a metadata row names the blob:
+        // the file's, and those of `ab/` and `ab/cd/` if this put (or a racing one) made them.
         sync_dir(dir)?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
+        sync_dir(&self.root)?;
         Ok(sha)
     }
 

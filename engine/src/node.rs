@@ -220,7 +220,7 @@ impl Node {
     /// Opens the node's data dir, recovers pending fan-out and starts the fan-out worker.
     pub fn open(config: NodeConfig) -> Result<Node> {
         if config.create {
-            std::fs::create_dir_all(config.data_dir.join("shards"))?;
+            crate::blobs::create_dir_synced(&config.data_dir.join("shards"))?;
         }
         let (count, fresh) = plan_data_dir(&config.data_dir, config.shards, config.create)?;
         let shared = Arc::new(ShardShared::new(config.role == NodeRole::Primary));
@@ -234,8 +234,9 @@ impl Node {
             let path = config.data_dir.join("shards").join(format!("{i:03}"));
             shards.push(Shard::open(&path, i, count, fresh, &opts)?);
         }
+        // RocksDB fsyncs inside a shard's dir but not the entry that names the dir itself.
+        std::fs::File::open(config.data_dir.join("shards"))?.sync_all()?;
         if fresh {
-            std::fs::File::open(config.data_dir.join("shards"))?.sync_all()?;
             write_manifest(&config.data_dir, count)?;
         }
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;

@@ -55,12 +55,19 @@ pub struct Chirp {
 }
 
 impl Chirp {
-    /// Starts a node on `dir` with 4 shards and the extra flags.
+    /// Starts a node on `dir` with 4 shards and the extra flags, logging to `DIR.log`.
     pub fn start(dir: &Path, extra: &[&str]) -> Chirp {
+        Chirp::start_logged(dir, &dir.with_extension("log"), extra)
+    }
+
+    /// Starts a node on `dir` logging to `log`: for a data dir on a filesystem the test
+    /// throws away (the power-cut mount), whose log must outlive it.
+    pub fn start_logged(dir: &Path, log: &Path, extra: &[&str]) -> Chirp {
+        let log_path = log;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.with_extension("log"))
+            .open(log_path)
             .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_chirp"))
             .args([
@@ -96,12 +103,7 @@ impl Chirp {
         let base = line
             .trim()
             .strip_prefix("chirp listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line {line:?}; see {}",
-                    dir.with_extension("log").display()
-                )
-            })
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; see {}", log_path.display()))
             .to_string();
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))

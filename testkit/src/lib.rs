@@ -1,0 +1,20 @@
+//! Test-only harnesses for Chirp, never shipped (`publish = false`, a dev-dependency only).
+//!
+//! [`powercut`] is a FUSE filesystem that simulates a power cut: everything not fsynced is
+//! lost. Integration tests mount it, run the real `chirp` binary on it, cut the power and
+//! check that every acknowledged write survived (`server/tests/power_loss.rs`).
+//! It needs Linux with `/dev/fuse`, and root or the `fusermount3` binary (`scripts/setup-deps`
+//! installs it); callers skip when [`powercut::PowerCutFs::mount`] fails.
+
+pub mod powercut;
+
+/// What can go wrong mounting or unmounting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The mount failed: no FUSE, no permission, a bad mountpoint.
+    #[error("mounting the power-cut filesystem: {0}")]
+    Mount(std::io::Error),
+    /// The unmount failed.
+    #[error("unmounting the power-cut filesystem: {0}")]
+    Unmount(std::io::Error),
+}
