@@ -1,169 +1,26 @@
 //! `chirpctl` from an operator's side: the real binary against a live `chirp` node and
 //! against the data dir of a stopped one.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// The `chirp` binary of this build. Cargo only exposes binaries of the package under test,
-/// so it is built here (a no-op when up to date) into the same target dir and profile.
-fn chirp_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("CHIRP_BIN") {
-            return PathBuf::from(bin);
-        }
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/ctl-<hash>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .current_dir(workspace)
-            .args(["build", "--quiet", "-p", "chirp-server", "--bin", "chirp"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "building chirp failed");
-        let bin = profile_dir.join(format!("chirp{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
+/// A running `chirp serve` (the shared test kit's launcher), killed on drop.
+type Node = chirp_testkit::node::Chirp;
+
+/// SIGTERM, and wait for the clean exit (the shards are flushed and unlocked).
+fn stop(mut node: Node) {
+    assert!(node.terminate().success());
 }
 
-/// A running `chirp serve`, killed on drop.
-struct Node {
-    child: Child,
-    base: String,
-    admin: String,
-}
-
-impl Node {
-    fn start(dir: &Path) -> Node {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.with_extension("log"))
-            .expect("log file");
-        let mut child = Command::new(chirp_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--shards", "4", "--data"])
-            .arg(dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn chirp");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = |prefix: &str| {
-            let mut l = String::new();
-            out.read_line(&mut l).expect("read stdout");
-            l.trim()
-                .strip_prefix(prefix)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "unexpected line {l:?}; see {}",
-                        dir.with_extension("log").display()
-                    )
-                })
-                .to_string()
-        };
-        let base = line("chirp listening on ");
-        let admin = line("chirp admin listening on ");
-        Node { child, base, admin }
-    }
-
-    /// SIGTERM, and wait for the clean exit (the shards are flushed and unlocked).
-    fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        assert!(self.child.wait().expect("wait").success());
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = ureq::request(method, &format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let result = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = resp.status();
-        let mut text = String::new();
-        resp.into_reader().read_to_string(&mut text).expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn log_in(&self, handle: &str, password: &str) -> (u16, Value) {
-        self.call(
-            "POST",
-            "/sessions",
-            None,
-            Some(json!({"handle": handle, "password": password})),
-        )
-    }
-
-    /// Signs up and logs in; returns (id, token).
-    fn user(&self, handle: &str) -> (String, String) {
-        let (s, p) = self.call(
-            "POST",
-            "/users",
-            None,
-            Some(json!({"handle": handle, "password": "correct horse"})),
-        );
-        assert_eq!(s, 201, "{p}");
-        let (s, session) = self.log_in(handle, "correct horse");
-        assert_eq!(s, 200, "{session}");
-        (
-            p["id"].as_str().expect("id").into(),
-            session["token"].as_str().expect("token").into(),
-        )
-    }
-
-    fn tweet(&self, token: &str, text: &str) -> String {
-        let (s, t) = self.call("POST", "/tweet", Some(token), Some(json!({"text": text})));
-        assert_eq!(s, 201, "{t}");
-        t["id"].as_str().expect("id").into()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn log_in(node: &Node, handle: &str, password: &str) -> (u16, Value) {
+    node.call(
+        "POST",
+        "/sessions",
+        None,
+        Some(json!({"handle": handle, "password": password})),
+    )
 }
 
 /// Runs `chirpctl` with these arguments.
@@ -236,7 +93,7 @@ fn populate(node: &Node) -> (String, String, Vec<String>) {
 fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
-    let node = Node::start(&dir);
+    let node = Node::start(&dir, &[]);
     let admin = node.admin.clone();
     let (alice, bob_t, ids) = populate(&node);
 
@@ -273,16 +130,16 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
         "carol password",
     ]);
     assert_eq!(created["account"]["handle"], "carol");
-    assert_eq!(node.log_in("carol", "carol password").0, 200);
+    assert_eq!(log_in(&node, "carol", "carol password").0, 200);
     let minted = ctl_json(&["--admin", &admin, "users", "token", "@carol"]);
     let token = minted["token"].as_str().expect("token").to_string();
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 200);
     let suspended = ctl_json(&["--admin", &admin, "users", "suspend", "carol"]);
     assert_eq!(suspended["suspended"], true);
-    assert_eq!(node.log_in("carol", "carol password").0, 403);
+    assert_eq!(log_in(&node, "carol", "carol password").0, 403);
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 403);
     ctl_json(&["--admin", &admin, "users", "unsuspend", "carol"]);
-    assert_eq!(node.log_in("carol", "carol password").0, 200);
+    assert_eq!(log_in(&node, "carol", "carol password").0, 200);
     let reset = ctl_json(&[
         "--admin",
         &admin,
@@ -297,8 +154,8 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
         "{reset}"
     );
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 401);
-    assert_eq!(node.log_in("carol", "carol password").0, 401);
-    assert_eq!(node.log_in("carol", "fresh password").0, 200);
+    assert_eq!(log_in(&node, "carol", "carol password").0, 401);
+    assert_eq!(log_in(&node, "carol", "fresh password").0, 200);
     let missing = ctl(&["--admin", &admin, "users", "suspend", "nobody"]);
     assert!(!missing.status.success());
     assert!(text(&missing).contains("not found"), "{}", text(&missing));
@@ -368,7 +225,7 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
         restored.to_str().expect("utf-8"),
     ]);
     assert_eq!(report["shards"], 4);
-    let twin = Node::start(&restored);
+    let twin = Node::start(&restored, &[]);
     for path in [
         format!("/{alice}/profile"),
         format!("/{alice}/tweets?limit=100"),
@@ -410,9 +267,9 @@ fn stopped_data_dir_status_compaction_and_verify() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
     let data = dir.to_str().expect("utf-8").to_string();
-    let node = Node::start(&dir);
+    let node = Node::start(&dir, &[]);
     let (alice, _, ids) = populate(&node);
-    node.stop();
+    stop(node);
 
     let status = ctl_json(&["--data", &data, "status"]);
     assert_eq!(status["shards"].as_array().map(Vec::len), Some(4));

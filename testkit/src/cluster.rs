@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::Chirp;
+use crate::node::Chirp;
 
 /// A cluster CA and the nodes' directories, all under one temp dir.
 pub struct Cluster {
