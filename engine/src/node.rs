@@ -29,6 +29,23 @@ pub enum NodeRole {
     Replica,
 }
 
+/// What a process opens a data dir for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// A serving node: the fan-out workers run, a primary resumes its outbox, and the role
+    /// is recorded in the data dir (a dir last recorded as a replica opens as a replica,
+    /// whatever `role` asks: see [`crate::role`]).
+    Serve,
+    /// Looking only (tools' read-only commands, checking a restored dir): no fan-out worker
+    /// runs, the outbox is left alone, logged writes are refused with
+    /// [`Error::NotPrimary`], and the role file is neither needed nor written.
+    Inspect,
+    /// Operator writes on a stopped primary's dir (account actions): logged writes are taken,
+    /// but no fan-out worker runs and the outbox is left for the next start. A dir recorded
+    /// as a replica is refused: its writes would reuse the primary's LSNs in its epoch.
+    Maintain,
+}
+
 /// How a node is set up.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -56,8 +73,11 @@ pub struct NodeConfig {
     /// Make the data dir if it holds no Chirp data; when false, opening such a dir fails
     /// (tools that inspect a stopped node must not create an empty one by mistake).
     pub create: bool,
-    /// The role the node starts in.
+    /// The role the node starts in (in [`OpenMode::Serve`], a replica's data dir stays a
+    /// replica when this asks for a primary).
     pub role: NodeRole,
+    /// What the data dir is opened for.
+    pub mode: OpenMode,
 }
 
 impl NodeConfig {
@@ -76,6 +96,7 @@ impl NodeConfig {
             fanout_workers: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
             create: true,
             role: NodeRole::Primary,
+            mode: OpenMode::Serve,
         }
     }
 }
@@ -198,14 +219,54 @@ pub(crate) fn read_manifest(dir: &Path, wanted: usize, create: bool) -> Result<u
     }
 }
 
+/// The role a data dir opens in: [`NodeConfig::role`], except that a dir recorded as a
+/// replica stays one. Records the role when serving.
+fn settle_role(config: &NodeConfig) -> Result<NodeRole> {
+    let dir = &config.data_dir;
+    let recorded = crate::role::read_role(dir)?;
+    match config.mode {
+        OpenMode::Inspect => Ok(recorded.unwrap_or(NodeRole::Primary)),
+        OpenMode::Maintain => match (recorded, config.role) {
+            (Some(NodeRole::Replica), _) | (_, NodeRole::Replica) => Err(Error::invalid(
+                "data",
+                format!(
+                    "{} is a replica's data dir (see its {}): writes belong on its primary, \
+                     since a replica's own writes would reuse the primary's log positions; \
+                     run this against the primary, or start this node and promote it first",
+                    dir.display(),
+                    crate::role::ROLE_FILE
+                ),
+            )),
+            (_, NodeRole::Primary) => Ok(NodeRole::Primary),
+        },
+        OpenMode::Serve => {
+            let role = match (recorded, config.role) {
+                (Some(NodeRole::Replica), NodeRole::Primary) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "this data dir was last a replica: serving read-only; start with \
+                         --replica-of to follow the primary, or promote this node"
+                    );
+                    NodeRole::Replica
+                }
+                (_, role) => role,
+            };
+            crate::role::write_role(dir, role)?;
+            Ok(role)
+        }
+    }
+}
+
 impl Node {
-    /// Opens the node's data dir, recovers pending fan-out and starts the fan-out worker.
-    pub fn open(config: NodeConfig) -> Result<Node> {
+    /// Opens the node's data dir; in [`OpenMode::Serve`] recovers pending fan-out and starts
+    /// the fan-out workers.
+    pub fn open(mut config: NodeConfig) -> Result<Node> {
         if config.create {
             std::fs::create_dir_all(config.data_dir.join("shards"))?;
         }
         let count = read_manifest(&config.data_dir, config.shards, config.create)?;
-        let shared = Arc::new(ShardShared::new(config.role == NodeRole::Primary));
+        // Shards open read-only (gate closed) until the role is settled below.
+        let shared = Arc::new(ShardShared::new(false));
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
             sync_writes: config.sync_writes,
@@ -216,6 +277,13 @@ impl Node {
             let path = config.data_dir.join("shards").join(format!("{i:03}"));
             shards.push(Shard::open(&path, i, count, &opts)?);
         }
+        // Only now, with every shard's lock held, is the role file ours to read and write.
+        config.role = settle_role(&config)?;
+        let writable = match config.mode {
+            OpenMode::Inspect => false,
+            OpenMode::Serve | OpenMode::Maintain => config.role == NodeRole::Primary,
+        };
+        shared.writable.store(writable, Ordering::SeqCst);
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;
         let mut tweet_ids = Vec::with_capacity(count);
         let mut tags = Vec::with_capacity(count);
@@ -273,25 +341,30 @@ impl Node {
             shared,
             config,
         });
-        // A replica's outbox rows are the primary's jobs: the primary fans them out and the
-        // resulting rows arrive through the oplog. They become ours on promotion.
-        if inner.config.role == NodeRole::Primary {
-            inner.resume_fanout()?;
-        }
         let mut workers = Vec::with_capacity(rxs.len() + 1);
-        for (i, rx) in rxs.into_iter().enumerate() {
-            let fanout_inner = Arc::clone(&inner);
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("chirp-fanout-{i}"))
-                    .spawn(move || crate::fanout::run(&fanout_inner, rx))?,
-            );
+        if inner.config.mode == OpenMode::Serve {
+            // A replica's outbox rows are the primary's jobs: the primary fans them out and
+            // the resulting rows arrive through the oplog. They become ours on promotion.
+            if inner.config.role == NodeRole::Primary {
+                inner.resume_fanout()?;
+            }
+            for (i, rx) in rxs.into_iter().enumerate() {
+                let fanout_inner = Arc::clone(&inner);
+                workers.push(
+                    std::thread::Builder::new()
+                        .name(format!("chirp-fanout-{i}"))
+                        .spawn(move || crate::fanout::run(&fanout_inner, rx))?,
+                );
+            }
+            let maint_inner = Arc::clone(&inner);
+            let maintenance = std::thread::Builder::new()
+                .name("chirp-maintain".into())
+                .spawn(move || maintain(&maint_inner))?;
+            workers.push(maintenance);
+        } else {
+            // No worker: jobs posted meanwhile stay in the outbox for the next start.
+            drop(rxs);
         }
-        let maint_inner = Arc::clone(&inner);
-        let maintenance = std::thread::Builder::new()
-            .name("chirp-maintain".into())
-            .spawn(move || maintain(&maint_inner))?;
-        workers.push(maintenance);
         tracing::info!(shards = count, dir = %inner.config.data_dir.display(), "node open");
         Ok(Node { inner, workers })
     }
