@@ -41,15 +41,24 @@ pub struct BlockCacheStats {
     pub capacity_bytes: u64,
 }
 
-/// The fan-out worker's queue.
+/// The fan-out workers' queues.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FanoutStats {
-    /// Jobs waiting or running.
+    /// Jobs waiting (in a queue, for a retry, or in the outbox for the sweep) or running.
     pub pending_jobs: u64,
-    /// Jobs finished since the node opened.
+    /// Jobs finished (outbox row gone) since the node opened.
     pub jobs_done: u64,
     /// Milliseconds from posting to fanned out, for the last post fanned out.
     pub last_lag_ms: u64,
+    /// Runs of a job that failed since the node opened (each is retried).
+    #[serde(default)]
+    pub failures: u64,
+    /// Runs of a job after a failure since the node opened.
+    #[serde(default)]
+    pub retries: u64,
+    /// Jobs left to the outbox sweep because their queue was full, since the node opened.
+    #[serde(default)]
+    pub overflows: u64,
 }
 
 /// One shard's RocksDB instance.
@@ -181,6 +190,9 @@ impl Inner {
                 pending_jobs: self.fanout_pending(),
                 jobs_done: self.fanout.done.load(Ordering::Relaxed),
                 last_lag_ms: self.fanout.last_lag_ms.load(Ordering::Relaxed),
+                failures: self.fanout.failures.load(Ordering::Relaxed),
+                retries: self.fanout.retries.load(Ordering::Relaxed),
+                overflows: self.fanout.overflows.load(Ordering::Relaxed),
             },
             shards: self.shards.iter().map(shard_stats).collect::<Result<_>>()?,
         })

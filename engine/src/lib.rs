@@ -29,6 +29,7 @@ pub mod media;
 pub mod model;
 pub mod moderation;
 mod node;
+mod outbox;
 pub mod replica;
 pub mod role;
 pub mod search;

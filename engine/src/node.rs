@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,8 +15,9 @@ use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
 use crate::error::{Error, Result};
 use crate::ids::{self, IdGen};
-use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_PROFILES, CF_TWEETS};
 use crate::media::DecodeSlots;
+use crate::outbox::FanoutQueues;
 use crate::shard::{Shard, ShardOptions, ShardShared};
 
 /// Whether a node takes writes.
@@ -126,24 +127,13 @@ pub struct Inner {
     pub(crate) celebrities: RwLock<HashSet<u64>>,
     pub(crate) tags: Vec<RwLock<TagIndex>>,
     pub(crate) cache: TweetCache,
-    /// One queue per fan-out worker; a tweet's jobs always go to the same one.
-    pub(crate) fanout_tx: Vec<crossbeam::channel::Sender<u64>>,
-    /// Fan-out jobs enqueued and not yet finished (done or failed).
-    pub(crate) fanout_pending: AtomicU64,
+    /// The fan-out queues (one per worker; a tweet's jobs always go to the same one) and
+    /// what the workers report.
+    pub(crate) fanout: FanoutQueues,
     pub(crate) stopping: AtomicBool,
     pub(crate) block_cache: rocksdb::Cache,
     pub(crate) opened_at: std::time::Instant,
-    pub(crate) fanout: FanoutCounters,
     pub(crate) shared: Arc<ShardShared>,
-}
-
-/// What the fan-out worker reports about itself (besides `fanout_pending`).
-#[derive(Default)]
-pub(crate) struct FanoutCounters {
-    /// Jobs finished since the node opened.
-    pub(crate) done: AtomicU64,
-    /// Milliseconds from the last fanned-out tweet's posting to the end of its fan-out.
-    pub(crate) last_lag_ms: AtomicU64,
 }
 
 /// A running node. Dropping it stops the background threads.
@@ -155,11 +145,15 @@ pub struct Node {
 /// How often the hashtag indexes are saved while running, bounding what a restart replays.
 const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
 
-/// Saves the hashtag indexes every [`INDEX_SAVE_EVERY`] until the node stops.
+/// Saves the hashtag indexes every [`INDEX_SAVE_EVERY`] and sweeps the outbox when fan-out
+/// jobs were left in it, until the node stops.
 fn maintain(inner: &Inner) {
     let mut last_save = Instant::now();
     while !inner.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if let Err(e) = inner.sweep_outbox() {
+            tracing::warn!(error = %e, "sweeping the fan-out outbox failed");
+        }
         if last_save.elapsed() >= INDEX_SAVE_EVERY {
             if let Err(e) = inner.save_indexes() {
                 tracing::warn!(error = %e, "saving the hashtag indexes failed");
@@ -314,9 +308,7 @@ impl Node {
                 }
             }
         }
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..config.fanout_workers.max(1))
-            .map(|_| crossbeam::channel::unbounded())
-            .unzip();
+        let (fanout, rxs) = FanoutQueues::new(config.fanout_workers);
         let inner = Arc::new(Inner {
             shards,
             tweet_ids,
@@ -332,12 +324,10 @@ impl Node {
             celebrities: RwLock::new(celebrities),
             tags,
             cache: TweetCache::new(config.tweet_cache_bytes),
-            fanout_tx: txs,
-            fanout_pending: AtomicU64::new(0),
+            fanout,
             stopping: AtomicBool::new(false),
             block_cache: opts.block_cache.clone(),
             opened_at: std::time::Instant::now(),
-            fanout: FanoutCounters::default(),
             shared,
             config,
         });
@@ -430,57 +420,6 @@ impl Inner {
     /// Serializes handle claims.
     pub(crate) fn lock_handles(&self) -> MutexGuard<'_, ()> {
         lock(&self.handle_lock)
-    }
-
-    /// Enqueues every fan-out job in the outbox (at start, or on promotion).
-    pub(crate) fn resume_fanout(&self) -> Result<()> {
-        let mut pending = 0;
-        for shard in &self.shards {
-            for (k, _) in shard.scan_all(CF_OUTBOX)? {
-                if let Some(id) = keys::decode_id(&k) {
-                    self.enqueue_fanout(id);
-                    pending += 1;
-                }
-            }
-        }
-        if pending > 0 {
-            tracing::info!(pending, "resuming fan-out left in the outbox");
-        }
-        Ok(())
-    }
-
-    /// Hands a tweet id with an outbox row to the fan-out worker.
-    pub(crate) fn enqueue_fanout(&self, tweet_id: u64) {
-        // The receiver lives as long as the worker; if it is gone the outbox row stays and
-        // the next start resumes the job.
-        self.fanout_pending.fetch_add(1, Ordering::SeqCst);
-        let worker = (tweet_id % self.fanout_tx.len().max(1) as u64) as usize;
-        let sent = self
-            .fanout_tx
-            .get(worker)
-            .is_some_and(|tx| tx.send(tweet_id).is_ok());
-        if !sent {
-            self.fanout_pending.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Fan-out jobs queued or running in this process (posts and deletes whose followers'
-    /// feeds are not all written yet).
-    pub fn fanout_pending(&self) -> u64 {
-        self.fanout_pending.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no fan-out job is pending, polling every 50 µs; false if `timeout` passed
-    /// first. Benchmarks and tools use it to time a post until its fan-out is complete.
-    pub fn wait_fanout_idle(&self, timeout: std::time::Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while self.fanout_pending() > 0 {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        }
-        true
     }
 
     /// Bytes of live SST files per column family, summed over the shards.

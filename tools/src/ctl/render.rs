@@ -106,8 +106,13 @@ pub fn status(s: &NodeStats, remote: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "fan-out: {} pending, {} done, last lag {} ms\n",
-        s.fanout.pending_jobs, s.fanout.jobs_done, s.fanout.last_lag_ms
+        "fan-out: {} pending, {} done, last lag {} ms, {} failed runs, {} retries, {} overflowed\n",
+        s.fanout.pending_jobs,
+        s.fanout.jobs_done,
+        s.fanout.last_lag_ms,
+        s.fanout.failures,
+        s.fanout.retries,
+        s.fanout.overflows
     );
     let mut shards = Table::new(&[
         "SHARD",
