@@ -151,3 +151,32 @@ fn a_failing_fan_out_is_retried_with_backoff_and_never_lost() {
     node.close().expect("close");
     scenario.teardown();
 }
+
+#[test]
+fn a_full_queue_leaves_jobs_to_the_outbox_sweep_and_none_is_lost() {
+    let _serial = serial();
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = open(dir.path(), 1, 5000);
+    let ids = users(&node, 2);
+    // The only worker stops in its first job, so its queue (1,024 jobs) fills up.
+    fail::cfg("fanout::copy", "pause").expect("failpoint");
+    let posts = 1200;
+    let mut last = 0;
+    for i in 0..posts {
+        last = post(&node, ids[0], &format!("burst {i}"));
+    }
+    let stats = node.stats().expect("stats").fanout;
+    assert!(stats.overflows > 0, "{stats:?}");
+    assert_eq!(node.fanout_pending(), posts, "{stats:?}");
+    fail::remove("fanout::copy");
+
+    assert!(node.wait_fanout_idle(Duration::from_secs(30)));
+    let report = node.verify(&mut |_| {}).expect("verify");
+    assert_eq!(report.pending_fanout, 0, "{report:?}");
+    // Every post reached the follower (and the author's own feed): no trim at this cap.
+    assert_eq!(report.home_rows, 2 * posts, "{report:?}");
+    assert_eq!(feed(&node, ids[1]).first(), Some(&last));
+    node.close().expect("close");
+    scenario.teardown();
+}
