@@ -22,6 +22,10 @@ pub struct NodeStats {
     pub uptime_seconds: u64,
     /// The data directory.
     pub data_dir: String,
+    /// The role the node is in now ("primary" or "replica"; a data dir opened read-only by a
+    /// tool reports the role recorded in it).
+    #[serde(default)]
+    pub role: String,
     /// The block cache all shards share.
     pub block_cache: BlockCacheStats,
     /// The hot-tweet cache.
@@ -181,6 +185,7 @@ impl Inner {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.opened_at.elapsed().as_secs(),
             data_dir: self.config.data_dir.display().to_string(),
+            role: self.role_name().to_string(),
             tweet_cache: self.cache_stats(),
             block_cache: BlockCacheStats {
                 usage_bytes: self.block_cache.get_usage() as u64,

@@ -128,6 +128,20 @@ impl Inner {
         &self.shared
     }
 
+    /// "primary" or "replica": the role the node is in now; for a data dir opened by a tool,
+    /// the role recorded in it.
+    pub fn role_name(&self) -> &'static str {
+        let primary = match self.config.mode {
+            OpenMode::Serve => self.is_writable(),
+            OpenMode::Inspect | OpenMode::Maintain => self.config.role == NodeRole::Primary,
+        };
+        if primary {
+            "primary"
+        } else {
+            "replica"
+        }
+    }
+
     /// Whether the node takes writes.
     pub fn is_writable(&self) -> bool {
         self.shared.writable.load(Ordering::SeqCst)

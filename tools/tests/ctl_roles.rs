@@ -111,6 +111,7 @@ fn a_replicas_data_dir_is_read_only_to_chirpctl() {
     for _ in 0..3 {
         let status = ctl_json(&["--data", data, "status"]);
         assert_eq!(status["shards"].as_array().map(Vec::len), Some(4));
+        assert_eq!(status["role"], "replica");
         let report = ctl_json(&["--data", data, "verify"]);
         assert_eq!(report["problems"], 0, "{report}");
         assert_eq!(report["pending_fanout"], 1, "{report}");

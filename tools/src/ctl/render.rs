@@ -81,7 +81,7 @@ pub fn status(s: &NodeStats, remote: bool) -> String {
         " (stopped node, opened directly)".to_string()
     };
     let _ = writeln!(out, "chirp {}{uptime}", s.version);
-    let _ = writeln!(out, "data dir: {}", s.data_dir);
+    let _ = writeln!(out, "data dir: {} ({})", s.data_dir, s.role);
     let _ = writeln!(
         out,
         "block cache: {} of {}",
