@@ -22,6 +22,10 @@ pub struct NodeStats {
     pub uptime_seconds: u64,
     /// The data directory.
     pub data_dir: String,
+    /// The role the node is in now ("primary" or "replica"; a data dir opened read-only by a
+    /// tool reports the role recorded in it).
+    #[serde(default)]
+    pub role: String,
     /// The block cache all shards share.
     pub block_cache: BlockCacheStats,
     /// The hot-tweet cache.
@@ -41,15 +45,24 @@ pub struct BlockCacheStats {
     pub capacity_bytes: u64,
 }
 
-/// The fan-out worker's queue.
+/// The fan-out workers' queues.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FanoutStats {
-    /// Jobs waiting or running.
+    /// Jobs waiting (in a queue, for a retry, or in the outbox for the sweep) or running.
     pub pending_jobs: u64,
-    /// Jobs finished since the node opened.
+    /// Jobs finished (outbox row gone) since the node opened.
     pub jobs_done: u64,
     /// Milliseconds from posting to fanned out, for the last post fanned out.
     pub last_lag_ms: u64,
+    /// Runs of a job that failed since the node opened (each is retried).
+    #[serde(default)]
+    pub failures: u64,
+    /// Runs of a job after a failure since the node opened.
+    #[serde(default)]
+    pub retries: u64,
+    /// Jobs left to the outbox sweep because their queue was full, since the node opened.
+    #[serde(default)]
+    pub overflows: u64,
 }
 
 /// One shard's RocksDB instance.
@@ -172,6 +185,7 @@ impl Inner {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.opened_at.elapsed().as_secs(),
             data_dir: self.config.data_dir.display().to_string(),
+            role: self.role_name().to_string(),
             tweet_cache: self.cache_stats(),
             block_cache: BlockCacheStats {
                 usage_bytes: self.block_cache.get_usage() as u64,
@@ -181,6 +195,9 @@ impl Inner {
                 pending_jobs: self.fanout_pending(),
                 jobs_done: self.fanout.done.load(Ordering::Relaxed),
                 last_lag_ms: self.fanout.last_lag_ms.load(Ordering::Relaxed),
+                failures: self.fanout.failures.load(Ordering::Relaxed),
+                retries: self.fanout.retries.load(Ordering::Relaxed),
+                overflows: self.fanout.overflows.load(Ordering::Relaxed),
             },
             shards: self.shards.iter().map(shard_stats).collect::<Result<_>>()?,
         })

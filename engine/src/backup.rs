@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::node::{read_manifest, Inner, Node, NodeConfig, MANIFEST};
+use crate::node::{read_manifest, Inner, Node, NodeConfig, OpenMode, MANIFEST};
 
 /// The result of a checkpoint or a restore.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -137,7 +137,9 @@ impl Inner {
 }
 
 /// Restores a checkpoint into `target` (missing or empty): copies it (no hard links, so the
-/// backup stays as it was) and opens the result once to prove it is a working data dir.
+/// backup stays as it was) and opens the result once, read-only, to prove it is a working
+/// data dir. The restored dir keeps the role recorded in the checkpoint: a replica's
+/// checkpoint restores as a replica (start it with `--replica-of`, or promote it).
 pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
     let started = Instant::now();
     if !checkpoint.join(MANIFEST).is_file() {
@@ -170,6 +172,8 @@ pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
     let mut config = NodeConfig::new(target);
     config.create = false;
     config.block_cache_bytes = 8 << 20;
+    // Inspect: a replica's outbox holds its primary's jobs, which must not run here.
+    config.mode = OpenMode::Inspect;
     Node::open(config)?.close()?;
     Ok(BackupReport {
         dir: target.display().to_string(),

@@ -3,7 +3,10 @@
 //!
 //! A job is a tweet id whose outbox row says what to do. The row was written in the same batch
 //! as the tweet, so a crash only delays a job: start-up re-enqueues every outbox row. Jobs are
-//! idempotent (puts and deletes of fixed keys), so running one twice is harmless.
+//! idempotent (puts and deletes of fixed keys), so running one twice is harmless. A job that
+//! fails keeps its row and runs again after a backoff (100 ms doubling to 10 s) while the
+//! node runs; it counts as done only once its row is gone. How jobs reach a worker (bounded
+//! queues, the outbox sweep) is in `outbox.rs`.
 //!
 //! Several workers run at once, each owning the jobs whose tweet id maps to it (so a post and
 //! the delete of the same tweet run in order). A worker takes every job waiting for it as one
@@ -11,9 +14,9 @@
 //! only then are the group's outbox rows dropped. One fsync per shard per group, not per row
 //! batch, is what lets fan-out keep up with bursts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batch::Batch;
 use crossbeam::channel::{Receiver, RecvTimeoutError};
@@ -26,55 +29,142 @@ use crate::node::Inner;
 
 /// Followers read per step of a fan-out.
 const FOLLOWER_CHUNK: usize = 4096;
-/// A home feed is trimmed back to its cap after this many inserts (a trim reads the cap's
-/// worth of rows, so it is amortized over many inserts).
+/// A home feed is trimmed back to its cap after this many inserts at most (a trim reads the
+/// cap's worth of rows, so it is amortized over many inserts); small caps trim sooner, every
+/// quarter of the cap, so a feed holds at most about 1.25 × its cap.
 const TRIM_EVERY: u32 = 256;
 /// Most jobs handled as one group.
 const MAX_GROUP: usize = 256;
+/// The first wait before running a failed job again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two runs of a failing job.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Failed jobs a worker keeps for retrying; past this, they are left to the outbox sweep.
+const MAX_RETRYING: usize = 4096;
 
-/// Runs this worker's jobs until the node stops.
+/// Inserts into one feed between two trims.
+fn trim_every(home_cap: usize) -> u32 {
+    (home_cap / 4).clamp(1, TRIM_EVERY as usize) as u32
+}
+
+/// A failed job waiting to run again.
+struct Retry {
+    due: Instant,
+    wait: Duration,
+}
+
+/// Runs this worker's jobs until the node stops. A job is finished only once its outbox row
+/// is gone; a failed one runs again after a backoff, while the node runs.
 pub(crate) fn run(inner: &Inner, jobs: Receiver<u64>) {
-    let mut inserts: HashMap<u64, u32> = HashMap::new();
+    let mut retrying: HashMap<u64, Retry> = HashMap::new();
     while !inner.stopping.load(Ordering::SeqCst) {
-        let first = match jobs.recv_timeout(Duration::from_millis(100)) {
-            Ok(id) => id,
-            Err(RecvTimeoutError::Timeout) => continue,
+        let now = Instant::now();
+        let wait = retrying
+            .values()
+            .map(|r| r.due.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100));
+        let mut group = Vec::new();
+        match jobs.recv_timeout(wait) {
+            Ok(id) => group.push(id),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let mut group = vec![first];
+        }
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(id) => group.push(id),
                 Err(_) => break,
             }
         }
-        if let Err(e) = run_group(inner, &group, &mut inserts) {
-            // The outbox rows stay, so the jobs run again at the next start.
-            tracing::error!(jobs = group.len(), error = %e, "fan-out failed");
+        // A job queued again (by a sweep) while it waits for its retry keeps its backoff; one
+        // queued twice runs once.
+        let before = group.len();
+        let mut seen = HashSet::with_capacity(group.len());
+        group.retain(|id| !retrying.contains_key(id) && seen.insert(*id));
+        inner.fanout.settled((before - group.len()) as u64);
+        let now = Instant::now();
+        let due: Vec<u64> = retrying
+            .iter()
+            .filter(|(_, r)| r.due <= now)
+            .map(|(&id, _)| id)
+            .take(MAX_GROUP)
+            .collect();
+        let mut waits = HashMap::with_capacity(due.len());
+        for id in &due {
+            if let Some(r) = retrying.remove(id) {
+                waits.insert(*id, r.wait);
+            }
         }
         inner
-            .fanout_pending
-            .fetch_sub(group.len() as u64, Ordering::SeqCst);
+            .fanout
+            .retries
+            .fetch_add(due.len() as u64, Ordering::Relaxed);
+        group.extend(due);
+        if group.is_empty() {
+            continue;
+        }
+        let failed = run_group(inner, &group);
+        let finished = group.len() - failed.len();
         inner
             .fanout
             .done
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
+            .fetch_add(finished as u64, Ordering::Relaxed);
+        inner.fanout.settled(finished as u64);
+        if failed.is_empty() {
+            continue;
+        }
+        inner
+            .fanout
+            .failures
+            .fetch_add(failed.len() as u64, Ordering::Relaxed);
+        if !inner.is_writable() {
+            // Demoted: the rows stay in the outbox, and a promotion queues them again.
+            inner.fanout.settled(failed.len() as u64);
+            continue;
+        }
+        for id in failed {
+            if retrying.len() >= MAX_RETRYING {
+                inner.fanout.settled(1);
+                inner.fanout.leave_for_sweep(1);
+                continue;
+            }
+            let wait = waits
+                .get(&id)
+                .map_or(RETRY_FIRST, |w| (*w * 2).min(RETRY_MAX));
+            retrying.insert(
+                id,
+                Retry {
+                    due: Instant::now() + wait,
+                    wait,
+                },
+            );
+        }
     }
 }
 
-fn run_group(inner: &Inner, group: &[u64], inserts: &mut HashMap<u64, u32>) -> Result<()> {
+/// Runs a group of jobs; returns the ones that failed (their outbox rows stay).
+fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
     let mut touched = vec![false; inner.shard_count()];
     let mut finished = Vec::with_capacity(group.len());
+    let mut failed = Vec::new();
     for &tweet in group {
-        match run_job(inner, tweet, &mut touched, inserts) {
+        match run_job(inner, tweet, &mut touched) {
             Ok(Some(raw)) => finished.push((tweet, raw)),
             Ok(None) => {}
-            Err(e) => tracing::error!(tweet, error = %e, "fan-out failed"),
+            Err(e) => {
+                tracing::warn!(tweet, error = %e, "fan-out failed; will retry");
+                failed.push(tweet);
+            }
         }
     }
     // The rows were written without fsync: make them durable before dropping their jobs.
     for (s, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
-        inner.shards[s].sync_wal()?;
+        if let Err(e) = inner.shards[s].sync_wal() {
+            tracing::warn!(shard = s, error = %e, "fan-out sync failed; will retry");
+            failed.extend(finished.iter().map(|&(tweet, _)| tweet));
+            return failed;
+        }
     }
     // The lag of a post is how long after posting its followers could see it; the group's
     // newest post stands for the group.
@@ -88,26 +178,30 @@ fn run_group(inner: &Inner, group: &[u64], inserts: &mut HashMap<u64, u32>) -> R
         inner.fanout.last_lag_ms.store(lag, Ordering::Relaxed);
     }
     for (tweet, raw) in finished {
-        let Some(shard) = inner.tweet_shard(tweet) else {
-            continue;
-        };
-        // Drop the job unless a delete replaced it meanwhile (that one is queued behind us).
-        if shard.get(CF_OUTBOX, &keys::id_key(tweet))?.as_deref() == Some(raw.as_slice()) {
-            let mut batch = Batch::new();
-            batch.delete(CF_OUTBOX, keys::id_key(tweet));
-            shard.write_relaxed(batch)?;
+        if let Err(e) = drop_job(inner, tweet, &raw) {
+            tracing::warn!(tweet, error = %e, "dropping a fan-out job failed; will retry");
+            failed.push(tweet);
         }
+    }
+    failed
+}
+
+/// Deletes a finished job's outbox row, unless a delete replaced it meanwhile (that job is
+/// queued behind this one).
+fn drop_job(inner: &Inner, tweet: u64, raw: &[u8]) -> Result<()> {
+    let Some(shard) = inner.tweet_shard(tweet) else {
+        return Ok(());
+    };
+    if shard.get(CF_OUTBOX, &keys::id_key(tweet))?.as_deref() == Some(raw) {
+        let mut batch = Batch::new();
+        batch.delete(CF_OUTBOX, keys::id_key(tweet));
+        shard.write_relaxed(batch)?;
     }
     Ok(())
 }
 
 /// Writes one job's home rows; returns its outbox row when done (None if there was no job).
-fn run_job(
-    inner: &Inner,
-    tweet: u64,
-    touched: &mut [bool],
-    inserts: &mut HashMap<u64, u32>,
-) -> Result<Option<Vec<u8>>> {
+fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec<u8>>> {
     let Some(shard) = inner.tweet_shard(tweet) else {
         return Ok(None);
     };
@@ -119,6 +213,10 @@ fn run_job(
         FanoutDoc::Post { author_id } => (author_id, true),
         FanoutDoc::Delete { author_id } => (author_id, false),
     };
+    if adding {
+        // The post wrote the author's own home row; it counts toward the author's trim.
+        count_insert(inner, author)?;
+    }
     // Celebrities' tweets are merged at read time; their deletes only need hydration to skip.
     if !(adding && inner.is_celebrity(author)) {
         let started = std::time::Instant::now();
@@ -131,7 +229,7 @@ fn run_job(
             };
             after = Some(last);
             total += followers.len();
-            write_home_rows(inner, tweet, author, adding, &followers, touched, inserts)?;
+            write_home_rows(inner, tweet, author, adding, &followers, touched)?;
             if followers.len() < FOLLOWER_CHUNK || inner.stopping.load(Ordering::SeqCst) {
                 break;
             }
@@ -154,8 +252,10 @@ fn write_home_rows(
     adding: bool,
     followers: &[(u64, Vec<u8>)],
     touched: &mut [bool],
-    inserts: &mut HashMap<u64, u32>,
 ) -> Result<()> {
+    fail::fail_point!("fanout::copy", |_| Err(crate::error::Error::Storage(
+        "failpoint fanout::copy".into()
+    )));
     let n = inner.shard_count();
     let mut batches: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
     for &(follower, _) in followers {
@@ -180,13 +280,23 @@ fn write_home_rows(
     }
     if adding {
         for &(follower, _) in followers {
-            let count = inserts.entry(follower).or_insert(0);
-            *count += 1;
-            if *count >= TRIM_EVERY {
-                *count = 0;
-                trim_home(inner, follower)?;
-            }
+            count_insert(inner, follower)?;
         }
+    }
+    Ok(())
+}
+
+/// Counts a row written to `user`'s feed, trimming the feeds that are due.
+fn count_insert(inner: &Inner, user: u64) -> Result<()> {
+    let due = inner
+        .fanout
+        .inserts
+        .add(user, trim_every(inner.config.home_cap));
+    if let Some(evicted) = due.evicted {
+        trim_home(inner, evicted)?;
+    }
+    if due.user {
+        trim_home(inner, user)?;
     }
     Ok(())
 }
@@ -197,7 +307,7 @@ fn trim_home(inner: &Inner, user: u64) -> Result<()> {
     let cap = inner.config.home_cap;
     let rows = shard.scan_pairs_rev(CF_HOME, user, u64::MAX, cap + 1)?;
     if rows.len() > cap {
-        if let Some(&(oldest_kept, _)) = rows.get(cap - 1) {
+        if let Some(&(oldest_kept, _)) = cap.checked_sub(1).and_then(|i| rows.get(i)) {
             let mut batch = Batch::new();
             batch.delete_range(
                 CF_HOME,

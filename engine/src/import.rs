@@ -90,6 +90,11 @@ impl Inner {
         mut set: ImportSet,
         progress: &dyn ImportProgress,
     ) -> Result<ImportReport> {
+        // Ingested files bypass the write gate: a replica's dir (or one opened to inspect)
+        // must be refused here, before anything is written.
+        if !self.is_writable() {
+            return Err(Error::NotPrimary(self.shared().primary_hint()));
+        }
         let n = set.users.len();
         if n >= u32::MAX as usize {
             return Err(Error::invalid("users", "at most 2^32 - 2 users per import"));

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,7 +15,8 @@ use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
 use crate::error::{Error, Result};
 use crate::ids::{self, IdGen};
-use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_OUTBOX, CF_PROFILES, CF_TWEETS};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_PROFILES, CF_TWEETS};
+use crate::outbox::FanoutQueues;
 use crate::shard::{Shard, ShardOptions, ShardShared};
 use crate::slots::{HashPool, Slots};
 
@@ -27,6 +28,23 @@ pub enum NodeRole {
     /// Applies what a primary ships; refuses writes; leaves fan-out to the primary (its
     /// `home` rows arrive through the oplog).
     Replica,
+}
+
+/// What a process opens a data dir for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// A serving node: the fan-out workers run, a primary resumes its outbox, and the role
+    /// is recorded in the data dir (a dir last recorded as a replica opens as a replica,
+    /// whatever `role` asks: see [`crate::role`]).
+    Serve,
+    /// Looking only (tools' read-only commands, checking a restored dir): no fan-out worker
+    /// runs, the outbox is left alone, logged writes are refused with
+    /// [`Error::NotPrimary`], and the role file is neither needed nor written.
+    Inspect,
+    /// Operator writes on a stopped primary's dir (account actions): logged writes are taken,
+    /// but no fan-out worker runs and the outbox is left for the next start. A dir recorded
+    /// as a replica is refused: its writes would reuse the primary's LSNs in its epoch.
+    Maintain,
 }
 
 /// How a node is set up.
@@ -56,12 +74,15 @@ pub struct NodeConfig {
     /// Make the data dir if it holds no Chirp data; when false, opening such a dir fails
     /// (tools that inspect a stopped node must not create an empty one by mistake).
     pub create: bool,
-    /// The role the node starts in.
+    /// The role the node starts in (in [`OpenMode::Serve`], a replica's data dir stays a
+    /// replica when this asks for a primary).
     pub role: NodeRole,
     /// Password hashes (sign-up, log-in, reset) computed at once, each on a thread of its own;
     /// more wait briefly, then fail with [`Error::Unavailable`]. Each holds argon2's 19 MiB, so
     /// this bounds their memory.
     pub password_hash_slots: usize,
+    /// What the data dir is opened for.
+    pub mode: OpenMode,
 }
 
 impl NodeConfig {
@@ -81,6 +102,7 @@ impl NodeConfig {
             create: true,
             role: NodeRole::Primary,
             password_hash_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            mode: OpenMode::Serve,
         }
     }
 }
@@ -114,24 +136,13 @@ pub struct Inner {
     /// Held while index files are written (see `search::save_indexes`).
     pub(crate) index_saves: Mutex<()>,
     pub(crate) cache: TweetCache,
-    /// One queue per fan-out worker; a tweet's jobs always go to the same one.
-    pub(crate) fanout_tx: Vec<crossbeam::channel::Sender<u64>>,
-    /// Fan-out jobs enqueued and not yet finished (done or failed).
-    pub(crate) fanout_pending: AtomicU64,
+    /// The fan-out queues (one per worker; a tweet's jobs always go to the same one) and
+    /// what the workers report.
+    pub(crate) fanout: FanoutQueues,
     pub(crate) stopping: AtomicBool,
     pub(crate) block_cache: rocksdb::Cache,
     pub(crate) opened_at: std::time::Instant,
-    pub(crate) fanout: FanoutCounters,
     pub(crate) shared: Arc<ShardShared>,
-}
-
-/// What the fan-out worker reports about itself (besides `fanout_pending`).
-#[derive(Default)]
-pub(crate) struct FanoutCounters {
-    /// Jobs finished since the node opened.
-    pub(crate) done: AtomicU64,
-    /// Milliseconds from the last fanned-out tweet's posting to the end of its fan-out.
-    pub(crate) last_lag_ms: AtomicU64,
 }
 
 /// A running node. Dropping it stops the background threads.
@@ -143,11 +154,15 @@ pub struct Node {
 /// How often the hashtag indexes are saved while running, bounding what a restart replays.
 const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
 
-/// Saves the hashtag indexes every [`INDEX_SAVE_EVERY`] until the node stops.
+/// Saves the hashtag indexes every [`INDEX_SAVE_EVERY`] and sweeps the outbox when fan-out
+/// jobs were left in it, until the node stops.
 fn maintain(inner: &Inner) {
     let mut last_save = Instant::now();
     while !inner.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if let Err(e) = inner.sweep_outbox() {
+            tracing::warn!(error = %e, "sweeping the fan-out outbox failed");
+        }
         if last_save.elapsed() >= INDEX_SAVE_EVERY {
             if let Err(e) = inner.save_indexes() {
                 tracing::warn!(error = %e, "saving the hashtag indexes failed");
@@ -216,14 +231,54 @@ fn plan_data_dir(dir: &Path, wanted: usize, create: bool) -> Result<(usize, bool
     }
 }
 
+/// The role a data dir opens in: [`NodeConfig::role`], except that a dir recorded as a
+/// replica stays one. Records the role when serving.
+fn settle_role(config: &NodeConfig) -> Result<NodeRole> {
+    let dir = &config.data_dir;
+    let recorded = crate::role::read_role(dir)?;
+    match config.mode {
+        OpenMode::Inspect => Ok(recorded.unwrap_or(NodeRole::Primary)),
+        OpenMode::Maintain => match (recorded, config.role) {
+            (Some(NodeRole::Replica), _) | (_, NodeRole::Replica) => Err(Error::invalid(
+                "data",
+                format!(
+                    "{} is a replica's data dir (see its {}): writes belong on its primary, \
+                     since a replica's own writes would reuse the primary's log positions; \
+                     run this against the primary, or start this node and promote it first",
+                    dir.display(),
+                    crate::role::ROLE_FILE
+                ),
+            )),
+            (_, NodeRole::Primary) => Ok(NodeRole::Primary),
+        },
+        OpenMode::Serve => {
+            let role = match (recorded, config.role) {
+                (Some(NodeRole::Replica), NodeRole::Primary) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "this data dir was last a replica: serving read-only; start with \
+                         --replica-of to follow the primary, or promote this node"
+                    );
+                    NodeRole::Replica
+                }
+                (_, role) => role,
+            };
+            crate::role::write_role(dir, role)?;
+            Ok(role)
+        }
+    }
+}
+
 impl Node {
-    /// Opens the node's data dir, recovers pending fan-out and starts the fan-out worker.
-    pub fn open(config: NodeConfig) -> Result<Node> {
+    /// Opens the node's data dir; in [`OpenMode::Serve`] recovers pending fan-out and starts
+    /// the fan-out workers.
+    pub fn open(mut config: NodeConfig) -> Result<Node> {
         if config.create {
             crate::blobs::create_dir_synced(&config.data_dir.join("shards"))?;
         }
         let (count, fresh) = plan_data_dir(&config.data_dir, config.shards, config.create)?;
-        let shared = Arc::new(ShardShared::new(config.role == NodeRole::Primary));
+        // Shards open read-only (gate closed) until the role is settled below.
+        let shared = Arc::new(ShardShared::new(false));
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
             sync_writes: config.sync_writes,
@@ -239,6 +294,13 @@ impl Node {
         if fresh {
             write_manifest(&config.data_dir, count)?;
         }
+        // Only now, with every shard's lock held, is the role file ours to read and write.
+        config.role = settle_role(&config)?;
+        let writable = match config.mode {
+            OpenMode::Inspect => false,
+            OpenMode::Serve | OpenMode::Maintain => config.role == NodeRole::Primary,
+        };
+        shared.writable.store(writable, Ordering::SeqCst);
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;
         let mut tweet_ids = Vec::with_capacity(count);
         let mut tags = Vec::with_capacity(count);
@@ -269,9 +331,7 @@ impl Node {
                 }
             }
         }
-        let (txs, rxs): (Vec<_>, Vec<_>) = (0..config.fanout_workers.max(1))
-            .map(|_| crossbeam::channel::unbounded())
-            .unzip();
+        let (fanout, rxs) = FanoutQueues::new(config.fanout_workers);
         let inner = Arc::new(Inner {
             shards,
             tweet_ids,
@@ -287,34 +347,37 @@ impl Node {
             tags,
             index_saves: Mutex::new(()),
             cache: TweetCache::new(config.tweet_cache_bytes),
-            fanout_tx: txs,
-            fanout_pending: AtomicU64::new(0),
+            fanout,
             stopping: AtomicBool::new(false),
             block_cache: opts.block_cache.clone(),
             opened_at: std::time::Instant::now(),
-            fanout: FanoutCounters::default(),
             shared,
             config,
         });
-        // A replica's outbox rows are the primary's jobs: the primary fans them out and the
-        // resulting rows arrive through the oplog. They become ours on promotion.
-        if inner.config.role == NodeRole::Primary {
-            inner.resume_fanout()?;
-        }
         let mut workers = Vec::with_capacity(rxs.len() + 1);
-        for (i, rx) in rxs.into_iter().enumerate() {
-            let fanout_inner = Arc::clone(&inner);
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("chirp-fanout-{i}"))
-                    .spawn(move || crate::fanout::run(&fanout_inner, rx))?,
-            );
+        if inner.config.mode == OpenMode::Serve {
+            // A replica's outbox rows are the primary's jobs: the primary fans them out and
+            // the resulting rows arrive through the oplog. They become ours on promotion.
+            if inner.config.role == NodeRole::Primary {
+                inner.resume_fanout()?;
+            }
+            for (i, rx) in rxs.into_iter().enumerate() {
+                let fanout_inner = Arc::clone(&inner);
+                workers.push(
+                    std::thread::Builder::new()
+                        .name(format!("chirp-fanout-{i}"))
+                        .spawn(move || crate::fanout::run(&fanout_inner, rx))?,
+                );
+            }
+            let maint_inner = Arc::clone(&inner);
+            let maintenance = std::thread::Builder::new()
+                .name("chirp-maintain".into())
+                .spawn(move || maintain(&maint_inner))?;
+            workers.push(maintenance);
+        } else {
+            // No worker: jobs posted meanwhile stay in the outbox for the next start.
+            drop(rxs);
         }
-        let maint_inner = Arc::clone(&inner);
-        let maintenance = std::thread::Builder::new()
-            .name("chirp-maintain".into())
-            .spawn(move || maintain(&maint_inner))?;
-        workers.push(maintenance);
         tracing::info!(shards = count, dir = %inner.config.data_dir.display(), "node open");
         Ok(Node { inner, workers })
     }
@@ -380,57 +443,6 @@ impl Inner {
     /// Serializes handle claims.
     pub(crate) fn lock_handles(&self) -> MutexGuard<'_, ()> {
         lock(&self.handle_lock)
-    }
-
-    /// Enqueues every fan-out job in the outbox (at start, or on promotion).
-    pub(crate) fn resume_fanout(&self) -> Result<()> {
-        let mut pending = 0;
-        for shard in &self.shards {
-            for (k, _) in shard.scan_all(CF_OUTBOX)? {
-                if let Some(id) = keys::decode_id(&k) {
-                    self.enqueue_fanout(id);
-                    pending += 1;
-                }
-            }
-        }
-        if pending > 0 {
-            tracing::info!(pending, "resuming fan-out left in the outbox");
-        }
-        Ok(())
-    }
-
-    /// Hands a tweet id with an outbox row to the fan-out worker.
-    pub(crate) fn enqueue_fanout(&self, tweet_id: u64) {
-        // The receiver lives as long as the worker; if it is gone the outbox row stays and
-        // the next start resumes the job.
-        self.fanout_pending.fetch_add(1, Ordering::SeqCst);
-        let worker = (tweet_id % self.fanout_tx.len().max(1) as u64) as usize;
-        let sent = self
-            .fanout_tx
-            .get(worker)
-            .is_some_and(|tx| tx.send(tweet_id).is_ok());
-        if !sent {
-            self.fanout_pending.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Fan-out jobs queued or running in this process (posts and deletes whose followers'
-    /// feeds are not all written yet).
-    pub fn fanout_pending(&self) -> u64 {
-        self.fanout_pending.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no fan-out job is pending, polling every 50 µs; false if `timeout` passed
-    /// first. Benchmarks and tools use it to time a post until its fan-out is complete.
-    pub fn wait_fanout_idle(&self, timeout: std::time::Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        while self.fanout_pending() > 0 {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        }
-        true
     }
 
     /// Bytes of live SST files per column family, summed over the shards.

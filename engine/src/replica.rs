@@ -6,7 +6,7 @@ use crate::batch::{Entry, OpKind};
 use crate::doc::{self, TweetDoc};
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_TWEETS};
-use crate::node::Inner;
+use crate::node::{Inner, NodeRole, OpenMode};
 use crate::shard::ShardShared;
 use std::sync::atomic::Ordering;
 
@@ -129,20 +129,43 @@ impl Inner {
         &self.shared
     }
 
+    /// "primary" or "replica": the role the node is in now; for a data dir opened by a tool,
+    /// the role recorded in it.
+    pub fn role_name(&self) -> &'static str {
+        let primary = match self.config.mode {
+            OpenMode::Serve => self.is_writable(),
+            OpenMode::Inspect | OpenMode::Maintain => self.config.role == NodeRole::Primary,
+        };
+        if primary {
+            "primary"
+        } else {
+            "replica"
+        }
+    }
+
     /// Whether the node takes writes.
     pub fn is_writable(&self) -> bool {
         self.shared.writable.load(Ordering::SeqCst)
     }
 
-    /// Makes this node the primary: every shard starts a new epoch, writes are taken and the
-    /// fan-out jobs in the outbox (the old primary's unfinished ones) are run. Returns the new
-    /// epochs.
+    /// Makes this node the primary: every shard starts a new epoch, the role is recorded,
+    /// writes are taken and the fan-out jobs in the outbox (the old primary's unfinished
+    /// ones) are run. Returns the new epochs.
     pub fn promote(&self) -> Result<Vec<u64>> {
+        if self.config.mode != OpenMode::Serve {
+            return Err(Error::invalid(
+                "role",
+                "a data dir opened by a tool is not promoted; promote a running node",
+            ));
+        }
         let epochs = self
             .shards
             .iter()
             .map(|s| s.raise_epoch())
             .collect::<Result<Vec<_>>>()?;
+        // After the epochs: a crash in between leaves a replica with a raised epoch, which
+        // is promoted again; the other order could restart a primary in the old epoch.
+        crate::role::write_role(&self.config.data_dir, NodeRole::Primary)?;
         self.shared.set_primary_hint("");
         self.shared.writable.store(true, Ordering::SeqCst);
         self.resume_fanout()?;
@@ -150,10 +173,16 @@ impl Inner {
         Ok(epochs)
     }
 
-    /// Stops taking writes (a replica, or a primary that saw a higher epoch).
-    pub fn demote(&self, primary_hint: &str) {
+    /// Stops taking writes (a replica, or a primary that saw a higher epoch) and records
+    /// the data dir as a replica's, so a restart without `--replica-of` does not take writes
+    /// either. Writes stop even if recording fails (the error says so).
+    pub fn demote(&self, primary_hint: &str) -> Result<()> {
         self.shared.set_primary_hint(primary_hint);
         self.shared.writable.store(false, Ordering::SeqCst);
+        if self.config.mode != OpenMode::Serve {
+            return Ok(());
+        }
+        crate::role::write_role(&self.config.data_dir, NodeRole::Replica)
     }
 
     fn follow_entry(&self, entry: &Entry) -> Result<()> {

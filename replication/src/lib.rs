@@ -109,7 +109,7 @@ impl Replication {
         tokio::spawn(primary::accept_loop(Arc::clone(&repl)));
         tokio::spawn(trim_loop(Arc::clone(&repl)));
         if let Some(addr) = repl.config.primary {
-            repl.node.demote(&addr.to_string());
+            repl.node.demote(&addr.to_string())?;
             repl.follow(addr);
         }
         tracing::info!(addr = %repl.local_addr(), node = repl.config.node_name, "replication listening");

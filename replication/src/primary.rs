@@ -130,7 +130,9 @@ async fn serve_stream(
             shard,
             "deposed by a higher epoch; refusing writes"
         );
-        repl.node.demote("");
+        if let Err(e) = repl.node.demote("") {
+            tracing::error!(error = %e, "recording the demotion failed: a restart without --replica-of would take writes");
+        }
         return Err(refuse(
             ErrorCode::Deposed,
             "this primary was deposed by a higher epoch",

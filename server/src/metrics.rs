@@ -143,13 +143,32 @@ fn engine_registry(stats: &NodeStats, uptime: Duration) -> Registry {
         "Fan-out jobs queued or running",
         clamp(stats.fanout.pending_jobs),
     );
-    let done = Counter::<u64>::default();
-    done.inc_by(stats.fanout.jobs_done);
-    r.register(
-        "chirp_fanout_jobs",
-        "Fan-out jobs finished since the node started",
-        done,
-    );
+    for (name, help, value) in [
+        (
+            "chirp_fanout_jobs",
+            "Fan-out jobs finished (outbox row gone) since the node started",
+            stats.fanout.jobs_done,
+        ),
+        (
+            "chirp_fanout_failures",
+            "Fan-out job runs that failed since the node started (each is retried)",
+            stats.fanout.failures,
+        ),
+        (
+            "chirp_fanout_retries",
+            "Fan-out job runs after a failure since the node started",
+            stats.fanout.retries,
+        ),
+        (
+            "chirp_fanout_overflows",
+            "Fan-out jobs left to the outbox sweep because their queue was full",
+            stats.fanout.overflows,
+        ),
+    ] {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        r.register(name, help, counter);
+    }
     gauge_f64(
         &mut r,
         "chirp_fanout_lag_seconds",

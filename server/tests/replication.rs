@@ -217,3 +217,35 @@ fn a_promoted_replica_takes_writes_and_the_deposed_primary_dumps_its_divergent_t
         common::newest_first(vec![kept, after])
     );
 }
+
+#[test]
+fn a_replica_restarted_without_replica_of_stays_read_only_until_promoted() {
+    let cluster = Cluster::new();
+    let (p, r) = (cluster.node("p"), cluster.node("r"));
+    let primary = p.primary(&[]);
+    let mut replica = r.replica_of(&p, &[]);
+    let (_, token) = primary.user("alice");
+    primary.tweet(&token, "replicated");
+    wait_identical(&primary, &[&replica], Duration::from_secs(20));
+    assert!(replica.terminate().success());
+
+    // The flag is forgotten: the data dir remembers that it is a replica's.
+    let mut replica = r.primary(&[]);
+    let (s, problem) = replica.call(
+        "POST",
+        "/tweet",
+        Some(&token),
+        Some(json!({"text": "written on a replica"})),
+    );
+    assert_eq!(s, 421, "{problem}");
+    assert_eq!(status(&replica)["role"], "replica");
+
+    // Promoting it is the explicit way to make it a primary, and that survives a restart.
+    let (s, v) = replica.call("POST", "/admin/promote", None, None);
+    assert_eq!(s, 200, "{v}");
+    replica.tweet(&token, "written after the promotion");
+    assert!(replica.terminate().success());
+    let replica = r.primary(&[]);
+    assert_eq!(status(&replica)["role"], "primary");
+    replica.tweet(&token, "still the primary after a restart");
+}

@@ -2,8 +2,9 @@
 //!
 //! Every command acts on a running node through its admin listener (`--admin URL`, the
 //! default) or on a stopped node's data dir (`--data DIR`), which it opens directly; RocksDB's
-//! lock makes that fail while a node runs on the dir. Output is a table for people, or the
-//! engine's JSON shape with `--json`.
+//! lock makes that fail while a node runs on the dir. A data dir is opened read-only, except
+//! for the account commands that write, which refuse a replica's dir. Output is a table for
+//! people, or the engine's JSON shape with `--json`.
 
 pub mod render;
 pub mod target;
@@ -124,6 +125,22 @@ pub enum UsersCommand {
     },
 }
 
+impl Command {
+    /// Whether the command makes logged writes (on a data dir: only a primary's takes them).
+    pub fn writes(&self) -> bool {
+        match self {
+            Command::Users(users) => !matches!(users, UsersCommand::Show { .. }),
+            // Compaction and checkpoints rewrite or copy files, not rows.
+            Command::Repl(_)
+            | Command::Status
+            | Command::Compact { .. }
+            | Command::Checkpoint { .. }
+            | Command::Restore { .. }
+            | Command::Verify => false,
+        }
+    }
+}
+
 fn random_password() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 20)
 }
@@ -155,7 +172,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         return Ok(0);
     }
     let target = match &cli.data {
-        Some(dir) => Target::open_local(dir)?,
+        Some(dir) => Target::open_local(dir, cli.command.writes())?,
         None => Target::Remote(target::Remote::new(&cli.admin)),
     };
     let code = execute(&cli, &target);

@@ -81,7 +81,7 @@ pub fn status(s: &NodeStats, remote: bool) -> String {
         " (stopped node, opened directly)".to_string()
     };
     let _ = writeln!(out, "chirp {}{uptime}", s.version);
-    let _ = writeln!(out, "data dir: {}", s.data_dir);
+    let _ = writeln!(out, "data dir: {} ({})", s.data_dir, s.role);
     let _ = writeln!(
         out,
         "block cache: {} of {}",
@@ -106,8 +106,13 @@ pub fn status(s: &NodeStats, remote: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "fan-out: {} pending, {} done, last lag {} ms\n",
-        s.fanout.pending_jobs, s.fanout.jobs_done, s.fanout.last_lag_ms
+        "fan-out: {} pending, {} done, last lag {} ms, {} failed runs, {} retries, {} overflowed\n",
+        s.fanout.pending_jobs,
+        s.fanout.jobs_done,
+        s.fanout.last_lag_ms,
+        s.fanout.failures,
+        s.fanout.retries,
+        s.fanout.overflows
     );
     let mut shards = Table::new(&[
         "SHARD",

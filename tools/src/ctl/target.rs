@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use chirp_engine::{
     Account, BackupReport, CompactJob, CompactProgress, CompactReport, MintedToken, NewUser, Node,
-    NodeConfig, NodeStats, PasswordReset, VerifyReport,
+    NodeConfig, NodeStats, OpenMode, PasswordReset, VerifyReport,
 };
 
 use crate::error::{Error, Result};
@@ -84,10 +84,17 @@ fn user_ref(user: &str) -> String {
 }
 
 impl Target {
-    /// Opens a stopped node's data dir; fails if a node is running on it.
-    pub fn open_local(data: &Path) -> Result<Target> {
+    /// Opens a stopped node's data dir; fails if a node is running on it. Read-only unless
+    /// `writes` (then a replica's dir is refused); either way no fan-out job runs here, so
+    /// the outbox is left for the node's next start.
+    pub fn open_local(data: &Path, writes: bool) -> Result<Target> {
         let mut config = NodeConfig::new(data);
         config.create = false;
+        config.mode = if writes {
+            OpenMode::Maintain
+        } else {
+            OpenMode::Inspect
+        };
         // A tool needs little cache; a running node's setting is not ours to copy.
         config.block_cache_bytes = 32 << 20;
         Ok(Target::Local(Box::new(Node::open(config)?)))
