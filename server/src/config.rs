@@ -127,8 +127,9 @@ pub struct ServeArgs {
     /// Largest image upload, in bytes [default: 5242880].
     #[arg(long, env = "CHIRP_MAX_MEDIA_BYTES")]
     pub max_media_bytes: Option<usize>,
-    /// Relaxed durability: acknowledge writes before they are fsynced (a crash can lose the
-    /// last moments of acknowledged writes). `--no-sync` alone means true.
+    /// Relaxed durability: acknowledge writes without fsync. A process crash loses nothing the
+    /// OS already has; a power cut or kernel crash loses every write since the last memtable
+    /// flush. `--no-sync` alone means true.
     #[arg(long, env = "CHIRP_NO_SYNC", num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new())]
     pub no_sync: Option<bool>,
