@@ -15,6 +15,8 @@
 //! | `POST /users/{user}/suspend`, `/unsuspend` | → the [`Account`] |
 //! | `POST /users/{user}/password` `{"password"}` | sets it, revokes sessions |
 //! | `POST /users/{user}/tokens` | mints a bearer token |
+//! | `POST /promote` | makes this replica the primary (epochs raised) |
+//! | `GET /digest?oplog_from=LSN` | SHA-256 of each column family per shard |
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,10 +28,31 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use chirp_engine::{Account, CompactJob, Error as EngineError, MintedToken, NewUser, Node};
+use chirp_replication::Replication;
+use serde_json::{Map, Value};
 
-use crate::http::{self, bytes_response, json, parse_json, ApiError, ApiResult, Body};
+use crate::http::{self, bytes_response, json, parse_json, query_param, ApiError, ApiResult, Body};
 use crate::metrics::{self, Metrics};
 use crate::routes::{request_id, REQUEST_ID};
+
+/// Every admin route (method, path pattern), as the table at the top of this file lists them;
+/// a test proves the public listener serves none of them.
+pub const ADMIN_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/status"),
+    ("GET", "/metrics"),
+    ("POST", "/compact"),
+    ("GET", "/compact"),
+    ("POST", "/checkpoint"),
+    ("POST", "/verify"),
+    ("POST", "/users"),
+    ("GET", "/users/{user}"),
+    ("POST", "/users/{user}/suspend"),
+    ("POST", "/users/{user}/unsuspend"),
+    ("POST", "/users/{user}/password"),
+    ("POST", "/users/{user}/tokens"),
+    ("POST", "/promote"),
+    ("GET", "/digest"),
+];
 
 /// What the admin handlers share.
 pub struct AdminApp {
@@ -37,17 +60,26 @@ pub struct AdminApp {
     pub node: Arc<Node>,
     /// The metrics the public listener records.
     pub metrics: Arc<Metrics>,
+    /// The node's replication, when it runs with one (promotion and digests need it).
+    pub repl: Option<Arc<Replication>>,
     compaction: Arc<Mutex<CompactJob>>,
 }
 
 impl AdminApp {
     /// The admin side of a node.
-    pub fn new(node: Arc<Node>, metrics: Arc<Metrics>) -> AdminApp {
+    pub fn new(node: Arc<Node>, metrics: Arc<Metrics>, repl: Option<Arc<Replication>>) -> AdminApp {
         AdminApp {
             node,
             metrics,
+            repl,
             compaction: Arc::new(Mutex::new(CompactJob::default())),
         }
+    }
+
+    fn replication(&self) -> ApiResult<&Arc<Replication>> {
+        self.repl
+            .as_ref()
+            .ok_or(ApiError::Admin("this node runs without replication"))
     }
 }
 
@@ -209,8 +241,39 @@ async fn route(app: &AdminApp, req: Request<Incoming>) -> ApiResult {
             };
             json(StatusCode::CREATED, &out)
         }
+        (["promote"], Method::POST) => {
+            let epochs = app.replication()?.promote().await.map_err(|e| {
+                ApiError::Engine(EngineError::Storage(format!("promotion failed: {e}")))
+            })?;
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"role": "primary", "epochs": epochs}),
+            )
+        }
+        (["digest"], Method::GET) => {
+            app.replication()?;
+            let from = query_param(req.uri().query(), "oplog_from")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let shards = blocking(app, move |n| digests(n, from)).await?;
+            json(StatusCode::OK, &serde_json::json!({ "shards": shards }))
+        }
         _ => Err(ApiError::NoRoute),
     }
+}
+
+/// Per shard, the digest of each column family but meta (the oplog from `from`).
+fn digests(n: &Node, from: u64) -> Result<Vec<Value>, EngineError> {
+    (0..n.shard_count())
+        .map(|s| {
+            let cfs: Map<String, Value> = n
+                .digest(s, from)?
+                .into_iter()
+                .map(|(cf, d)| (cf.to_string(), Value::String(d)))
+                .collect();
+            Ok(Value::Object(cfs))
+        })
+        .collect()
 }
 
 /// Starts a compaction on a blocking thread; clients poll `GET /compact` for progress.

@@ -90,7 +90,12 @@ impl ApiError {
                 "Not confirmed by a replica",
                 None,
             ),
-            ApiError::Admin(_) => (StatusCode::FORBIDDEN, "admin", "Admin only", None),
+            ApiError::Admin(_) => (
+                StatusCode::CONFLICT,
+                "not-available",
+                "Not available on this node",
+                None,
+            ),
             ApiError::Method(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method",

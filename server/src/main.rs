@@ -65,7 +65,6 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
         Node::open(node_config).with_context(|| format!("opening {}", config.data.display()))?;
     let node = Arc::new(node);
     let metrics = Arc::new(Metrics::new());
-    let admin = Arc::new(AdminApp::new(Arc::clone(&node), Arc::clone(&metrics)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,6 +86,11 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
             metrics: Arc::clone(&metrics),
             repl: repl.clone(),
         });
+        let admin = Arc::new(AdminApp::new(
+            Arc::clone(&node),
+            Arc::clone(&metrics),
+            repl.clone(),
+        ));
         // Scripts and tests read these lines to learn the ports; the public one comes first.
         // One write, errors ignored: a reader that stops after the first line must not
         // bring the node down with EPIPE.

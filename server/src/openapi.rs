@@ -26,8 +26,6 @@ use crate::api;
         api::meta::health,
         api::meta::openapi,
         api::replication::status,
-        api::replication::promote,
-        api::replication::digest,
         api::accounts::sign_up,
         api::accounts::log_in,
         api::accounts::log_out,

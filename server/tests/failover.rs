@@ -93,7 +93,7 @@ fn sync_mode_loses_no_acknowledged_write_across_failovers() {
         let (acked, failed) = writer.join().expect("writer");
         all_failed += failed;
 
-        let (s, v) = replica.call("POST", "/admin/promote", None, None);
+        let (s, v) = replica.admin_call("POST", "/promote", None);
         assert_eq!(s, 200, "{v}");
         for id in &acked {
             let (s, v) = replica.call("GET", &format!("/tweets/{id}"), None, None);

@@ -176,7 +176,7 @@ fn a_promoted_replica_takes_writes_and_the_deposed_primary_dumps_its_divergent_t
     let lost = primary.tweet(&token, "acknowledged only by the old primary");
     primary.kill();
     let replica = r.replica_of(&p, &[]);
-    let (s, v) = replica.call("POST", "/admin/promote", None, None);
+    let (s, v) = replica.admin_call("POST", "/promote", None);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["epochs"][0], 2);
     let after = replica.tweet(&token, "written on the new primary");
@@ -241,7 +241,7 @@ fn a_replica_restarted_without_replica_of_stays_read_only_until_promoted() {
     assert_eq!(status(&replica)["role"], "replica");
 
     // Promoting it is the explicit way to make it a primary, and that survives a restart.
-    let (s, v) = replica.call("POST", "/admin/promote", None, None);
+    let (s, v) = replica.admin_call("POST", "/promote", None);
     assert_eq!(s, 200, "{v}");
     replica.tweet(&token, "written after the promotion");
     assert!(replica.terminate().success());

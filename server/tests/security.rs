@@ -70,3 +70,37 @@ fn a_burst_of_log_ins_stays_within_a_memory_bound() {
     );
     assert_eq!(reply.status, 200);
 }
+
+/// Operator actions are served on the admin listener only: the public port answers 404 for
+/// every admin route, even to a loopback client, and the admin listener serves each of them.
+#[test]
+fn the_public_port_serves_no_admin_route() {
+    let (_tmp, dir) = data_dir();
+    let node = Chirp::start(&dir, &[]);
+    // Routes both listeners have on purpose: sign-up is public, and operators create accounts
+    // on the admin listener with the same path.
+    const SHARED: &[(&str, &str)] = &[("POST", "/users")];
+    let concrete = |pattern: &str| pattern.replace("{user}", "@nobody");
+    let legacy = [("POST", "/admin/promote"), ("GET", "/admin/digest")];
+    for (method, pattern) in chirp_server::admin::ADMIN_ROUTES.iter().chain(&legacy) {
+        let path = concrete(pattern);
+        let body = (*method == "POST").then(|| serde_json::json!({}));
+        if !SHARED.contains(&(*method, *pattern)) {
+            let (status, problem) = node.call(method, &path, None, body.clone());
+            assert_eq!(
+                (status, problem["type"].as_str()),
+                (404, Some("/problems/no-route")),
+                "public {method} {path}: {problem}"
+            );
+        }
+        if legacy.contains(&(*method, *pattern)) {
+            continue;
+        }
+        let (status, reply) = node.admin_call(method, &path, body);
+        assert_ne!(
+            reply["type"].as_str(),
+            Some("/problems/no-route"),
+            "admin {method} {path} ({status}) is in ADMIN_ROUTES but not served"
+        );
+    }
+}

@@ -99,10 +99,10 @@ pub fn status(node: &Chirp) -> Value {
 /// Per-shard digests of every column family but meta; the oplog from `oplog_from`. A shard
 /// that is swapping in a checkpoint answers 503 for that moment: asked again shortly.
 pub fn digests(node: &Chirp, oplog_from: u64) -> Value {
-    let path = format!("/admin/digest?oplog_from={oplog_from}");
+    let path = format!("/digest?oplog_from={oplog_from}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (s, v) = node.call("GET", &path, None, None);
+        let (s, v) = node.admin_call("GET", &path, None);
         if s == 503 && v["type"] == "/problems/unavailable" && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
             continue;

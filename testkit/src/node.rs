@@ -145,6 +145,12 @@ impl Chirp {
         self.raw(method, path, token, raw.as_deref().map(str::as_bytes))
     }
 
+    /// Sends a request to the admin listener; returns the status and the JSON body.
+    pub fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        try_call(&self.agent, &self.admin, method, path, None, body)
+            .unwrap_or_else(|e| panic!("admin {method} {path}: {e}"))
+    }
+
     /// Sends a request without panicking on transport errors (for a node that may be dying).
     pub fn try_call(
         &self,

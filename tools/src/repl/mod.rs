@@ -1,6 +1,6 @@
 //! The replication commands of `chirpctl`: the cluster CA and node certificates, promotion,
-//! status and digests. Nodes are reached on their public HTTP address; the admin endpoints
-//! (`/admin/*`) answer loopback clients only, so run these on the node's machine.
+//! status and digests. Status is read from a node's public HTTP address; promotion and
+//! digests are operator actions, sent to the node's admin listener.
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,13 +41,9 @@ fn call(method: &str, url: &str) -> anyhow::Result<Value> {
     }
 }
 
-/// Promotes the node at `node` (its HTTP base URL) to primary.
-pub fn promote(node: &str) -> anyhow::Result<Value> {
-    let out = call(
-        "POST",
-        &format!("{}/admin/promote", node.trim_end_matches('/')),
-    )?;
-    Ok(out)
+/// Promotes the node whose admin listener is at `admin` to primary.
+pub fn promote(admin: &str) -> anyhow::Result<Value> {
+    call("POST", &format!("{}/promote", admin.trim_end_matches('/')))
 }
 
 /// The replication status of a node.
@@ -58,12 +54,9 @@ pub fn status(node: &str) -> anyhow::Result<Value> {
     )
 }
 
-/// Per-shard, per-column-family digests of a node.
-pub fn digest(node: &str) -> anyhow::Result<Value> {
-    call(
-        "GET",
-        &format!("{}/admin/digest", node.trim_end_matches('/')),
-    )
+/// Per-shard, per-column-family digests of the node whose admin listener is at `admin`.
+pub fn digest(admin: &str) -> anyhow::Result<Value> {
+    call("GET", &format!("{}/digest", admin.trim_end_matches('/')))
 }
 
 /// Renders a status report as a table: one line per shard, and one per replica on a primary.
@@ -138,9 +131,9 @@ pub enum ReplCommand {
         #[arg(long)]
         out: std::path::PathBuf,
     },
-    /// Make a replica the primary (its epochs are raised); run on the node's machine.
+    /// Make a replica the primary (its epochs are raised), through its admin listener.
     Promote {
-        /// The node's public HTTP address, e.g. http://127.0.0.1:8080.
+        /// The node's admin listener, e.g. http://127.0.0.1:8081.
         #[arg(long)]
         node: String,
     },
@@ -150,9 +143,9 @@ pub enum ReplCommand {
         #[arg(long, required = true)]
         node: Vec<String>,
     },
-    /// Per-shard digests of every column family but meta; run on the node's machine.
+    /// Per-shard digests of every column family but meta, through the node's admin listener.
     Digest {
-        /// The node's public HTTP address.
+        /// The node's admin listener, e.g. http://127.0.0.1:8081.
         #[arg(long)]
         node: String,
     },
