@@ -1,6 +1,8 @@
-//! The admin listener: node status, compaction, checkpoints, verification, account actions
-//! and Prometheus metrics. It runs on its own address (loopback by default) and is never
-//! routed from the public port, because its actions skip the public API's permission checks.
+//! The admin listener: node status, compaction, checkpoints, verification, account actions,
+//! promotion, digests and Prometheus metrics. It runs on its own address (loopback by
+//! default) and is never routed from the public port, because its actions skip the public
+//! API's permission checks. Every request must carry the admin token
+//! (`Authorization: Bearer …`, see [`crate::admin_token`]); without it the answer is 401.
 //!
 //! | method and path | what |
 //! |---|---|
@@ -62,16 +64,24 @@ pub struct AdminApp {
     pub metrics: Arc<Metrics>,
     /// The node's replication, when it runs with one (promotion and digests need it).
     pub repl: Option<Arc<Replication>>,
+    /// The bearer token every request must carry.
+    token: String,
     compaction: Arc<Mutex<CompactJob>>,
 }
 
 impl AdminApp {
-    /// The admin side of a node.
-    pub fn new(node: Arc<Node>, metrics: Arc<Metrics>, repl: Option<Arc<Replication>>) -> AdminApp {
+    /// The admin side of a node; every request must carry `token`.
+    pub fn new(
+        node: Arc<Node>,
+        metrics: Arc<Metrics>,
+        repl: Option<Arc<Replication>>,
+        token: String,
+    ) -> AdminApp {
         AdminApp {
             node,
             metrics,
             repl,
+            token,
             compaction: Arc::new(Mutex::new(CompactJob::default())),
         }
     }
@@ -119,10 +129,21 @@ struct PasswordBody {
 pub async fn handle(app: Arc<AdminApp>, req: Request<Incoming>) -> Response<Body> {
     let id = request_id(&req);
     let span = tracing::info_span!("admin", request_id = %id, method = %req.method(), path = %req.uri().path());
-    let mut resp = route(&app, req)
-        .instrument(span.clone())
-        .await
-        .unwrap_or_else(ApiError::into_response);
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let mut resp = if crate::admin_token::authorized(authorization, &app.token) {
+        route(&app, req)
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(ApiError::into_response)
+    } else {
+        ApiError::from(EngineError::Unauthenticated(
+            "the admin listener needs its token: Authorization: Bearer <DATA/admin.token>",
+        ))
+        .into_response()
+    };
     span.in_scope(|| tracing::info!(status = resp.status().as_u16(), "admin request"));
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);

@@ -30,6 +30,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Address of the admin listener (status, metrics, compaction, backups, accounts).
     pub admin_listen: SocketAddr,
+    /// File holding the admin listener's bearer token, created (mode 0600) if missing; empty
+    /// means `admin.token` in the data directory.
+    pub admin_token_file: PathBuf,
     /// Shards of a new data directory (an existing one keeps its count).
     pub shards: usize,
     /// Block cache shared by all shards, in MiB.
@@ -63,6 +66,7 @@ impl Default for Config {
             data: node.data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_token_file: PathBuf::new(),
             shards: node.shards,
             block_cache_mb: node.block_cache_bytes >> 20,
             celebrity_threshold: node.celebrity_threshold,
@@ -100,6 +104,9 @@ pub struct ServeArgs {
     /// Address of the admin listener, loopback unless you mean it [default: 127.0.0.1:8081].
     #[arg(long, env = "CHIRP_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// File holding the admin listener's token, created if missing [default: DATA/admin.token].
+    #[arg(long, env = "CHIRP_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Shards of a new data directory; an existing one keeps its count [default: 4].
     #[arg(long, env = "CHIRP_SHARDS")]
     pub shards: Option<usize>,
@@ -149,6 +156,15 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
 }
 
 impl Config {
+    /// Where the admin token is kept.
+    pub fn admin_token_path(&self) -> PathBuf {
+        if self.admin_token_file.as_os_str().is_empty() {
+            self.data.join("admin.token")
+        } else {
+            self.admin_token_file.clone()
+        }
+    }
+
     /// Parses a config file's text; unknown settings are refused so a typo is not ignored.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, Error> {
         toml::from_str(text).map_err(|e| invalid("config", format!("{}: {e}", origin.display())))
@@ -180,6 +196,7 @@ impl Config {
         set(&mut self.data, &args.data);
         set(&mut self.listen, &args.listen);
         set(&mut self.admin_listen, &args.admin_listen);
+        set(&mut self.admin_token_file, &args.admin_token_file);
         set(&mut self.shards, &args.shards);
         set(&mut self.block_cache_mb, &args.block_cache_mb);
         set(&mut self.celebrity_threshold, &args.celebrity_threshold);

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod admin_token;
 pub mod api;
 pub mod config;
 pub mod http;

@@ -86,10 +86,14 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
             metrics: Arc::clone(&metrics),
             repl: repl.clone(),
         });
+        let token_path = config.admin_token_path();
+        let token = chirp_server::admin_token::load_or_create(&token_path)
+            .with_context(|| format!("the admin token {}", token_path.display()))?;
         let admin = Arc::new(AdminApp::new(
             Arc::clone(&node),
             Arc::clone(&metrics),
             repl.clone(),
+            token,
         ));
         // Scripts and tests read these lines to learn the ports; the public one comes first.
         // One write, errors ignored: a reader that stops after the first line must not

@@ -165,7 +165,10 @@ fn metrics_live_on_the_admin_listener_only() {
     let (status, _) = chirp.call("GET", "/metrics", None, None);
     assert_eq!(status, 404, "metrics must not be served on the public port");
 
-    let (status, text, resp) = get(&format!("{}/metrics", chirp.admin), &[]);
+    let bearer = format!("Bearer {}", chirp.admin_token);
+    let auth = [("authorization", bearer.as_str())];
+    assert_eq!(get(&format!("{}/metrics", chirp.admin), &[]).0, 401);
+    let (status, text, resp) = get(&format!("{}/metrics", chirp.admin), &auth);
     assert_eq!(status, 200);
     assert!(resp.content_type.starts_with("text/plain"));
     for series in [
@@ -194,7 +197,7 @@ fn metrics_live_on_the_admin_listener_only() {
     // No raw paths as labels.
     assert!(!text.contains("alice"), "{text}");
 
-    let (status, body, _) = get(&format!("{}/status", chirp.admin), &[]);
+    let (status, body, _) = get(&format!("{}/status", chirp.admin), &auth);
     assert_eq!(status, 200);
     let status: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(status["shards"].as_array().map(Vec::len), Some(4));

@@ -104,3 +104,26 @@ fn the_public_port_serves_no_admin_route() {
         );
     }
 }
+
+/// The admin listener answers nobody without its token, which the node keeps in a file only
+/// its user can read.
+#[test]
+fn the_admin_listener_requires_its_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, dir) = data_dir();
+    let node = Chirp::start(&dir, &[]);
+    let mode = std::fs::metadata(dir.join("admin.token"))
+        .expect("the token file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let agent = ureq::agent();
+    for token in [None, Some("not-the-token"), Some("")] {
+        let (status, problem) =
+            common::try_call(&agent, &node.admin, "GET", "/status", token, None).expect("reply");
+        assert_eq!(status, 401, "{token:?}: {problem}");
+        assert_eq!(problem["type"], "/problems/unauthenticated");
+    }
+    let (status, _) = node.admin_call("GET", "/status", None);
+    assert_eq!(status, 200);
+}

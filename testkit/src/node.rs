@@ -49,6 +49,8 @@ pub struct Chirp {
     pub base: String,
     /// The admin listener, `http://127.0.0.1:PORT`.
     pub admin: String,
+    /// The admin listener's bearer token (the node made `DATA/admin.token` at start).
+    pub admin_token: String,
     agent: ureq::Agent,
 }
 
@@ -106,10 +108,14 @@ impl Chirp {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
+        let admin_token = std::fs::read_to_string(dir.join("admin.token"))
+            .map(|t| t.trim().to_string())
+            .unwrap_or_default();
         Chirp {
             child,
             base,
             admin,
+            admin_token,
             agent,
         }
     }
@@ -147,8 +153,15 @@ impl Chirp {
 
     /// Sends a request to the admin listener; returns the status and the JSON body.
     pub fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        try_call(&self.agent, &self.admin, method, path, None, body)
-            .unwrap_or_else(|e| panic!("admin {method} {path}: {e}"))
+        try_call(
+            &self.agent,
+            &self.admin,
+            method,
+            path,
+            Some(&self.admin_token),
+            body,
+        )
+        .unwrap_or_else(|e| panic!("admin {method} {path}: {e}"))
     }
 
     /// Sends a request without panicking on transport errors (for a node that may be dying).

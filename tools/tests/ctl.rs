@@ -97,15 +97,32 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     let admin = node.admin.clone();
     let (alice, bob_t, ids) = populate(&node);
 
+    // Without the admin token the node refuses chirpctl.
+    let refused = ctl(&["--admin", &admin, "status"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("401"), "{}", text(&refused));
+
     // Status, as JSON and as a table.
-    let status = ctl_json(&["--admin", &admin, "status"]);
+    let status = ctl_json(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "status",
+    ]);
     assert_eq!(
         status["shards"].as_array().map(Vec::len),
         Some(4),
         "{status}"
     );
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
-    let table = ctl(&["--admin", &admin, "status"]);
+    let table = ctl(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "status",
+    ]);
     assert!(table.status.success());
     let table = text(&table);
     assert!(
@@ -123,6 +140,8 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     let created = ctl_json(&[
         "--admin",
         &admin,
+        "--admin-token",
+        &node.admin_token,
         "users",
         "create",
         "carol",
@@ -131,18 +150,44 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     ]);
     assert_eq!(created["account"]["handle"], "carol");
     assert_eq!(log_in(&node, "carol", "carol password").0, 200);
-    let minted = ctl_json(&["--admin", &admin, "users", "token", "@carol"]);
+    let minted = ctl_json(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "users",
+        "token",
+        "@carol",
+    ]);
     let token = minted["token"].as_str().expect("token").to_string();
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 200);
-    let suspended = ctl_json(&["--admin", &admin, "users", "suspend", "carol"]);
+    let suspended = ctl_json(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "users",
+        "suspend",
+        "carol",
+    ]);
     assert_eq!(suspended["suspended"], true);
     assert_eq!(log_in(&node, "carol", "carol password").0, 403);
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 403);
-    ctl_json(&["--admin", &admin, "users", "unsuspend", "carol"]);
+    ctl_json(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "users",
+        "unsuspend",
+        "carol",
+    ]);
     assert_eq!(log_in(&node, "carol", "carol password").0, 200);
     let reset = ctl_json(&[
         "--admin",
         &admin,
+        "--admin-token",
+        &node.admin_token,
         "users",
         "reset-password",
         "carol",
@@ -156,7 +201,15 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 401);
     assert_eq!(log_in(&node, "carol", "carol password").0, 401);
     assert_eq!(log_in(&node, "carol", "fresh password").0, 200);
-    let missing = ctl(&["--admin", &admin, "users", "suspend", "nobody"]);
+    let missing = ctl(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "users",
+        "suspend",
+        "nobody",
+    ]);
     assert!(!missing.status.success());
     assert!(text(&missing).contains("not found"), "{}", text(&missing));
 
@@ -166,7 +219,13 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     assert!(text(&locked).contains("in use"), "{}", text(&locked));
 
     // Compaction drops the deleted tweets and the finished fan-out jobs.
-    let report = ctl_json(&["--admin", &admin, "compact"]);
+    let report = ctl_json(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "compact",
+    ]);
     let before = report["bytes_before"].as_u64().expect("before");
     let after = report["bytes_after"].as_u64().expect("after");
     eprintln!(
@@ -175,11 +234,27 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     );
     assert!(before > 0 && after > 0 && after < before, "{report}");
     assert_eq!(report["shards"].as_array().map(Vec::len), Some(4));
-    let one = ctl_json(&["--admin", &admin, "compact", "--shard", "2"]);
+    let one = ctl_json(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "compact",
+        "--shard",
+        "2",
+    ]);
     assert_eq!(one["shards"][0]["shard"], 2);
-    assert!(!ctl(&["--admin", &admin, "compact", "--shard", "9"])
-        .status
-        .success());
+    assert!(!ctl(&[
+        "--admin",
+        &admin,
+        "--admin-token",
+        &node.admin_token,
+        "compact",
+        "--shard",
+        "9"
+    ])
+    .status
+    .success());
 
     // A checkpoint of the live node carries side files kept beside the shards.
     // (000.extra stands for any file a future part of the node keeps beside the shards.)
@@ -188,6 +263,8 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     let report = ctl_json(&[
         "--admin",
         &admin,
+        "--admin-token",
+        &node.admin_token,
         "checkpoint",
         backup.to_str().expect("utf-8"),
     ]);
@@ -211,6 +288,8 @@ fn live_node_status_accounts_compaction_checkpoint_and_restore() {
     let again = ctl(&[
         "--admin",
         &admin,
+        "--admin-token",
+        &node.admin_token,
         "checkpoint",
         backup.to_str().expect("utf-8"),
     ]);

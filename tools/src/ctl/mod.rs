@@ -39,6 +39,13 @@ pub struct Cli {
         global = true
     )]
     pub admin: String,
+    /// The admin listener's token [default: read from --admin-token-file].
+    #[arg(long, env = "CHIRP_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// File holding the admin listener's token (the node's `DATA/admin.token`)
+    /// [default: ./data/admin.token, when it exists].
+    #[arg(long, env = "CHIRP_ADMIN_TOKEN_FILE", global = true)]
+    pub admin_token_file: Option<PathBuf>,
     /// Act on the data dir of a stopped node instead (for `restore`: the dir to restore into).
     #[arg(long, global = true)]
     pub data: Option<PathBuf>,
@@ -160,7 +167,9 @@ fn bar(total: u64, json: bool) -> ProgressBar {
 pub fn run(cli: Cli) -> Result<u8> {
     // Replication commands talk to the public API or write files; no admin target needed.
     if let Command::Repl(command) = &cli.command {
-        crate::repl::run(command, cli.json).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        let token = admin_token(&cli)?;
+        crate::repl::run(command, cli.json, token.as_deref())
+            .map_err(|e| Error::Invalid(format!("{e:#}")))?;
         return Ok(0);
     }
     if let Command::Restore { checkpoint } = &cli.command {
@@ -173,11 +182,31 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
     let target = match &cli.data {
         Some(dir) => Target::open_local(dir, cli.command.writes())?,
-        None => Target::Remote(target::Remote::new(&cli.admin)),
+        None => Target::Remote(target::Remote::new(&cli.admin, admin_token(&cli)?)),
     };
     let code = execute(&cli, &target);
     target.close()?;
     code
+}
+
+/// The admin token: `--admin-token`, else the file `--admin-token-file` names, else
+/// `./data/admin.token` (the default data dir's) when it exists.
+fn admin_token(cli: &Cli) -> Result<Option<String>> {
+    if let Some(token) = &cli.admin_token {
+        return Ok(Some(token.trim().to_string()));
+    }
+    let (path, required) = match &cli.admin_token_file {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from("data/admin.token"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_string())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Invalid(format!(
+            "reading the admin token {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 fn print(cli: &Cli, value: &impl serde::Serialize, human: impl FnOnce() -> String) -> Result<()> {

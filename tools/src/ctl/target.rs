@@ -26,14 +26,16 @@ pub enum Target {
 /// An admin listener client.
 pub struct Remote {
     base: String,
+    token: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Remote {
-    /// A client of the admin listener at `base`.
-    pub fn new(base: &str) -> Remote {
+    /// A client of the admin listener at `base`, sending `token` as its bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Remote {
         Remote {
             base: base.trim_end_matches('/').to_string(),
+            token,
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(5))
                 // Verification and checkpoints of a big node take a while.
@@ -49,7 +51,10 @@ impl Remote {
         body: Option<Value>,
     ) -> Result<T> {
         let url = format!("{}{path}", self.base);
-        let req = self.agent.request(method, &url);
+        let mut req = self.agent.request(method, &url);
+        if let Some(token) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {token}"));
+        }
         let result = match body {
             Some(b) => req.send_json(b),
             None => req.call(),

@@ -30,8 +30,12 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-fn call(method: &str, url: &str) -> anyhow::Result<Value> {
-    match agent().request(method, url).call() {
+fn call(method: &str, url: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    let mut req = agent().request(method, url);
+    if let Some(token) = token {
+        req = req.set("Authorization", &format!("Bearer {token}"));
+    }
+    match req.call() {
         Ok(resp) => Ok(resp.into_json()?),
         Err(ureq::Error::Status(code, resp)) => {
             let body = resp.into_string().unwrap_or_default();
@@ -42,8 +46,12 @@ fn call(method: &str, url: &str) -> anyhow::Result<Value> {
 }
 
 /// Promotes the node whose admin listener is at `admin` to primary.
-pub fn promote(admin: &str) -> anyhow::Result<Value> {
-    call("POST", &format!("{}/promote", admin.trim_end_matches('/')))
+pub fn promote(admin: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    call(
+        "POST",
+        &format!("{}/promote", admin.trim_end_matches('/')),
+        token,
+    )
 }
 
 /// The replication status of a node.
@@ -51,12 +59,17 @@ pub fn status(node: &str) -> anyhow::Result<Value> {
     call(
         "GET",
         &format!("{}/replication", node.trim_end_matches('/')),
+        None,
     )
 }
 
 /// Per-shard, per-column-family digests of the node whose admin listener is at `admin`.
-pub fn digest(admin: &str) -> anyhow::Result<Value> {
-    call("GET", &format!("{}/digest", admin.trim_end_matches('/')))
+pub fn digest(admin: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    call(
+        "GET",
+        &format!("{}/digest", admin.trim_end_matches('/')),
+        token,
+    )
 }
 
 /// Renders a status report as a table: one line per shard, and one per replica on a primary.
@@ -162,15 +175,16 @@ pub enum ClusterCommand {
     },
 }
 
-/// Runs a replication command; `json` prints raw JSON instead of tables.
-pub fn run(command: &ReplCommand, json: bool) -> anyhow::Result<()> {
+/// Runs a replication command; `json` prints raw JSON instead of tables; `token` is the admin
+/// listener's, for promotion and digests.
+pub fn run(command: &ReplCommand, json: bool, token: Option<&str>) -> anyhow::Result<()> {
     match command {
         ReplCommand::Cluster {
             command: ClusterCommand::Init { out },
         } => cluster_init(out),
         ReplCommand::Cert { ca, node, out } => cert(ca, node, out),
         ReplCommand::Promote { node } => {
-            println!("{}", promote(node)?);
+            println!("{}", promote(node, token)?);
             Ok(())
         }
         ReplCommand::ReplStatus { node } => {
@@ -185,7 +199,7 @@ pub fn run(command: &ReplCommand, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         ReplCommand::Digest { node } => {
-            println!("{}", digest(node)?);
+            println!("{}", digest(node, token)?);
             Ok(())
         }
     }
