@@ -53,6 +53,18 @@ pub struct Config {
     pub max_media_bytes: usize,
     /// Relaxed durability: acknowledge writes before they are fsynced.
     pub no_sync: bool,
+    /// Wrong passwords per account per `login_window_secs` before log-ins to it get 429.
+    pub login_failures_per_account: u32,
+    /// Wrong passwords per client address per `login_window_secs` before its log-ins get 429.
+    pub login_failures_per_address: u32,
+    /// The window of the two log-in limits, in seconds.
+    pub login_window_secs: u64,
+    /// Sign-ups per client address per hour.
+    pub signups_per_address_per_hour: u32,
+    /// Writes (posts, follows, profile edits, uploads, deletes) per user per minute.
+    pub writes_per_user_per_minute: u32,
+    /// Believe the last `X-Forwarded-For` entry as the client address (behind a proxy only).
+    pub trust_forwarded_for: bool,
     /// Log filter when `RUST_LOG` is not set (same syntax).
     pub log_filter: String,
     /// `text` or `json` log lines.
@@ -79,6 +91,12 @@ impl Default for Config {
             max_connections: 4096,
             max_media_bytes: node.max_media_bytes,
             no_sync: !node.sync_writes,
+            login_failures_per_account: 10,
+            login_failures_per_address: 50,
+            login_window_secs: 300,
+            signups_per_address_per_hour: 20,
+            writes_per_user_per_minute: 600,
+            trust_forwarded_for: false,
             log_filter: "info".into(),
             log_format: LogFormat::Text,
         }
@@ -146,6 +164,25 @@ pub struct ServeArgs {
     /// Log line format [default: text].
     #[arg(long, env = "CHIRP_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Wrong passwords per account per window before 429; 0: no limit [default: 10].
+    #[arg(long, env = "CHIRP_LOGIN_FAILURES_PER_ACCOUNT")]
+    pub login_failures_per_account: Option<u32>,
+    /// Wrong passwords per client address per window before 429; 0: no limit [default: 50].
+    #[arg(long, env = "CHIRP_LOGIN_FAILURES_PER_ADDRESS")]
+    pub login_failures_per_address: Option<u32>,
+    /// The log-in limits' window in seconds [default: 300].
+    #[arg(long, env = "CHIRP_LOGIN_WINDOW_SECS")]
+    pub login_window_secs: Option<u64>,
+    /// Sign-ups per client address per hour; 0: no limit [default: 20].
+    #[arg(long, env = "CHIRP_SIGNUPS_PER_ADDRESS_PER_HOUR")]
+    pub signups_per_address_per_hour: Option<u32>,
+    /// Writes per user per minute; 0: no limit [default: 600].
+    #[arg(long, env = "CHIRP_WRITES_PER_USER_PER_MINUTE")]
+    pub writes_per_user_per_minute: Option<u32>,
+    /// Take the client address from X-Forwarded-For (only behind a proxy that sets it).
+    #[arg(long, env = "CHIRP_TRUST_FORWARDED_FOR", num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub trust_forwarded_for: Option<bool>,
     /// Replication (flags and environment only).
     #[command(flatten)]
     pub repl: crate::replication::ReplArgs,
@@ -156,6 +193,18 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
 }
 
 impl Config {
+    /// The rate limits as configured.
+    pub fn limit_settings(&self) -> crate::limits::LimitSettings {
+        crate::limits::LimitSettings {
+            login_failures_per_account: self.login_failures_per_account,
+            login_failures_per_address: self.login_failures_per_address,
+            login_window: std::time::Duration::from_secs(self.login_window_secs.max(1)),
+            signups_per_address_per_hour: self.signups_per_address_per_hour,
+            writes_per_user_per_minute: self.writes_per_user_per_minute,
+            trust_forwarded_for: self.trust_forwarded_for,
+        }
+    }
+
     /// Where the admin token is kept.
     pub fn admin_token_path(&self) -> PathBuf {
         if self.admin_token_file.as_os_str().is_empty() {
@@ -209,6 +258,24 @@ impl Config {
         set(&mut self.no_sync, &args.no_sync);
         set(&mut self.log_filter, &args.log_filter);
         set(&mut self.log_format, &args.log_format);
+        set(
+            &mut self.login_failures_per_account,
+            &args.login_failures_per_account,
+        );
+        set(
+            &mut self.login_failures_per_address,
+            &args.login_failures_per_address,
+        );
+        set(&mut self.login_window_secs, &args.login_window_secs);
+        set(
+            &mut self.signups_per_address_per_hour,
+            &args.signups_per_address_per_hour,
+        );
+        set(
+            &mut self.writes_per_user_per_minute,
+            &args.writes_per_user_per_minute,
+        );
+        set(&mut self.trust_forwarded_for, &args.trust_forwarded_for);
     }
 
     fn validate(&self) -> Result<(), Error> {

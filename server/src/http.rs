@@ -47,9 +47,12 @@ pub enum ApiError {
     /// A sync-mode write was committed here but no replica confirmed it in time.
     #[error("{0}; the write is durable on this primary but not confirmed by a replica, so a failover may lose it")]
     NotReplicated(String),
-    /// An admin endpoint asked from elsewhere than loopback, or on a node without replication.
+    /// An admin action this node cannot do (e.g. promotion without replication).
     #[error("{0}")]
     Admin(&'static str),
+    /// Over a rate limit: 429 with `Retry-After` and `RateLimit-*` headers.
+    #[error("too many {}; retry in {} s", .0.what, .0.retry_after_secs)]
+    RateLimited(crate::limits::Limited),
     /// A failure of the domain layer.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -88,6 +91,12 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-replicated",
                 "Not confirmed by a replica",
+                None,
+            ),
+            ApiError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
                 None,
             ),
             ApiError::Admin(_) => (
@@ -187,6 +196,19 @@ impl ApiError {
             // request; saying so keeps clients from reusing it and reading an EOF.
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let ApiError::RateLimited(l) = &self {
+            let headers = resp.headers_mut();
+            for (name, value) in [
+                ("retry-after", l.retry_after_secs.to_string()),
+                ("ratelimit-limit", l.limit.to_string()),
+                ("ratelimit-remaining", "0".to_string()),
+                ("ratelimit-reset", l.retry_after_secs.to_string()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(name, v);
+                }
+            }
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

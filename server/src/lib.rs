@@ -10,6 +10,7 @@ pub mod admin_token;
 pub mod api;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod openapi;

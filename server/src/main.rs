@@ -85,6 +85,7 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
             node: Arc::clone(&node),
             metrics: Arc::clone(&metrics),
             repl: repl.clone(),
+            limits: chirp_server::limits::Limits::new(&config.limit_settings()),
         });
         let token_path = config.admin_token_path();
         let token = chirp_server::admin_token::load_or_create(&token_path)

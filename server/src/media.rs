@@ -10,7 +10,7 @@ use serde::Serialize;
 use chirp_engine::media::media_url;
 use chirp_engine::{Error as EngineError, MediaDoc, MediaType};
 
-use crate::api::{authenticate, blocking};
+use crate::api::{authenticate_writer, blocking};
 use crate::http::Problem;
 use crate::http::{self, empty, json, ApiError, ApiResult};
 use crate::routes::App;
@@ -94,7 +94,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
     // A refusal before the body is read still reads (and drops) what the client is sending:
     // a connection closed with unread data is reset, and the client would see that instead
     // of the answer, or reuse the connection and read an EOF.
-    let me = match authenticate(app, &req).await {
+    let me = match authenticate_writer(app, &req).await {
         Ok(me) => me,
         Err(e) => {
             let (parts, body) = req.into_parts();

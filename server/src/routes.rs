@@ -25,9 +25,11 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Replication, when the node runs with it.
     pub repl: Option<Arc<chirp_replication::Replication>>,
+    /// Rate limits on log-ins, sign-ups and writes.
+    pub limits: crate::limits::Limits,
 }
 
-/// The address a request came from (admin endpoints answer loopback only).
+/// The TCP peer a request came from (the client address rate limits key on).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 

@@ -37,7 +37,13 @@ const INITIAL_FOLLOWS: usize = 4;
 const DEFAULT_CYCLES: usize = 8;
 /// Flags of every start: the home cap is far above the tweets a long run posts, so no feed
 /// is trimmed and every due tweet must be in it.
-const FLAGS: &[&str] = &["--home-cap", "1000000"];
+const FLAGS: &[&str] = &[
+    "--home-cap",
+    "1000000",
+    // The writers go as fast as the node lets them: no write rate limit here.
+    "--writes-per-user-per-minute",
+    "0",
+];
 
 #[test]
 fn acknowledged_writes_survive_a_crash_loop() {

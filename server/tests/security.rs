@@ -19,7 +19,17 @@ fn peak_rss_kb(pid: u32) -> u64 {
 #[test]
 fn a_burst_of_log_ins_stays_within_a_memory_bound() {
     let (_tmp, dir) = data_dir();
-    let node = Chirp::start(&dir, &[]);
+    // Hashing is what is measured: the wrong-password lockout would refuse most of the burst
+    // before it hashes, so it is off here (its own test is below).
+    let node = Chirp::start(
+        &dir,
+        &[
+            "--login-failures-per-account",
+            "0",
+            "--login-failures-per-address",
+            "0",
+        ],
+    );
     node.user("target");
     let before = peak_rss_kb(node.pid());
     // 200 log-ins at once would hold 200 x 19 MiB (3.8 GiB) if every one hashed at once; with
@@ -126,4 +136,89 @@ fn the_admin_listener_requires_its_token() {
     }
     let (status, _) = node.admin_call("GET", "/status", None);
     assert_eq!(status, 200);
+}
+
+/// Guessing passwords is slowed per account: past the allowed failures every log-in to the
+/// account gets 429 with Retry-After and RateLimit-* headers, and the right password works
+/// once Retry-After has passed.
+#[test]
+fn wrong_passwords_lock_the_account_out_for_a_while() {
+    let (_tmp, dir) = data_dir();
+    // 5 failures per 5 s: a cell comes back every second, so the test waits about that.
+    let node = Chirp::start(
+        &dir,
+        &[
+            "--login-failures-per-account",
+            "5",
+            "--login-window-secs",
+            "5",
+        ],
+    );
+    node.user("guarded");
+    let attempt = |password: &str| {
+        let body = format!(r#"{{"handle":"guarded","password":"{password}"}}"#);
+        node.send(
+            "POST",
+            "/sessions",
+            None,
+            &[("content-type", "application/json")],
+            Some(body.as_bytes()),
+        )
+    };
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..30 {
+        let reply = attempt("wrong horse");
+        statuses.push(reply.status);
+        last = Some(reply);
+    }
+    assert!(statuses[..5].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let refused = last.expect("a reply");
+    assert_eq!(refused.json()["type"], "/problems/rate-limited");
+    let retry: u64 = refused
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    assert_eq!(refused.header("ratelimit-limit"), Some("5"));
+    assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+    // Even the right password waits while the account is locked...
+    assert_eq!(attempt("correct horse").status, 429);
+    // ...and works after Retry-After.
+    std::thread::sleep(std::time::Duration::from_secs(retry));
+    assert_eq!(attempt("correct horse").status, 200);
+}
+
+/// Sign-ups per address and writes per user are limited too.
+#[test]
+fn sign_ups_and_writes_are_rate_limited() {
+    let (_tmp, dir) = data_dir();
+    let node = Chirp::start(
+        &dir,
+        &[
+            "--signups-per-address-per-hour",
+            "2",
+            "--writes-per-user-per-minute",
+            "3",
+        ],
+    );
+    let (_, token) = node.user("first");
+    node.user("second");
+    let (status, problem) = node.call(
+        "POST",
+        "/users",
+        None,
+        Some(serde_json::json!({"handle": "third", "password": "correct horse"})),
+    );
+    assert_eq!(status, 429, "{problem}");
+    let statuses: Vec<u16> = (0..4)
+        .map(|i| {
+            let body = serde_json::json!({"text": format!("post {i}")});
+            node.call("POST", "/tweet", Some(&token), Some(body)).0
+        })
+        .collect();
+    assert_eq!(statuses, vec![201, 201, 201, 429]);
+    // Reads are not writes.
+    assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 200);
 }

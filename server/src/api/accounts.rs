@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use chirp_engine::{Error as EngineError, NewUser, ProfilePatch};
 
-use super::{authenticate, blocking, body, param, read, resolve};
-use crate::http::{json, ApiResult, Problem};
+use super::{authenticate, authenticate_writer, blocking, body, param, read, resolve};
+use crate::http::{json, ApiError, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::ProfileView;
 
@@ -72,7 +72,9 @@ pub struct ProfileBody {
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
+    let client = app.limits.client(&req);
     let b: SignUpBody = body(req).await?;
+    app.limits.sign_up(client).map_err(ApiError::RateLimited)?;
     let new = NewUser {
         handle: b.handle,
         password: b.password,
@@ -90,8 +92,19 @@ pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
         (status = 403, description = "The account is suspended", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
+    let client = app.limits.client(&req);
     let b: LogInBody = body(req).await?;
-    let session = blocking(app, move |n| n.log_in(&b.handle, &b.password)).await?;
+    app.limits
+        .login_allowed(&b.handle, client)
+        .map_err(ApiError::RateLimited)?;
+    let handle = b.handle.clone();
+    let session = match blocking(app, move |n| n.log_in(&b.handle, &b.password)).await {
+        Err(ApiError::Engine(EngineError::Unauthenticated(why))) => {
+            app.limits.login_failed(&handle, client);
+            return Err(EngineError::Unauthenticated(why).into());
+        }
+        other => other?,
+    };
     let out = SessionView {
         token: session.token,
         user_id: session.user_id.to_string(),
@@ -140,7 +153,7 @@ pub async fn get_profile(app: &App, params: &[String]) -> ApiResult {
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn patch_profile(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {
-    let me = authenticate(app, &req).await?;
+    let me = authenticate_writer(app, &req).await?;
     let user = resolve(app, param(params, 0)).await?;
     if me != user {
         return Err(EngineError::Forbidden("you can only edit your own profile").into());

@@ -96,6 +96,13 @@ pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResul
     read(app, move |node| node.authenticate(&token)).await
 }
 
+/// [`authenticate`] for a request that writes: the user's write rate limit applies.
+pub(crate) async fn authenticate_writer(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
+    let me = authenticate(app, req).await?;
+    app.limits.write(me).map_err(ApiError::RateLimited)?;
+    Ok(me)
+}
+
 async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> ApiResult<T> {
     let (parts, body) = req.into_parts();
     let bytes = http::read_body(&parts.headers, body, http::MAX_JSON_BODY).await?;

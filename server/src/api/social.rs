@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use chirp_engine::Error as EngineError;
 
-use super::{authenticate, blocking, page_request, param, read, resolve, PageParams};
+use super::{authenticate_writer, blocking, page_request, param, read, resolve, PageParams};
 use crate::http::{json, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::UserPage;
@@ -25,7 +25,7 @@ async fn set_follow(
     params: &[String],
     follow: bool,
 ) -> ApiResult {
-    let me = authenticate(app, &req).await?;
+    let me = authenticate_writer(app, &req).await?;
     let user = resolve(app, param(params, 0)).await?;
     if me != user {
         return Err(EngineError::Forbidden("you can only follow or unfollow as yourself").into());

@@ -8,7 +8,10 @@ use utoipa::ToSchema;
 
 use chirp_engine::{Error as EngineError, NewTweet};
 
-use super::{authenticate, blocking, body, page_request, param, read, resolve, PageParams};
+use super::{
+    authenticate, authenticate_writer, blocking, body, page_request, param, read, resolve,
+    PageParams,
+};
 use crate::http::{empty, json, ApiError, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::{TweetPage, TweetView};
@@ -42,7 +45,7 @@ fn tweet_id(raw: &str) -> ApiResult<u64> {
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn post_tweet(app: &App, req: Request<Incoming>) -> ApiResult {
-    let me = authenticate(app, &req).await?;
+    let me = authenticate_writer(app, &req).await?;
     let b: TweetBody = body(req).await?;
     let new = NewTweet {
         text: b.text,
@@ -96,7 +99,7 @@ pub async fn get_tweet(app: &App, params: &[String]) -> ApiResult {
         (status = 404, description = "Unknown tweet", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_tweet(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {
-    let me = authenticate(app, &req).await?;
+    let me = authenticate_writer(app, &req).await?;
     let id = tweet_id(param(params, 0))?;
     blocking(app, move |n| n.delete_tweet(me, id)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
