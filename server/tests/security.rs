@@ -222,3 +222,88 @@ fn sign_ups_and_writes_are_rate_limited() {
     // Reads are not writes.
     assert_eq!(node.call("GET", "/feed", Some(&token), None).0, 200);
 }
+
+/// Nobody can act as another user: every mutating route of the public route table is tried
+/// with no token (401) and, where it names someone else's resource, with another user's
+/// token (403), and the victim's data is unchanged afterwards. The matrix comes from the
+/// route table, so a new route must say here how to fill in its parameters.
+#[test]
+fn no_mutating_route_acts_for_another_user() {
+    let (_tmp, dir) = data_dir();
+    let node = Chirp::start(&dir, &[]);
+    let (victim, victim_token) = node.user("victim");
+    let (_, attacker_token) = node.user("attacker");
+    let (third, _) = node.user("third");
+    let victim_tweet = node.tweet(&victim_token, "mine alone");
+    let (s, _) = node.call(
+        "POST",
+        &format!("/{victim}/follow/{third}"),
+        Some(&victim_token),
+        None,
+    );
+    assert_eq!(s, 200);
+    let before = (
+        node.call("GET", &format!("/{victim}/profile"), None, None)
+            .1,
+        node.call("GET", &format!("/{victim}/following"), None, None)
+            .1,
+        node.call("GET", &format!("/tweets/{victim_tweet}"), None, None)
+            .1,
+    );
+
+    // Writes anyone may make without a token, and writes whose only subject is the caller.
+    const OPEN: &[(&str, &str)] = &[("POST", "/users"), ("POST", "/sessions")];
+    const OWN: &[(&str, &str)] = &[
+        ("POST", "/tweet"),
+        ("POST", "/media"),
+        ("DELETE", "/sessions"),
+    ];
+    let mut tried = 0;
+    for route in chirp_server::routes::ROUTES {
+        if !["POST", "PATCH", "PUT", "DELETE"].contains(&route.method) {
+            continue;
+        }
+        let key = (route.method, route.pattern);
+        let path = match route.pattern {
+            "/{userId}/profile" => format!("/{victim}/profile"),
+            "/{userId}/follow/{id}" => format!("/{victim}/follow/{third}"),
+            "/tweets/{id}" => format!("/tweets/{victim_tweet}"),
+            p if !p.contains('{') => p.to_string(),
+            p => panic!("say how to fill in the parameters of {} {p}", route.method),
+        };
+        let body = match route.pattern {
+            "/{userId}/profile" => Some(serde_json::json!({"bio": "pwned"})),
+            "/tweet" => Some(serde_json::json!({"text": "as someone else"})),
+            _ => None,
+        };
+        if !OPEN.contains(&key) {
+            let (status, problem) = node.call(route.method, &path, None, body.clone());
+            assert_eq!(
+                status, 401,
+                "{} {path} without a token: {problem}",
+                route.method
+            );
+            tried += 1;
+        }
+        if !OPEN.contains(&key) && !OWN.contains(&key) {
+            let (status, problem) =
+                node.call(route.method, &path, Some(&attacker_token), body.clone());
+            assert_eq!(
+                status, 403,
+                "{} {path} as another user: {problem}",
+                route.method
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= 8, "only {tried} cases");
+    let after = (
+        node.call("GET", &format!("/{victim}/profile"), None, None)
+            .1,
+        node.call("GET", &format!("/{victim}/following"), None, None)
+            .1,
+        node.call("GET", &format!("/tweets/{victim_tweet}"), None, None)
+            .1,
+    );
+    assert_eq!(before, after, "the victim's data changed");
+}
