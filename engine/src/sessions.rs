@@ -316,7 +316,7 @@ impl Inner {
             })
             .filter(|s| s.expires_at_ms > now)
             .collect();
-        out.sort_by(|a, b| (b.created_at_ms, b.id).cmp(&(a.created_at_ms, a.id)));
+        out.sort_by_key(|s| std::cmp::Reverse((s.created_at_ms, s.id)));
         Ok(out)
     }
 

@@ -87,6 +87,9 @@ fn page_request(req: &Request<Incoming>) -> ApiResult<PageRequest> {
     Ok(PageRequest::parse(limit.as_deref(), cursor.as_deref())?)
 }
 
+/// A session write a request calls for but does not wait for.
+type Housekeeping = fn(&Node, &str) -> Result<(), EngineError>;
+
 /// The user a request's bearer token authenticates.
 pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
     Ok(authenticate_session(app, req).await?.user_id)
@@ -108,7 +111,7 @@ pub(crate) async fn authenticate_session(
     };
     let checked = token.clone();
     let state = read(app, move |node| node.check_token(&checked)).await?;
-    let (auth, housekeeping): (_, fn(&Node, &str) -> Result<(), EngineError>) = match state {
+    let (auth, housekeeping): (_, Housekeeping) = match state {
         TokenState::Valid(auth) if auth.refresh_due => (Ok(auth), |n, t| n.touch_session(t)),
         TokenState::Valid(auth) => return Ok(auth),
         TokenState::Expired => (
