@@ -1,21 +1,18 @@
-//! Accounts: sign-up, log-in, bearer tokens and profiles.
+//! Accounts: sign-up, log-in and profiles (the tokens a log-in mints are `sessions.rs`'s).
 
 use crate::batch::Batch;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-use crate::doc::{self, PasswordDoc, ProfileDoc, TokenDoc};
+use crate::doc::{self, PasswordDoc, ProfileDoc};
 use crate::error::{Error, Result};
 use crate::ids::{self, now_unix_ms};
 use crate::keys::{self, Counter, CF_AUTH, CF_HANDLES, CF_PROFILES};
 use crate::model::Profile;
 use crate::node::Inner;
+pub use crate::sessions::Session;
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 50;
@@ -50,15 +47,6 @@ pub struct ProfilePatch {
     pub extra: Option<Map<String, Value>>,
 }
 
-/// A fresh session.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// Bearer token (shown once; only its digest is stored).
-    pub token: String,
-    /// The user it authenticates.
-    pub user_id: u64,
-}
-
 pub(crate) fn valid_handle(handle: &str) -> bool {
     (1..=15).contains(&handle.len())
         && handle
@@ -88,10 +76,6 @@ fn check_password(password: &str) -> Result<()> {
         return Err(Error::invalid("password", "must be 8 to 256 bytes"));
     }
     Ok(())
-}
-
-pub(crate) fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 // A fixed hash to verify against when the handle is unknown, so a failed log-in takes as
@@ -217,61 +201,6 @@ impl Inner {
             return Err(Error::Forbidden("this account is suspended"));
         }
         self.issue_token(user.id)
-    }
-
-    /// Mints and stores a bearer token for a user.
-    pub(crate) fn issue_token(&self, user_id: u64) -> Result<Session> {
-        let shard = self.user_shard(user_id);
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        // The user id in the token routes the lookup to the right shard.
-        let token = format!("{}.{}", user_id, URL_SAFE_NO_PAD.encode(secret));
-        let mut batch = Batch::new();
-        let record = TokenDoc {
-            user_id,
-            created_at_ms: now_unix_ms(),
-        };
-        batch.put(
-            CF_AUTH,
-            keys::token_key(&token_digest(&token)),
-            doc::encode(&record)?,
-        );
-        shard.write(batch)?;
-        Ok(Session { token, user_id })
-    }
-
-    /// Ends a session: the token stops authenticating at once. Idempotent.
-    pub fn log_out(&self, token: &str) -> Result<()> {
-        let user_id: u64 = token
-            .split_once('.')
-            .and_then(|(id, _)| id.parse().ok())
-            .ok_or(Error::Unauthenticated("invalid or expired token"))?;
-        let shard = self.user_shard(user_id);
-        let mut batch = Batch::new();
-        batch.delete(CF_AUTH, keys::token_key(&token_digest(token)));
-        shard.write(batch)
-    }
-
-    /// The user a bearer token authenticates.
-    pub fn authenticate(&self, token: &str) -> Result<u64> {
-        const BAD: Error = Error::Unauthenticated("invalid or expired token");
-        let user_id: u64 = token
-            .split_once('.')
-            .and_then(|(id, _)| id.parse().ok())
-            .ok_or(BAD)?;
-        let shard = self.user_shard(user_id);
-        let record: TokenDoc = match shard.get(CF_AUTH, &keys::token_key(&token_digest(token)))? {
-            Some(bytes) => doc::decode(&bytes)?,
-            None => return Err(BAD),
-        };
-        if record.user_id != user_id {
-            return Err(BAD);
-        }
-        match self.profile_doc(user_id)? {
-            Some(p) if !p.suspended => Ok(user_id),
-            Some(_) => Err(Error::Forbidden("this account is suspended")),
-            None => Err(BAD),
-        }
     }
 
     /// Resolves a `{userId}` path segment: a numeric id or `@handle`.

@@ -132,13 +132,40 @@ pub struct PasswordDoc {
     pub phc: String,
 }
 
-/// A session token as stored in `auth` under its digest.
+/// A session token as stored in `auth` under its digest: what authenticating a request reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenDoc {
     /// The user the token authenticates.
     pub user_id: u64,
     /// When it was minted, Unix milliseconds.
     pub created_at_ms: u64,
+    /// Its row in the per-user session index. Tokens minted before the index existed have
+    /// none and are refused (their user logs in again).
+    #[serde(default)]
+    pub session_id: Option<u64>,
+    /// When it last authenticated a request, Unix milliseconds, refreshed at most every
+    /// `session_refresh` (0: never recorded).
+    #[serde(default)]
+    pub last_used_ms: u64,
+    /// Fields this build does not know, kept as they are.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// A session as stored in `auth`'s per-user index under (user id, session id): what listing,
+/// ending one and revoking all of a user's sessions read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionDoc {
+    /// Lowercase hex SHA-256 of the token: where its token row is. Never shown to users.
+    pub token_sha256: String,
+    /// When it was minted, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Kept equal to the token row's `last_used_ms` (both are written in one batch).
+    #[serde(default)]
+    pub last_used_ms: u64,
+    /// Fields this build does not know, kept as they are.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 /// What a pending fan-out must do, as stored in `outbox`.
@@ -200,6 +227,20 @@ mod tests {
         };
         let again: MediaDoc = decode(&encode(&media).expect("encodes")).expect("decodes");
         assert_eq!(again, media);
+    }
+
+    #[test]
+    fn token_docs_of_older_builds_decode() {
+        let old: TokenDoc = decode(b"\x01{\"user_id\":3,\"created_at_ms\":4}").expect("decodes");
+        assert_eq!((old.session_id, old.last_used_ms), (None, 0));
+        let session = SessionDoc {
+            token_sha256: "ab".repeat(32),
+            created_at_ms: 1,
+            last_used_ms: 2,
+            rest: Map::new(),
+        };
+        let again: SessionDoc = decode(&encode(&session).expect("encodes")).expect("decodes");
+        assert_eq!(again, session);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 pub const CF_PROFILES: &str = "profiles";
 /// Lowercase handle → `user_id` (8 bytes, big-endian).
 pub const CF_HANDLES: &str = "handles";
-/// Credentials (`p` + user id) and session-token digests (`t` + SHA-256).
+/// Credentials (`p` + user id), session-token digests (`t` + SHA-256) and the per-user
+/// session index (`s` + user id + session id).
 pub const CF_AUTH: &str = "auth";
 /// `tweet_id` → tweet document.
 pub const CF_TWEETS: &str = "tweets";
@@ -78,6 +79,7 @@ pub const META_SHARD_COUNT: &[u8] = b"shard_count";
 
 const AUTH_PASSWORD: u8 = b'p';
 const AUTH_TOKEN: u8 = b't';
+const AUTH_SESSION: u8 = b's';
 
 /// Key of a single id (profiles, tweets, outbox, media).
 pub fn id_key(id: u64) -> [u8; 8] {
@@ -129,6 +131,34 @@ pub fn token_key(digest: &[u8; 32]) -> [u8; 33] {
 /// Whether an `auth` key is a session token's (rather than a password's).
 pub fn is_token_key(key: &[u8]) -> bool {
     key.len() == 33 && key[0] == AUTH_TOKEN
+}
+
+/// Key of a user's session in the per-user index: `s`, user id, session id (both
+/// big-endian), so one user's sessions are the keys starting with [`sessions_prefix`], oldest
+/// id first.
+pub fn session_key(user_id: u64, session_id: u64) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[..9].copy_from_slice(&sessions_prefix(user_id));
+    key[9..].copy_from_slice(&session_id.to_be_bytes());
+    key
+}
+
+/// The prefix every [`session_key`] of a user starts with.
+pub fn sessions_prefix(user_id: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = AUTH_SESSION;
+    key[1..].copy_from_slice(&user_id.to_be_bytes());
+    key
+}
+
+/// Decodes a [`session_key`] into (user id, session id).
+pub fn decode_session_key(key: &[u8]) -> Option<(u64, u64)> {
+    match key.split_first() {
+        Some((&AUTH_SESSION, rest)) if rest.len() == 16 => {
+            Some((decode_id(&rest[..8])?, decode_id(&rest[8..])?))
+        }
+        _ => None,
+    }
 }
 
 /// The user of a [`password_key`].
@@ -243,6 +273,33 @@ mod tests {
         assert_eq!(decode_password_key(&password_key(7)), Some(7));
         assert_eq!(decode_password_key(&token_key(&[7; 32])), None);
         assert_eq!(handle_key("Alice_1"), b"alice_1".to_vec());
+    }
+
+    #[test]
+    fn session_keys_round_trip_and_group_by_user() {
+        for (u, s) in [(0, 0), (1, u64::MAX), (u64::MAX, 7), (256, 255)] {
+            let key = session_key(u, s);
+            assert_eq!(decode_session_key(&key), Some((u, s)));
+            assert!(key.starts_with(&sessions_prefix(u)));
+        }
+        assert_eq!(decode_session_key(&password_key(1)), None);
+        assert_eq!(decode_session_key(&token_key(&[0; 32])), None);
+        assert_eq!(decode_session_key(&session_key(1, 2)[..16]), None);
+        // None of the other auth rows can be mistaken for a session or fall inside a user's
+        // prefix.
+        assert!(!is_token_key(&session_key(1, 2)));
+        assert_eq!(decode_password_key(&session_key(1, 2)), None);
+        let mut pairs = vec![(2u64, 1u64), (1, 300), (1, 2), (256, 0), (1, u64::MAX)];
+        let mut keys: Vec<[u8; 17]> = pairs.iter().map(|&(u, s)| session_key(u, s)).collect();
+        keys.sort();
+        pairs.sort();
+        let decoded: Vec<(u64, u64)> = keys.iter().filter_map(|k| decode_session_key(k)).collect();
+        assert_eq!(decoded, pairs);
+        let of_one: Vec<&[u8; 17]> = keys
+            .iter()
+            .filter(|k| k.starts_with(&sessions_prefix(1)))
+            .collect();
+        assert_eq!(of_one.len(), 3);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::{hash_password, Session};
 use crate::batch::Batch;
-use crate::doc::{self, PasswordDoc, TokenDoc};
+use crate::doc::{self, PasswordDoc};
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_AUTH, CF_PROFILES};
 use crate::model::Profile;
@@ -28,7 +28,7 @@ impl Inner {
     }
 
     /// Sets a new password and revokes every session of the user (a reset usually means the
-    /// old credentials leaked). Returns how many tokens were revoked.
+    /// old credentials leaked). Returns how many live sessions were revoked.
     pub fn reset_password(&self, user_id: u64, password: &str) -> Result<usize> {
         if self.profile_doc(user_id)?.is_none() {
             return Err(Error::NotFound("user"));
@@ -43,20 +43,9 @@ impl Inner {
             keys::password_key(user_id),
             doc::encode(&PasswordDoc { phc })?,
         );
-        // Tokens are keyed by digest, so finding a user's means reading every token of the
-        // shard; resets are rare enough for that.
-        let mut revoked = 0;
-        shard.for_each(CF_AUTH, |key, value| {
-            if keys::is_token_key(key) {
-                if let Ok(token) = doc::decode::<TokenDoc>(value) {
-                    if token.user_id == user_id {
-                        batch.delete(CF_AUTH, key);
-                        revoked += 1;
-                    }
-                }
-            }
-            Ok(())
-        })?;
+        // One prefix scan of the user's session index, in the batch that sets the password:
+        // no session outlives the old password.
+        let revoked = self.end_all_sessions(user_id, &mut batch)?;
         shard.write(batch)?;
         tracing::info!(user = user_id, revoked, "password reset");
         Ok(revoked)

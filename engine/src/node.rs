@@ -83,6 +83,8 @@ pub struct NodeConfig {
     pub password_hash_slots: usize,
     /// What the data dir is opened for.
     pub mode: OpenMode,
+    /// How long a session lasts after its last use (sliding: every use extends it).
+    pub session_lifetime: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -103,6 +105,7 @@ impl NodeConfig {
             role: NodeRole::Primary,
             password_hash_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             mode: OpenMode::Serve,
+            session_lifetime: crate::sessions::DEFAULT_SESSION_LIFETIME,
         }
     }
 }

@@ -578,6 +578,26 @@ impl Shard {
         out
     }
 
+    /// Every key-value pair whose key starts with `prefix`, in key order (a request-path read:
+    /// cache-only inside [`cache_only`]).
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let db = self.db()?;
+        let iter = db.iterator_cf_opt(
+            cf_of(&db, cf)?,
+            read_options(),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Calls `f` on every key-value pair of a column family from `start` on, in key order,
     /// without collecting them.
     pub fn for_each_from(

@@ -65,6 +65,8 @@ pub struct Config {
     pub writes_per_user_per_minute: u32,
     /// Believe the last `X-Forwarded-For` entry as the client address (behind a proxy only).
     pub trust_forwarded_for: bool,
+    /// Seconds a session lasts after its last use (each use extends it).
+    pub session_lifetime_secs: u64,
     /// Log filter when `RUST_LOG` is not set (same syntax).
     pub log_filter: String,
     /// `text` or `json` log lines.
@@ -97,6 +99,7 @@ impl Default for Config {
             signups_per_address_per_hour: 20,
             writes_per_user_per_minute: 600,
             trust_forwarded_for: false,
+            session_lifetime_secs: node.session_lifetime.as_secs(),
             log_filter: "info".into(),
             log_format: LogFormat::Text,
         }
@@ -158,6 +161,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CHIRP_NO_SYNC", num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new())]
     pub no_sync: Option<bool>,
+    /// Seconds a session lasts after its last use; each use extends it [default: 2592000,
+    /// 30 days].
+    #[arg(long, env = "CHIRP_SESSION_LIFETIME_SECS")]
+    pub session_lifetime_secs: Option<u64>,
     /// Log filter when RUST_LOG is not set [default: info].
     #[arg(long, env = "CHIRP_LOG_FILTER")]
     pub log_filter: Option<String>,
@@ -256,6 +263,7 @@ impl Config {
         set(&mut self.max_connections, &args.max_connections);
         set(&mut self.max_media_bytes, &args.max_media_bytes);
         set(&mut self.no_sync, &args.no_sync);
+        set(&mut self.session_lifetime_secs, &args.session_lifetime_secs);
         set(&mut self.log_filter, &args.log_filter);
         set(&mut self.log_format, &args.log_format);
         set(
@@ -281,6 +289,9 @@ impl Config {
     fn validate(&self) -> Result<(), Error> {
         if self.home_cap == 0 {
             return Err(invalid("home_cap", "must be at least 1"));
+        }
+        if self.session_lifetime_secs == 0 {
+            return Err(invalid("session_lifetime_secs", "must be at least 1"));
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));
@@ -320,6 +331,7 @@ impl Config {
         }
         node.sync_writes = !self.no_sync;
         node.max_media_bytes = self.max_media_bytes;
+        node.session_lifetime = std::time::Duration::from_secs(self.session_lifetime_secs);
         node
     }
 }

@@ -29,6 +29,8 @@ use crate::api;
         api::accounts::sign_up,
         api::accounts::log_in,
         api::accounts::log_out,
+        api::sessions::list,
+        api::sessions::end,
         api::accounts::get_profile,
         api::accounts::patch_profile,
         api::tweets::post_tweet,

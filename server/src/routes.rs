@@ -61,6 +61,8 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/users"),
     r("POST", "/sessions"),
     r("DELETE", "/sessions"),
+    r("GET", "/sessions"),
+    r("DELETE", "/sessions/{id}"),
     r("POST", "/tweet"),
     r("POST", "/media"),
     r("GET", "/media/{id}"),
@@ -203,7 +205,7 @@ async fn dispatch(
     req: Request<Incoming>,
     params: &[String],
 ) -> ApiResult {
-    use api::{accounts, meta, replication, search, social, tweets};
+    use api::{accounts, meta, replication, search, sessions, social, tweets};
     match (route.method, route.pattern) {
         ("GET", "/") => meta::web_index(&req).await,
         ("HEAD", "/") => meta::web_index_head(&req).await,
@@ -215,6 +217,8 @@ async fn dispatch(
         ("POST", "/users") => accounts::sign_up(app, req).await,
         ("POST", "/sessions") => accounts::log_in(app, req).await,
         ("DELETE", "/sessions") => accounts::log_out(app, req).await,
+        ("GET", "/sessions") => sessions::list(app, req).await,
+        ("DELETE", "/sessions/{id}") => sessions::end(app, req, params).await,
         ("POST", "/tweet") => tweets::post_tweet(app, req).await,
         ("POST", "/media") => crate::media::upload(app, req).await,
         ("GET", "/media/{id}") => crate::media::serve(app, &req, api::param(params, 0)).await,

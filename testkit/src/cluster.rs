@@ -35,6 +35,12 @@ pub fn free_udp_port() -> u16 {
         .expect("free udp port")
 }
 
+impl Default for Cluster {
+    fn default() -> Cluster {
+        Cluster::new()
+    }
+}
+
 impl Cluster {
     /// A new cluster CA.
     pub fn new() -> Cluster {

@@ -43,6 +43,10 @@ pub struct SessionView {
     token: String,
     /// The user it authenticates.
     user_id: String,
+    /// Its id in `GET /sessions`.
+    session_id: String,
+    /// When it expires unless it is used (each use extends it), RFC 3339 UTC.
+    expires_at: String,
 }
 
 /// A profile update; absent fields stay as they are.
@@ -108,6 +112,8 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     let out = SessionView {
         token: session.token,
         user_id: session.user_id.to_string(),
+        session_id: chirp_engine::sessions::format_session_id(session.session_id),
+        expires_at: crate::views::rfc3339(session.expires_at_ms),
     };
     json(StatusCode::OK, &out)
 }

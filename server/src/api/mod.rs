@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod meta;
 pub mod replication;
 pub mod search;
+pub mod sessions;
 pub mod social;
 pub mod tweets;
 
@@ -15,7 +16,7 @@ use hyper::Request;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use chirp_engine::{Error as EngineError, Node, PageRequest};
+use chirp_engine::{Authenticated, Error as EngineError, Node, PageRequest, TokenState};
 
 use crate::http::{self, bearer, parse_json, query_param, ApiError, ApiResult};
 use crate::routes::App;
@@ -86,14 +87,50 @@ fn page_request(req: &Request<Incoming>) -> ApiResult<PageRequest> {
     Ok(PageRequest::parse(limit.as_deref(), cursor.as_deref())?)
 }
 
+/// A session write a request calls for but does not wait for.
+type Housekeeping = fn(&Node, &str) -> Result<(), EngineError>;
+
+/// The user a request's bearer token authenticates.
 pub(crate) async fn authenticate(app: &App, req: &Request<Incoming>) -> ApiResult<u64> {
+    Ok(authenticate_session(app, req).await?.user_id)
+}
+
+/// The session a request's bearer token authenticates. The check is a read; the writes it
+/// may call for (extending the session, removing an expired one) go to the blocking pool
+/// without the request waiting for them: losing one only shortens a session, or leaves an
+/// expired row to be removed at the next attempt or log-in.
+pub(crate) async fn authenticate_session(
+    app: &App,
+    req: &Request<Incoming>,
+) -> ApiResult<Authenticated> {
     let Some(token) = bearer(req.headers()).map(str::to_owned) else {
         return Err(EngineError::Unauthenticated(
             "this endpoint needs an Authorization: Bearer token",
         )
         .into());
     };
-    read(app, move |node| node.authenticate(&token)).await
+    let checked = token.clone();
+    let state = read(app, move |node| node.check_token(&checked)).await?;
+    let (auth, housekeeping): (_, Housekeeping) = match state {
+        TokenState::Valid(auth) if auth.refresh_due => (Ok(auth), |n, t| n.touch_session(t)),
+        TokenState::Valid(auth) => return Ok(auth),
+        TokenState::Expired => (
+            Err(EngineError::Unauthenticated(
+                chirp_engine::sessions::EXPIRED,
+            )),
+            |n, t| n.log_out(t),
+        ),
+    };
+    let node = std::sync::Arc::clone(&app.node);
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        if let Err(e) = housekeeping(&node, &token) {
+            // A replica takes no writes: its sessions are kept by the primary.
+            tracing::debug!(error = %e, "session bookkeeping skipped");
+        }
+    });
+    Ok(auth?)
 }
 
 /// [`authenticate`] for a request that writes: the user's write rate limit applies.
