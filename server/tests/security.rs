@@ -242,6 +242,11 @@ fn no_mutating_route_acts_for_another_user() {
         None,
     );
     assert_eq!(s, 200);
+    let (_, sessions) = node.call("GET", "/sessions", Some(&victim_token), None);
+    let victim_session = sessions["sessions"][0]["id"]
+        .as_str()
+        .expect("the victim's session id")
+        .to_string();
     let before = (
         node.call("GET", &format!("/{victim}/profile"), None, None)
             .1,
@@ -268,6 +273,7 @@ fn no_mutating_route_acts_for_another_user() {
             "/{userId}/profile" => format!("/{victim}/profile"),
             "/{userId}/follow/{id}" => format!("/{victim}/follow/{third}"),
             "/tweets/{id}" => format!("/tweets/{victim_tweet}"),
+            "/sessions/{id}" => format!("/sessions/{victim_session}"),
             p if !p.contains('{') => p.to_string(),
             p => panic!("say how to fill in the parameters of {} {p}", route.method),
         };
@@ -288,8 +294,14 @@ fn no_mutating_route_acts_for_another_user() {
         if !OPEN.contains(&key) && !OWN.contains(&key) {
             let (status, problem) =
                 node.call(route.method, &path, Some(&attacker_token), body.clone());
+            // Someone else's session is not even shown to exist.
+            let refused = if route.pattern == "/sessions/{id}" {
+                404
+            } else {
+                403
+            };
             assert_eq!(
-                status, 403,
+                status, refused,
                 "{} {path} as another user: {problem}",
                 route.method
             );
@@ -306,4 +318,9 @@ fn no_mutating_route_acts_for_another_user() {
             .1,
     );
     assert_eq!(before, after, "the victim's data changed");
+    assert_eq!(
+        node.call("GET", "/feed", Some(&victim_token), None).0,
+        200,
+        "the victim's session still works"
+    );
 }
