@@ -79,11 +79,44 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Renames the fields of every response's `links` to the spelling OpenAPI defines: utoipa 5
+/// serializes its `Link` with Rust's field names (`operation_id`, `request_body`), which
+/// tools following the links (Schemathesis's stateful phase) do not recognise.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let operations = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    let responses = operations
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|r| r.values_mut());
+    let links = responses
+        .filter_map(|r| r.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|l| l.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(from) {
+                link.insert(to.to_string(), value);
+            }
+        }
+    }
+}
+
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     // Serializing a tree of plain values cannot fail; an empty document would fail the test.
-    doc.to_pretty_json().unwrap_or_default()
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    camel_case_links(&mut value);
+    serde_json::to_string_pretty(&value).unwrap_or_default()
 });
 
 /// The document as JSON, built once.

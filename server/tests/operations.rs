@@ -100,6 +100,40 @@ fn openapi_describes_exactly_the_routes_served() {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 
+    // Links (followed by Schemathesis's stateful phase) name operations that exist, with
+    // the field names OpenAPI defines, and pass only parameters those operations take.
+    let operations: Vec<&Value> = paths
+        .values()
+        .flat_map(|item| item.as_object().expect("path item").values())
+        .collect();
+    let mut links = 0;
+    for op in &operations {
+        for response in op["responses"].as_object().expect("responses").values() {
+            let Some(map) = response["links"].as_object() else {
+                continue;
+            };
+            for (name, link) in map {
+                links += 1;
+                assert!(link.get("operation_id").is_none(), "{name}: {link}");
+                let target = operations
+                    .iter()
+                    .find(|o| o["operationId"] == link["operationId"])
+                    .unwrap_or_else(|| panic!("link {name} names no operation: {link}"));
+                for param in link["parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|p| p.keys())
+                {
+                    let takes = target["parameters"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["name"] == *param));
+                    assert!(takes, "link {name} passes {param}, which its target lacks");
+                }
+            }
+        }
+    }
+    assert!(links >= 10, "{links} links");
+
     // Every route the router serves is described, and nothing else is.
     let served: BTreeSet<(String, String)> = ROUTES
         .iter()

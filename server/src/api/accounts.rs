@@ -18,11 +18,18 @@ use crate::views::ProfileView;
 #[serde(deny_unknown_fields)]
 pub struct SignUpBody {
     /// 1–15 of `A-Z a-z 0-9 _`, unique ignoring case.
+    #[schema(pattern = "^[A-Za-z0-9_]{1,15}$", min_length = 1, max_length = 15)]
     handle: String,
     /// 8–256 bytes.
+    #[schema(min_length = 8, max_length = 256)]
     password: String,
-    /// 1–50 characters; defaults to the handle.
+    /// 1–50 characters, not only spaces, no control characters; defaults to the handle.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     display_name: Option<String>,
 }
 
@@ -53,14 +60,21 @@ pub struct SessionView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
-    /// 1–50 characters.
+    /// 1–50 characters, not only spaces, no control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     display_name: Option<String>,
     /// Up to 160 characters.
     #[serde(default)]
+    #[schema(max_length = 160)]
     bio: Option<String>,
-    /// An http(s) URL, or `""` to clear it.
+    /// An http(s) URL without spaces of at most 512 bytes, or `""` to clear it.
     #[serde(default)]
+    #[schema(max_length = 512, pattern = r"^(https?://\S*)?$")]
     avatar_url: Option<String>,
     /// Merged into the stored properties; a property set to null is removed (4 KiB at most).
     #[serde(default)]
@@ -71,8 +85,20 @@ pub struct ProfileBody {
 /// Sign up.
 #[utoipa::path(post, path = "/users", tag = "accounts", request_body = SignUpBody,
     responses(
-        (status = 201, description = "The new profile", body = ProfileView),
+        (status = 201, description = "The new profile", body = ProfileView, links(
+            ("GetProfile" = (operation_id = "get_profile", parameters(("userId" = "$response.body#/id")))),
+            ("UserTweets" = (operation_id = "user_tweets", parameters(("userId" = "$response.body#/id")))),
+            ("Followers" = (operation_id = "followers", parameters(("userId" = "$response.body#/id")))),
+            ("Following" = (operation_id = "following", parameters(("userId" = "$response.body#/id")))),
+            ("Follow" = (operation_id = "follow", parameters(("userId" = "$response.body#/id")))),
+            ("FollowedBy" = (operation_id = "follow", parameters(("id" = "$response.body#/id")))),
+            ("PatchProfile" = (operation_id = "patch_profile", parameters(("userId" = "$response.body#/id")))),
+            ("LogIn" = (operation_id = "log_in", request_body = json!({
+                "handle": "$response.body#/handle", "password": "$request.body#/password"}))),
+        )),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
@@ -92,8 +118,11 @@ pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
 #[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = LogInBody,
     responses(
         (status = 200, description = "A new session", body = SessionView),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown handle or wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The account is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A missing, unknown or mistyped field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     let client = app.limits.client(&req);
@@ -153,9 +182,11 @@ pub async fn get_profile(app: &App, params: &[String]) -> ApiResult {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The updated profile", body = ProfileView),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your profile", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn patch_profile(app: &App, req: Request<Incoming>, params: &[String]) -> ApiResult {

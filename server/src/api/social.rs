@@ -50,7 +50,13 @@ async fn set_follow(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Now following", body = FollowState),
+        (status = 200, description = "Now following", body = FollowState, links(
+            ("Feed" = (operation_id = "feed")),
+            ("Unfollow" = (operation_id = "unfollow", parameters(
+                ("userId" = "$request.path.userId"), ("id" = "$request.path.id")))),
+            ("Following" = (operation_id = "following", parameters(("userId" = "$request.path.userId")))),
+            ("Followers" = (operation_id = "followers", parameters(("userId" = "$request.path.id")))),
+        )),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Acting as someone else", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),

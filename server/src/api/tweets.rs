@@ -21,9 +21,11 @@ use crate::views::{TweetPage, TweetView};
 #[serde(deny_unknown_fields)]
 pub struct TweetBody {
     /// 1–140 characters by twitter-text's rule (NFC code points, URLs count 23).
+    #[schema(min_length = 1)]
     text: String,
     /// Ids of uploaded images (at most 4).
     #[serde(default)]
+    #[schema(max_items = 4)]
     media: Vec<String>,
     /// Free-form metadata (4 KiB of JSON at most).
     #[serde(default)]
@@ -40,8 +42,16 @@ fn tweet_id(raw: &str) -> ApiResult<u64> {
 #[utoipa::path(post, path = "/tweet", tag = "tweets", request_body = TweetBody,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The tweet; `Location` names it", body = TweetView),
+        (status = 201, description = "The tweet; `Location` names it", body = TweetView, links(
+            ("GetTweet" = (operation_id = "get_tweet", parameters(("id" = "$response.body#/id")))),
+            ("DeleteTweet" = (operation_id = "delete_tweet", parameters(("id" = "$response.body#/id")))),
+            ("AuthorTweets" = (operation_id = "user_tweets", parameters(("userId" = "$response.body#/author_id")))),
+            ("FollowAuthor" = (operation_id = "follow", parameters(("id" = "$response.body#/author_id")))),
+            ("Feed" = (operation_id = "feed")),
+        )),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn post_tweet(app: &App, req: Request<Incoming>) -> ApiResult {
