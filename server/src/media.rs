@@ -84,6 +84,7 @@ fn header_str(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&s
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Stored; `Location` is its URL", body = MediaView),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "A broken multipart form", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the image limit", body = Problem, content_type = "application/problem+json"),

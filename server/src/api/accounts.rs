@@ -96,6 +96,8 @@ pub struct ProfileBody {
             ("LogIn" = (operation_id = "log_in", request_body = json!({
                 "handle": "$response.body#/handle", "password": "$request.body#/password"}))),
         )),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks at once; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Handle taken", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
@@ -118,6 +120,8 @@ pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
 #[utoipa::path(post, path = "/sessions", tag = "accounts", request_body = LogInBody,
     responses(
         (status = 200, description = "A new session", body = SessionView),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks at once; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown handle or wrong password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The account is suspended", body = Problem, content_type = "application/problem+json"),
@@ -182,6 +186,7 @@ pub async fn get_profile(app: &App, params: &[String]) -> ApiResult {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The updated profile", body = ProfileView),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your profile", body = Problem, content_type = "application/problem+json"),

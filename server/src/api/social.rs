@@ -57,6 +57,7 @@ async fn set_follow(
             ("Following" = (operation_id = "following", parameters(("userId" = "$request.path.userId")))),
             ("Followers" = (operation_id = "followers", parameters(("userId" = "$request.path.id")))),
         )),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Acting as someone else", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),
@@ -75,6 +76,7 @@ pub async fn follow(app: &App, req: Request<Incoming>, params: &[String]) -> Api
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Not following", body = FollowState),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Acting as someone else", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user", body = Problem, content_type = "application/problem+json"),

@@ -49,6 +49,7 @@ fn tweet_id(raw: &str) -> ApiResult<u64> {
             ("FollowAuthor" = (operation_id = "follow", parameters(("id" = "$response.body#/author_id")))),
             ("Feed" = (operation_id = "feed")),
         )),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
@@ -104,6 +105,7 @@ pub async fn get_tweet(app: &App, params: &[String]) -> ApiResult {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 429, description = "Over a rate limit; `Retry-After` says when to retry", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not your tweet", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown tweet", body = Problem, content_type = "application/problem+json"),
