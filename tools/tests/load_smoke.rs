@@ -1,52 +1,11 @@
 //! A short end-to-end run of `chirp-load`: generate a small network into a temp dir, serve it
 //! with the real `chirp` binary, drive it for a few seconds and check the JSON report.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use chirp_testkit::node::Chirp;
 
 use serde_json::Value;
-
-/// A `chirp serve` on `data` (the real binary, from the shared test kit), killed on drop;
-/// with its address and process id.
-fn start(data: &Path) -> (Server, String, u32) {
-    let mut child = Command::new(chirp_testkit::bin::chirp())
-        // A free admin port too: the default 8081 may be taken by another node or test.
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data")
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn chirp");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listen line");
-    let addr = line
-        .trim()
-        .strip_prefix("chirp listening on http://")
-        .expect("listen line")
-        .to_string();
-    let pid = child.id();
-    (Server(child), addr, pid)
-}
-
-/// The node process, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn generate_and_drive_a_small_network() {
@@ -67,7 +26,13 @@ fn generate_and_drive_a_small_network() {
     assert_eq!(gen["users"], 3000);
     assert!(gen["follows"].as_u64().expect("follows") > 100_000);
 
-    let (server, addr, pid) = start(&data);
+    let server = Chirp::start(&data, &[]);
+    let addr = server
+        .base
+        .strip_prefix("http://")
+        .expect("an http base")
+        .to_string();
+    let pid = server.pid();
     let mut run = Command::new(load);
     run.args([
         "run",
