@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable::sync_dir;
 use crate::error::{Error, Result};
 use crate::node::{read_manifest, Inner, Node, NodeConfig, OpenMode, MANIFEST};
 
@@ -87,11 +88,6 @@ fn tree_bytes(dir: &Path) -> Result<u64> {
         };
     }
     Ok(total)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 impl Inner {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use crate::durable::{create_dir_synced, sync_dir};
 use crate::error::{Error, Result};
 
 const TMP: &str = "tmp";
@@ -77,31 +78,6 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn valid_digest(sha: &str) -> bool {
     sha.len() == 64 && sha.bytes().all(|b| HEX.contains(&b))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
-/// Creates `dir` and its missing ancestors, fsyncing the parent of each: a new directory is
-/// an entry in its parent, lost at a power cut until the parent is fsynced.
-pub(crate) fn create_dir_synced(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    create_dir_synced(parent)?;
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        // A racing creator may not have fsynced the parent yet: do it here too.
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.into()),
-    }
-    sync_dir(parent)
 }
 
 impl BlobStore {

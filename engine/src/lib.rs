@@ -16,6 +16,7 @@ pub mod batch;
 pub mod blobs;
 pub mod cache;
 pub mod doc;
+mod durable;
 pub mod error;
 mod fanout;
 #[cfg(feature = "fault-injection")]

@@ -208,13 +208,8 @@ pub(crate) fn read_manifest(dir: &Path) -> Result<Option<usize>> {
 /// hold every shard it names, so a missing shard is an error, never recreated empty.
 fn write_manifest(dir: &Path, shards: usize) -> Result<()> {
     let m = Manifest { format: 1, shards };
-    let tmp = dir.join("chirp.json.tmp");
     let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
-    std::fs::write(&tmp, body)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(MANIFEST))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::durable::write_atomic(&dir.join(MANIFEST), &body)
 }
 
 /// The shard count of a data dir and whether it is new: an existing dir keeps its count; a
@@ -277,7 +272,7 @@ impl Node {
     /// the fan-out workers.
     pub fn open(mut config: NodeConfig) -> Result<Node> {
         if config.create {
-            crate::blobs::create_dir_synced(&config.data_dir.join("shards"))?;
+            crate::durable::create_dir_synced(&config.data_dir.join("shards"))?;
         }
         let (count, fresh) = plan_data_dir(&config.data_dir, config.shards, config.create)?;
         // Shards open read-only (gate closed) until the role is settled below.

@@ -63,11 +63,7 @@ pub fn write_role(dir: &Path, role: NodeRole) -> Result<()> {
         role: name(role).to_string(),
     };
     let body = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Corrupt(e.to_string()))?;
-    let tmp = dir.join("role.json.tmp");
-    std::fs::write(&tmp, body)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(ROLE_FILE))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    crate::durable::write_atomic(&dir.join(ROLE_FILE), &body)?;
     tracing::info!(dir = %dir.display(), role = name(role), "role recorded");
     Ok(())
 }

@@ -15,6 +15,7 @@ use rocksdb::{
 };
 
 use crate::batch::{encode_entry, Batch, Op, OpKind};
+use crate::durable::sync_parent;
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_META};
 
@@ -725,14 +726,6 @@ fn recover_swap(path: &Path) -> Result<()> {
         tracing::warn!(path = %path.display(), "restoring the shard files a crash left mid-swap");
         std::fs::rename(&old, path)?;
         sync_parent(path)?;
-    }
-    Ok(())
-}
-
-/// Fsyncs the directory holding `path`, making a rename into it durable.
-fn sync_parent(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
 }

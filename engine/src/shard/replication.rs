@@ -11,8 +11,9 @@ use std::sync::{OnceLock, RwLock};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
 use sha2::{Digest, Sha256};
 
-use super::{add_ops, cf_of, lock, open_db, sync_parent, Shard};
+use super::{add_ops, cf_of, lock, open_db, Shard};
 use crate::batch::Entry;
+use crate::durable::sync_parent;
 use crate::error::{Error, Result};
 use crate::keys::{self, CF_META, CF_OPLOG};
 
