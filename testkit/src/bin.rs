@@ -26,6 +26,8 @@ const CHIRP_SOURCES: &[&str] = &[
     "index/Cargo.toml",
     "replication/src",
     "replication/Cargo.toml",
+    "cluster/src",
+    "cluster/Cargo.toml",
     "server/src",
     "server/build.rs",
     "server/Cargo.toml",

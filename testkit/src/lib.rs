@@ -2,7 +2,8 @@
 //!
 //! [`node`] starts the real `chirp` binary (found by [`bin::chirp`], never built by a test
 //! and never stale) on a temp data dir and free ports and speaks HTTP to it; [`cluster`] adds
-//! what replication tests need (a cluster CA, node certificates, status and digest polling).
+//! what replication tests need (a cluster CA, node certificates, status and digest polling);
+//! [`etcd`] starts a real etcd on loopback for the control-plane tests.
 //!
 //! [`powercut`] is a FUSE filesystem that simulates a power cut: everything not fsynced is
 //! lost. Integration tests mount it, run the real `chirp` binary on it, cut the power and
@@ -12,6 +13,7 @@
 
 pub mod bin;
 pub mod cluster;
+pub mod etcd;
 pub mod node;
 pub mod powercut;
 

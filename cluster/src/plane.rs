@@ -1,0 +1,174 @@
+//! The [`ControlPlane`] trait, and the two handles it gives out: [`Registration`] (a node's
+//! liveness, held under a lease) and [`MapWatch`] (notice that the map changed).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::map::{ClusterConfig, ClusterMap, Member, NodeInfo, ShardUpdate};
+use crate::{Error, Result};
+
+/// Where the cluster map lives. Every method is one request to the control plane (or one
+/// transaction), so each either happened whole or not at all.
+#[async_trait]
+pub trait ControlPlane: Send + Sync {
+    /// The cluster's name.
+    fn cluster(&self) -> &str;
+
+    /// Writes `config` if the cluster has none; [`Error::ConfigExists`] if it has one.
+    /// Returns the revision of the write.
+    async fn create_config(&self, config: &ClusterConfig) -> Result<u64>;
+
+    /// The cluster's config, or `None` if it was never created.
+    async fn config(&self) -> Result<Option<ClusterConfig>>;
+
+    /// Writes (or replaces) `members/<name>`. Returns the revision of the write.
+    async fn put_member(&self, member: &Member) -> Result<u64>;
+
+    /// Every member, by name.
+    async fn members(&self) -> Result<Vec<Member>>;
+
+    /// Registers this process as `nodes/<name>` under a lease of `ttl`, kept alive until
+    /// the returned handle is closed or dropped (which revoke it: the node is gone at once)
+    /// or abandoned (the lease then runs out, as after a crash).
+    /// [`Error::AlreadyRegistered`] if a live registration holds the name.
+    async fn register(&self, node: &NodeInfo, ttl: Duration) -> Result<Registration>;
+
+    /// The live nodes, by name.
+    async fn live_nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    /// The whole map at one revision: config, members, live nodes, and every shard with its
+    /// `mod_revision`.
+    async fn read_map(&self) -> Result<ClusterMap>;
+
+    /// Writes every update or none: one transaction that compares each shard's
+    /// `mod_revision` with the update's `expected_mod_revision` (0: absent). A mismatch is
+    /// [`Error::Conflict`] naming the shards that moved on. Returns the new revision.
+    async fn update_shards(&self, updates: &[ShardUpdate]) -> Result<u64>;
+
+    /// Notice of every change under the cluster's prefix made after revision `after`
+    /// (give the revision of the map just read, and no change is missed in between).
+    async fn watch(&self, after: u64) -> Result<MapWatch>;
+}
+
+/// What a [`MapWatch`] has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WatchEvent {
+    /// The map changed at this revision (changes are coalesced: the latest is kept).
+    Changed(u64),
+    /// The watch ended; the reason.
+    Lost(String),
+}
+
+/// Notice that the map changed: [`MapWatch::changed`] resolves with the revision of the
+/// latest change since the last call. Changes in between are coalesced, so a reader reads
+/// the map again rather than replaying events. Dropping it stops the watch.
+pub struct MapWatch {
+    rx: watch::Receiver<WatchEvent>,
+    seen: u64,
+    _task: Option<AbortOnDrop>,
+}
+
+impl MapWatch {
+    pub(crate) fn new(
+        rx: watch::Receiver<WatchEvent>,
+        after: u64,
+        task: Option<tokio::task::JoinHandle<()>>,
+    ) -> MapWatch {
+        MapWatch {
+            rx,
+            seen: after,
+            _task: task.map(AbortOnDrop),
+        }
+    }
+
+    /// Waits for a change after the last one returned (or after the watch's start);
+    /// returns its revision. [`Error::WatchLost`] once the watch has ended.
+    pub async fn changed(&mut self) -> Result<u64> {
+        loop {
+            match &*self.rx.borrow_and_update() {
+                WatchEvent::Changed(revision) if *revision > self.seen => {
+                    self.seen = *revision;
+                    return Ok(*revision);
+                }
+                WatchEvent::Changed(_) => {}
+                WatchEvent::Lost(reason) => return Err(Error::WatchLost(reason.clone())),
+            }
+            if self.rx.changed().await.is_err() {
+                return Err(Error::WatchLost("the control plane client is gone".into()));
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How an implementation ends a registration.
+#[async_trait]
+pub(crate) trait Release: Send + Sync {
+    /// Revokes the lease and waits until the control plane has done it.
+    async fn revoke(self: Box<Self>) -> Result<()>;
+    /// Revokes the lease without waiting (from `Drop`).
+    fn revoke_soon(self: Box<Self>);
+    /// Stops keeping the lease alive; it expires after its TTL, as after a crash.
+    fn abandon(self: Box<Self>);
+}
+
+/// A node's registration under a lease (see [`ControlPlane::register`]). Dropping it revokes
+/// the lease in the background; [`Registration::close`] revokes and waits.
+pub struct Registration {
+    node: String,
+    lease: i64,
+    release: Option<Box<dyn Release>>,
+}
+
+impl Registration {
+    pub(crate) fn new(node: String, lease: i64, release: Box<dyn Release>) -> Registration {
+        Registration {
+            node,
+            lease,
+            release: Some(release),
+        }
+    }
+
+    /// The registered node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The lease id (as the control plane numbers it).
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// Revokes the lease: the node is no longer alive in the map once this returns.
+    pub async fn close(mut self) -> Result<()> {
+        match self.release.take() {
+            Some(release) => release.revoke().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops keeping the lease alive without revoking it, so the registration lapses when
+    /// its TTL runs out: what a crash looks like to the rest of the cluster.
+    pub fn abandon(mut self) {
+        if let Some(release) = self.release.take() {
+            release.abandon();
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release.revoke_soon();
+        }
+    }
+}
