@@ -63,7 +63,7 @@ impl Real {
         let etcd = tokio::task::spawn_blocking(Etcd::start)
             .await
             .expect("etcd starts");
-        let plane = EtcdControlPlane::connect(&[etcd.url.clone()], "test")
+        let plane = EtcdControlPlane::connect(std::slice::from_ref(&etcd.url), "test")
             .await
             .expect("connects");
         Real { etcd, plane }
@@ -77,7 +77,7 @@ impl Harness for Real {
     }
     async fn other(&self) -> Arc<dyn ControlPlane> {
         Arc::new(
-            EtcdControlPlane::connect(&[self.etcd.url.clone()], "test")
+            EtcdControlPlane::connect(std::slice::from_ref(&self.etcd.url), "test")
                 .await
                 .expect("connects"),
         )
@@ -553,7 +553,7 @@ conformance!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clusters_on_one_etcd_are_apart() {
     let h = Real::start().await;
-    let other = EtcdControlPlane::connect(&[h.etcd.url.clone()], "test2")
+    let other = EtcdControlPlane::connect(std::slice::from_ref(&h.etcd.url), "test2")
         .await
         .expect("connects");
     h.plane
