@@ -193,6 +193,9 @@ pub struct ServeArgs {
     /// Replication (flags and environment only).
     #[command(flatten)]
     pub repl: crate::replication::ReplArgs,
+    /// Cluster membership through etcd (flags and environment only).
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Error {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod admin_token;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod limits;

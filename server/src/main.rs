@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chirp_engine::{Node, NodeRole};
+use chirp_server::cluster::{ClusterArgs, Membership};
 use chirp_server::config::{LogFormat, ServeArgs};
 use chirp_server::metrics::Metrics;
 use chirp_server::replication::ReplArgs;
@@ -38,7 +39,7 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             init_logs(&config);
-            serve(config, args.repl)
+            serve(config, args.repl, args.cluster)
         }
     }
 }
@@ -56,7 +57,18 @@ fn init_logs(config: &Config) {
     }
 }
 
-fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
+fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    // A cluster node checks its cluster exists before it touches its data dir.
+    let plane = runtime
+        .block_on(chirp_server::cluster::connect(
+            &cluster_args,
+            &repl_args.cluster,
+        ))
+        .with_context(|| format!("joining cluster {:?}", repl_args.cluster))?;
     let mut node_config = config.node_config();
     if repl_args.replica_of.is_some() {
         node_config.role = NodeRole::Replica;
@@ -65,10 +77,6 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
         Node::open(node_config).with_context(|| format!("opening {}", config.data.display()))?;
     let node = Arc::new(node);
     let metrics = Arc::new(Metrics::new());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     let app = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -81,11 +89,32 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
         let repl = chirp_server::replication::start(&repl_args, &config.data, &node, addr)
             .await
             .context("starting replication")?;
+        // Registered before the banner: whoever reads the banner finds the node alive.
+        let membership = match plane {
+            Some(plane) => {
+                let info = chirp_cluster::NodeInfo {
+                    name: repl_args.node_name.clone(),
+                    api: addr.to_string(),
+                    admin: admin_addr.to_string(),
+                    repl: repl.as_ref().map(|r| r.local_addr().to_string()),
+                    started_at_ms: chirp_cluster::map::now_ms(),
+                    software: env!("CARGO_PKG_VERSION").to_string(),
+                };
+                let ttl = std::time::Duration::from_secs(cluster_args.lease_ttl_secs.max(1));
+                Some(
+                    Membership::join(plane, info, ttl)
+                        .await
+                        .with_context(|| format!("joining cluster {:?}", repl_args.cluster))?,
+                )
+            }
+            None => None,
+        };
         let app = Arc::new(App {
             node: Arc::clone(&node),
             metrics: Arc::clone(&metrics),
             repl: repl.clone(),
             limits: chirp_server::limits::Limits::new(&config.limit_settings()),
+            cluster: membership.clone(),
         });
         let token_path = config.admin_token_path();
         let token = chirp_server::admin_token::load_or_create(&token_path)
@@ -128,6 +157,9 @@ fn serve(config: Config, repl_args: ReplArgs) -> anyhow::Result<()> {
         )
         .await;
         let _ = admin_task.await;
+        if let Some(membership) = membership {
+            membership.leave().await;
+        }
         if let Some(repl) = repl {
             repl.shutdown().await;
         }

@@ -27,6 +27,8 @@ pub struct App {
     pub repl: Option<Arc<chirp_replication::Replication>>,
     /// Rate limits on log-ins, sign-ups and writes.
     pub limits: crate::limits::Limits,
+    /// The cluster this node joined (`--etcd`): control plane and latest map.
+    pub cluster: Option<Arc<crate::cluster::Membership>>,
 }
 
 /// The TCP peer a request came from (the client address rate limits key on).
