@@ -25,6 +25,9 @@ pub enum Error {
         /// The start of the body.
         body: String,
     },
+    /// The cluster's control plane refused or failed.
+    #[error(transparent)]
+    Cluster(#[from] chirp_cluster::Error),
     /// Arguments that cannot work together.
     #[error("{0}")]
     Invalid(String),

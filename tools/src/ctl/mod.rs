@@ -28,7 +28,7 @@ pub const EXIT_DAMAGED: u8 = 2;
 #[command(
     name = "chirpctl",
     version,
-    about = "Operate Chirp nodes: status, compaction, backups, accounts, verification"
+    about = "Operate Chirp nodes and clusters: status, compaction, backups, accounts, verification, membership"
 )]
 pub struct Cli {
     /// Admin listener of a running node.
@@ -60,9 +60,15 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Replication: cluster CA, node certificates, promotion, replication status, digests.
+    /// Replication: node certificates, promotion, replication status, digests.
     #[command(flatten)]
     Repl(crate::repl::ReplCommand),
+    /// The cluster: its CA (`init`), and on etcd its creation and status.
+    #[command(subcommand)]
+    Cluster(crate::cluster::ClusterCommand),
+    /// Cluster members: adding running nodes.
+    #[command(subcommand)]
+    Node(crate::cluster::NodeCommand),
     /// Shards, sizes and key estimates per column family, cache, fan-out queue, uptime.
     Status,
     /// Compact one shard or all (bytes before and after).
@@ -139,6 +145,8 @@ impl Command {
             Command::Users(users) => !matches!(users, UsersCommand::Show { .. }),
             // Compaction and checkpoints rewrite or copy files, not rows.
             Command::Repl(_)
+            | Command::Cluster(_)
+            | Command::Node(_)
             | Command::Status
             | Command::Compact { .. }
             | Command::Checkpoint { .. }
@@ -171,6 +179,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         crate::repl::run(command, cli.json, token.as_deref())
             .map_err(|e| Error::Invalid(format!("{e:#}")))?;
         return Ok(0);
+    }
+    // Cluster commands talk to etcd (or write the CA's files).
+    match &cli.command {
+        Command::Cluster(command) => return crate::cluster::run_cluster(command, cli.json),
+        Command::Node(command) => return crate::cluster::run_node(command, cli.json),
+        _ => {}
     }
     if let Command::Restore { checkpoint } = &cli.command {
         let target = cli.data.as_ref().ok_or_else(|| {
@@ -222,8 +236,8 @@ fn execute(cli: &Cli, target: &Target) -> Result<u8> {
     let remote = matches!(target, Target::Remote(_));
     match &cli.command {
         Command::Restore { .. } => Err(Error::Invalid("restore runs without a node".into())),
-        Command::Repl(_) => Err(Error::Invalid(
-            "replication commands run without --admin/--data".into(),
+        Command::Repl(_) | Command::Cluster(_) | Command::Node(_) => Err(Error::Invalid(
+            "replication and cluster commands run without --admin/--data".into(),
         )),
         Command::Status => {
             let stats = target.status()?;

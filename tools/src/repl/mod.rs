@@ -1,4 +1,5 @@
-//! The replication commands of `chirpctl`: the cluster CA and node certificates, promotion,
+//! The replication commands of `chirpctl`: node certificates (the cluster CA is made by
+//! `cluster init`, in [`crate::cluster`], with this module's [`cluster_init`]), promotion,
 //! status and digests. Status is read from a node's public HTTP address; promotion and
 //! digests are operator actions, sent to the node's admin listener.
 
@@ -126,12 +127,6 @@ pub fn render_status(s: &Value) -> String {
 /// The replication commands of `chirpctl` (flattened into its command list).
 #[derive(Debug, clap::Subcommand)]
 pub enum ReplCommand {
-    /// Cluster-wide set-up for replication.
-    Cluster {
-        /// What to do.
-        #[command(subcommand)]
-        command: ClusterCommand,
-    },
     /// Issue a node certificate signed by the cluster CA.
     Cert {
         /// Directory holding the cluster CA (from `cluster init`).
@@ -164,24 +159,10 @@ pub enum ReplCommand {
     },
 }
 
-/// `chirpctl cluster ...`.
-#[derive(Debug, clap::Subcommand)]
-pub enum ClusterCommand {
-    /// Create the cluster CA.
-    Init {
-        /// Directory to write ca.pem and ca.key to.
-        #[arg(long)]
-        out: std::path::PathBuf,
-    },
-}
-
 /// Runs a replication command; `json` prints raw JSON instead of tables; `token` is the admin
 /// listener's, for promotion and digests.
 pub fn run(command: &ReplCommand, json: bool, token: Option<&str>) -> anyhow::Result<()> {
     match command {
-        ReplCommand::Cluster {
-            command: ClusterCommand::Init { out },
-        } => cluster_init(out),
         ReplCommand::Cert { ca, node, out } => cert(ca, node, out),
         ReplCommand::Promote { node } => {
             println!("{}", promote(node, token)?);

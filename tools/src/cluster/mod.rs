@@ -1,0 +1,173 @@
+//! The cluster commands of `chirpctl`: `cluster create`, `cluster status`, `node add` (on
+//! the control plane, etcd) and `cluster init` (the cluster CA, files only). The work is in
+//! `chirp_cluster::admin`; this is argument parsing, a small runtime and printing.
+//!
+//! `node add` takes each node's addresses from its live registration (`nodes/<name>`, which
+//! `chirp serve --etcd` writes), so a node is added while it runs; there are no address
+//! flags to mistype.
+
+pub mod render;
+
+use std::sync::Arc;
+
+use chirp_cluster::admin::{add_nodes, Status};
+use chirp_cluster::etcd::parse_endpoints;
+use chirp_cluster::{ClusterConfig, ControlPlane, EtcdControlPlane};
+
+use crate::error::{Error, Result};
+
+/// Where the control plane is: every cluster command but `create` and `init` takes these.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EtcdArgs {
+    /// etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379).
+    #[arg(long, env = "CHIRP_ETCD")]
+    pub etcd: String,
+    /// The cluster's name.
+    #[arg(long, env = "CHIRP_CLUSTER")]
+    pub cluster: String,
+}
+
+/// `chirpctl cluster ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Create the cluster CA (files; no etcd involved).
+    Init {
+        /// Directory to write ca.pem and ca.key to.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Create a cluster: write its config to etcd; refused if it exists.
+    Create {
+        /// etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379).
+        #[arg(long, env = "CHIRP_ETCD")]
+        etcd: String,
+        /// The cluster's name.
+        #[arg(long, env = "CHIRP_CLUSTER")]
+        name: String,
+        /// Logical shards, fixed for the cluster's life (1 to 1024).
+        #[arg(long, default_value_t = 64)]
+        shards: u32,
+        /// Copies of each shard (a primary and rf - 1 replicas).
+        #[arg(long, default_value_t = 3)]
+        rf: u32,
+        /// Replicas each write waits for.
+        #[arg(long, default_value_t = 1)]
+        min_sync: u32,
+    },
+    /// The map: revision, controller, nodes, shards.
+    Status {
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+}
+
+/// `chirpctl node ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Admit running nodes as members. The first nodes added to a cluster share out all its
+    /// shards (rf copies each, primaries spread); nodes added later hold nothing until a
+    /// rebalance.
+    Add {
+        /// Names of the nodes (each must be running with `chirp serve --etcd`).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn connect(urls: &str, cluster: &str) -> Result<Arc<dyn ControlPlane>> {
+    let endpoints = parse_endpoints(urls)?;
+    Ok(Arc::new(
+        EtcdControlPlane::connect(&endpoints, cluster).await?,
+    ))
+}
+
+fn print(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", human());
+    }
+    Ok(())
+}
+
+/// Runs a `cluster` command.
+pub fn run_cluster(command: &ClusterCommand, json: bool) -> Result<u8> {
+    match command {
+        ClusterCommand::Init { out } => {
+            crate::repl::cluster_init(out).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        }
+        ClusterCommand::Create {
+            etcd,
+            name,
+            shards,
+            rf,
+            min_sync,
+        } => {
+            let config = ClusterConfig {
+                shards: *shards,
+                rf: *rf,
+                min_sync: *min_sync,
+            };
+            let revision = runtime()?.block_on(async {
+                connect(etcd, name)
+                    .await?
+                    .create_config(&config)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            let shown =
+                serde_json::json!({"cluster": name, "config": config, "revision": revision});
+            print(json, &shown, || {
+                format!(
+                    "cluster {name} created: {shards} shards, rf {rf}, min_sync {min_sync} (revision {revision})\n"
+                )
+            })?;
+        }
+        ClusterCommand::Status { etcd } => {
+            let map = runtime()?.block_on(async {
+                connect(&etcd.etcd, &etcd.cluster)
+                    .await?
+                    .read_map()
+                    .await
+                    .map_err(Error::from)
+            })?;
+            if map.config.is_none() {
+                return Err(chirp_cluster::Error::NoConfig {
+                    cluster: etcd.cluster.clone(),
+                }
+                .into());
+            }
+            let status = Status::of(&map);
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print!("{}", render::status(&etcd.cluster, &status));
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Runs a `node` command.
+pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
+    match command {
+        NodeCommand::Add { names, etcd } => {
+            let report = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                add_nodes(&*plane, names).await.map_err(Error::from)
+            })?;
+            print(json, &report, || render::added(&report))?;
+        }
+    }
+    Ok(0)
+}

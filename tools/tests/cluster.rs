@@ -1,0 +1,313 @@
+//! The cluster commands of `chirpctl` end to end: a real etcd (`chirp_testkit::etcd`), real
+//! `chirp serve --etcd` nodes, and the real `chirpctl` creating the cluster, adding the
+//! nodes and reading the map back.
+//!
+//! Nodes run with `--lease-ttl-secs 2` so a killed one drops out of the map within seconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chirp_testkit::etcd::Etcd;
+use chirp_testkit::node::{data_dir, Chirp};
+use serde_json::Value;
+
+const TTL: &str = "2";
+
+/// Runs `chirpctl` with these arguments, with no cluster settings from the environment.
+fn ctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chirpctl"))
+        .args(args)
+        .env_remove("CHIRP_ETCD")
+        .env_remove("CHIRP_CLUSTER")
+        .output()
+        .expect("run chirpctl")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ctl(args);
+    assert!(out.status.success(), "chirpctl {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status(etcd: &Etcd, cluster: &str) -> Value {
+    let out = ok(&[
+        "cluster",
+        "status",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        cluster,
+        "--json",
+    ]);
+    serde_json::from_str(&out).expect("status JSON")
+}
+
+/// A node of `cluster` named `name`, on its own temp data dir.
+fn node(etcd: &Etcd, cluster: &str, name: &str) -> (tempfile::TempDir, Chirp) {
+    let (tmp, dir) = data_dir();
+    let chirp = Chirp::start(
+        &dir,
+        &[
+            "--etcd",
+            &etcd.url,
+            "--cluster",
+            cluster,
+            "--node-name",
+            name,
+            "--lease-ttl-secs",
+            TTL,
+        ],
+    );
+    (tmp, chirp)
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|n| n.as_str().expect("name").to_string())
+        .collect()
+}
+
+#[test]
+fn create_add_status_and_a_node_that_dies() {
+    let etcd = Etcd::start();
+
+    // No cluster yet: status and node add say so.
+    let out = ctl(&["cluster", "status", "--etcd", &etcd.url, "--cluster", "c1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+
+    let created = ok(&["cluster", "create", "--etcd", &etcd.url, "--name", "c1"]);
+    assert!(created.contains("64 shards, rf 3, min_sync 1"), "{created}");
+    let again = ctl(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c1", "--shards", "8",
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+
+    let nodes: Vec<(tempfile::TempDir, Chirp)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| node(&etcd, "c1", n))
+        .collect();
+
+    // Running but not added: alive, no state, no shards.
+    let s = status(&etcd, "c1");
+    assert_eq!(s["shards"], serde_json::json!([]));
+    assert_eq!(s["nodes"].as_array().expect("nodes").len(), 3);
+    assert!(s["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .all(|n| n["alive"] == true && n["state"].is_null()));
+
+    let added = ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c1",
+    ]);
+    assert!(added.contains("64 shards"), "{added}");
+
+    // The settings can come from the environment too.
+    let out = Command::new(env!("CARGO_BIN_EXE_chirpctl"))
+        .args(["cluster", "status", "--json"])
+        .env("CHIRP_ETCD", &etcd.url)
+        .env("CHIRP_CLUSTER", "c1")
+        .output()
+        .expect("run chirpctl");
+    assert!(out.status.success(), "{}", text(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+
+    // Exactly the documented shape.
+    let keys: BTreeSet<&str> = s
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["revision", "controller", "nodes", "shards"])
+    );
+    assert!(s["revision"].as_u64().expect("revision") > 0);
+    assert!(s["controller"].is_null());
+    let listed = s["nodes"].as_array().expect("nodes");
+    assert_eq!(listed.len(), 3);
+    for (n, (_, chirp)) in listed.iter().zip(&nodes) {
+        let keys: BTreeSet<&str> = n
+            .as_object()
+            .expect("node")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(keys, BTreeSet::from(["name", "api", "alive", "state"]));
+        assert_eq!(n["alive"], true);
+        assert_eq!(n["state"], "active");
+        assert_eq!(
+            Some(n["api"].as_str().expect("api")),
+            chirp.base.strip_prefix("http://"),
+            "the api address the node registered"
+        );
+    }
+    let shards = s["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 64);
+    let mut primaries: BTreeMap<String, usize> = BTreeMap::new();
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, sh) in shards.iter().enumerate() {
+        let keys: BTreeSet<&str> = sh
+            .as_object()
+            .expect("shard")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["id", "epoch", "primary", "replicas", "sync", "learners"])
+        );
+        assert_eq!(sh["id"], i as u64);
+        assert_eq!(sh["epoch"], 1);
+        let primary = sh["primary"].as_str().expect("primary").to_string();
+        let replicas = names(&sh["replicas"]);
+        let on: BTreeSet<&String> = std::iter::once(&primary).chain(&replicas).collect();
+        assert_eq!(on.len(), 3, "three copies on distinct nodes: {sh}");
+        assert_eq!(names(&sh["sync"]), replicas[..1].to_vec());
+        assert!(names(&sh["learners"]).is_empty());
+        *primaries.entry(primary.clone()).or_default() += 1;
+        for n in on {
+            *copies.entry(n.clone()).or_default() += 1;
+        }
+    }
+    let mut spread: Vec<usize> = primaries.values().copied().collect();
+    spread.sort();
+    assert_eq!(spread, vec![21, 21, 22]);
+    assert!(copies.values().all(|&c| c == 64), "{copies:?}");
+
+    // The table for people.
+    let table = ok(&["cluster", "status", "--etcd", &etcd.url, "--cluster", "c1"]);
+    assert!(table.contains("cluster c1 at revision"), "{table}");
+    assert!(table.contains("controller: none"), "{table}");
+
+    // A node added later is a member holding nothing.
+    let (_tmp4, _n4) = node(&etcd, "c1", "n4");
+    let later = ok(&["node", "add", "n4", "--etcd", &etcd.url, "--cluster", "c1"]);
+    assert!(later.contains("no shards"), "{later}");
+    let s = status(&etcd, "c1");
+    assert_eq!(s["nodes"].as_array().expect("nodes").len(), 4);
+    assert_eq!(s["shards"], serde_json::json!(shards));
+
+    // A node that is not running cannot be added.
+    let ghost = ctl(&[
+        "node",
+        "add",
+        "ghost",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c1",
+    ]);
+    assert!(!ghost.status.success());
+    assert!(text(&ghost).contains("not running"), "{}", text(&ghost));
+
+    // Kill n3: it stays a member but is no longer alive once its lease runs out.
+    let mut nodes = nodes;
+    let (_tmp3, mut n3) = nodes.pop().expect("n3");
+    n3.kill();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(15);
+    loop {
+        let s = status(&etcd, "c1");
+        let n = s["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["name"] == "n3")
+            .expect("n3 is still a member")
+            .clone();
+        if n["alive"] == false {
+            assert_eq!(n["state"], "active");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n3 still alive 15 s after it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The others are still alive.
+    let s = status(&etcd, "c1");
+    let alive: Vec<&str> = s["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["alive"] == true)
+        .map(|n| n["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(alive, vec!["n1", "n2", "n4"]);
+}
+
+#[test]
+fn a_node_of_a_missing_cluster_refuses_to_start() {
+    let etcd = Etcd::start();
+    let (_tmp, dir) = data_dir();
+    let out = Command::new(chirp_testkit::bin::chirp())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&dir)
+        .args([
+            "--etcd",
+            &etcd.url,
+            "--cluster",
+            "nope",
+            "--node-name",
+            "n1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chirp");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster \"nope\" does not exist"), "{err}");
+    assert!(!dir.exists(), "the data dir is not touched");
+}
+
+#[test]
+fn a_stopped_node_leaves_at_once() {
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c2", "--shards", "4", "--rf", "1",
+    ]);
+    let (_tmp, mut n1) = node(&etcd, "c2", "n1");
+    ok(&["node", "add", "n1", "--etcd", &etcd.url, "--cluster", "c2"]);
+    let s = status(&etcd, "c2");
+    assert_eq!(s["nodes"][0]["alive"], true);
+    assert!(s["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .all(|sh| sh["primary"] == "n1" && sh["replicas"] == serde_json::json!([])));
+    // SIGTERM: the node revokes its lease on the way out, no TTL to wait for.
+    assert!(n1.terminate().success());
+    let s = status(&etcd, "c2");
+    assert_eq!(s["nodes"][0]["alive"], false);
+}
