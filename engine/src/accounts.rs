@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::doc::{self, PasswordDoc, ProfileDoc};
 use crate::error::{Error, Result};
-use crate::ids::{self, now_unix_ms};
+use crate::ids::now_unix_ms;
 use crate::keys::{self, Counter, CF_AUTH, CF_HANDLES, CF_PROFILES};
 use crate::model::Profile;
 use crate::node::Inner;
@@ -138,7 +138,7 @@ impl Inner {
         let phc = self.hashed(move || hash_password(&password))??;
 
         let lower = req.handle.to_ascii_lowercase();
-        let handle_shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
+        let handle_shard = self.placement.handle(&lower)?;
         let _guard = self.lock_handles();
         if handle_shard.contains(CF_HANDLES, &keys::handle_key(&lower))? {
             return Err(Error::Conflict {
@@ -146,7 +146,9 @@ impl Inner {
                 message: format!("@{} is taken", req.handle),
             });
         }
-        let user_id = self.user_ids.next_id();
+        let user_id = self
+            .placement
+            .mint_user(self.placement.shard_for_new_user()?)?;
         let profile = ProfileDoc {
             id: user_id,
             handle: req.handle,
@@ -160,7 +162,7 @@ impl Inner {
         };
         // The profile lands before the handle: a crash in between leaves an unreachable
         // profile rather than a handle that points at nothing and can never be claimed.
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let mut batch = Batch::new();
         batch.put(CF_PROFILES, keys::id_key(user_id), doc::encode(&profile)?);
         batch.put(
@@ -188,7 +190,7 @@ impl Inner {
                 return Err(BAD);
             }
         };
-        let shard = self.user_shard(user.id);
+        let shard = self.user_shard(user.id)?;
         let cred: PasswordDoc = match shard.get(CF_AUTH, &keys::password_key(user.id))? {
             Some(bytes) => doc::decode(&bytes)?,
             None => return Err(BAD),
@@ -220,7 +222,7 @@ impl Inner {
             return Ok(None);
         }
         let lower = handle.to_ascii_lowercase();
-        let shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
+        let shard = self.placement.handle(&lower)?;
         match shard.get(CF_HANDLES, &keys::handle_key(&lower))? {
             Some(id) => {
                 let id = keys::decode_id(&id).ok_or_else(|| Error::Corrupt("handle row".into()))?;
@@ -232,7 +234,7 @@ impl Inner {
 
     pub(crate) fn profile_doc(&self, user_id: u64) -> Result<Option<ProfileDoc>> {
         match self
-            .user_shard(user_id)
+            .user_shard(user_id)?
             .get(CF_PROFILES, &keys::id_key(user_id))?
         {
             Some(bytes) => Ok(Some(doc::decode(&bytes)?)),
@@ -303,7 +305,7 @@ impl Inner {
         if let Some(extra) = patch.extra {
             merge_extra(&mut doc.extra, extra, "extra")?;
         }
-        let shard = self.user_shard(target);
+        let shard = self.user_shard(target)?;
         let mut batch = Batch::new();
         batch.put(CF_PROFILES, keys::id_key(target), doc::encode(&doc)?);
         shard.write(batch)?;

@@ -160,7 +160,7 @@ fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
     }
     // The rows were written without fsync: make them durable before dropping their jobs.
     for (s, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
-        if let Err(e) = inner.shards[s].sync_wal() {
+        if let Err(e) = inner.placement.shard(s).and_then(|shard| shard.sync_wal()) {
             tracing::warn!(shard = s, error = %e, "fan-out sync failed; will retry");
             failed.extend(finished.iter().map(|&(tweet, _)| tweet));
             return failed;
@@ -189,7 +189,7 @@ fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
 /// Deletes a finished job's outbox row, unless a delete replaced it meanwhile (that job is
 /// queued behind this one).
 fn drop_job(inner: &Inner, tweet: u64, raw: &[u8]) -> Result<()> {
-    let Some(shard) = inner.tweet_shard(tweet) else {
+    let Some(shard) = inner.tweet_shard(tweet)? else {
         return Ok(());
     };
     if shard.get(CF_OUTBOX, &keys::id_key(tweet))?.as_deref() == Some(raw) {
@@ -202,7 +202,7 @@ fn drop_job(inner: &Inner, tweet: u64, raw: &[u8]) -> Result<()> {
 
 /// Writes one job's home rows; returns its outbox row when done (None if there was no job).
 fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec<u8>>> {
-    let Some(shard) = inner.tweet_shard(tweet) else {
+    let Some(shard) = inner.tweet_shard(tweet)? else {
         return Ok(None);
     };
     let Some(raw) = shard.get(CF_OUTBOX, &keys::id_key(tweet))? else {
@@ -259,7 +259,7 @@ fn write_home_rows(
     let n = inner.shard_count();
     let mut batches: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
     for &(follower, _) in followers {
-        let s = ids::shard_of_user(follower, n);
+        let s = inner.placement.of_user(follower);
         let batch = batches[s].get_or_insert_with(Batch::default);
         if adding {
             batch.put(
@@ -274,7 +274,7 @@ fn write_home_rows(
     for (s, batch) in batches.into_iter().enumerate() {
         if let Some(batch) = batch {
             // Not synced here: the group syncs each touched shard once before dropping jobs.
-            inner.shards[s].write_relaxed(batch)?;
+            inner.placement.shard(s)?.write_relaxed(batch)?;
             touched[s] = true;
         }
     }
@@ -303,7 +303,7 @@ fn count_insert(inner: &Inner, user: u64) -> Result<()> {
 
 /// Deletes the rows of a home feed beyond its cap.
 fn trim_home(inner: &Inner, user: u64) -> Result<()> {
-    let shard = inner.user_shard(user);
+    let shard = inner.user_shard(user)?;
     let cap = inner.config.home_cap;
     let rows = shard.scan_pairs_rev(CF_HOME, user, u64::MAX, cap + 1)?;
     if rows.len() > cap {

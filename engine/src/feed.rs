@@ -98,7 +98,7 @@ impl Inner {
             return Err(Error::NotFound("user"));
         }
         let before = page.after.unwrap_or(u64::MAX);
-        let shard = self.user_shard(user);
+        let shard = self.user_shard(user)?;
         let following: HashSet<u64> = shard
             .scan_pairs(CF_FOLLOWING, user, None, MAX_FOLLOWING_SCAN)?
             .into_iter()
@@ -108,7 +108,7 @@ impl Inner {
         for &followee in &following {
             if self.is_celebrity(followee) {
                 sources.push(Source::new(
-                    self.user_shard(followee),
+                    self.user_shard(followee)?,
                     CF_USER_TWEETS,
                     followee,
                     before,
@@ -129,7 +129,7 @@ impl Inner {
             return Err(Error::NotFound("user"));
         }
         let before = page.after.unwrap_or(u64::MAX);
-        let source = Source::new(self.user_shard(user), CF_USER_TWEETS, user, before);
+        let source = Source::new(self.user_shard(user)?, CF_USER_TWEETS, user, before);
         let items = self.merge_sources(vec![source], page.limit, |_| true)?;
         Ok(page_of(items, page.limit, |t| t.id))
     }

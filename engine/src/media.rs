@@ -12,7 +12,7 @@ use crate::batch::Batch;
 use crate::blobs::Blob;
 use crate::doc::{self, MediaDoc, MediaRef};
 use crate::error::{Error, Result};
-use crate::ids::{self, now_unix_ms};
+use crate::ids::now_unix_ms;
 use crate::imaging::{self, MediaType};
 use crate::keys::{self, CF_MEDIA, CF_MEDIA_REFS};
 use crate::node::Inner;
@@ -49,8 +49,8 @@ impl Inner {
             imaging::sanitize(media_type, bytes)?
         };
         let sha256 = self.blobs.put(&clean.bytes)?;
-        let shard = self.user_shard(owner);
-        let id = self.media_ids[shard.index()].next_id();
+        let shard = self.user_shard(owner)?;
+        let id = self.placement.mint_media(shard.index())?;
         let media = MediaDoc {
             id,
             owner_id: owner,
@@ -70,10 +70,7 @@ impl Inner {
 
     /// One media row.
     pub fn media(&self, id: u64) -> Result<MediaDoc> {
-        let shard = self
-            .shards
-            .get(ids::shard_of_id(id))
-            .ok_or(Error::NotFound("media"))?;
+        let shard = self.placement.by_id(id)?.ok_or(Error::NotFound("media"))?;
         match shard.get(CF_MEDIA, &keys::id_key(id))? {
             Some(bytes) => doc::decode(&bytes),
             None => Err(Error::NotFound("media")),
@@ -103,7 +100,7 @@ impl Inner {
     /// Ids of the tweets that show an image, oldest first (empty: a candidate for removal).
     pub fn media_references(&self, id: u64) -> Result<Vec<u64>> {
         let media = self.media(id)?;
-        let shard = self.user_shard(media.owner_id);
+        let shard = self.user_shard(media.owner_id)?;
         let rows = shard.scan_pairs(CF_MEDIA_REFS, id, None, usize::MAX)?;
         Ok(rows.into_iter().map(|(tweet, _)| tweet).collect())
     }

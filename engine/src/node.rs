@@ -14,9 +14,10 @@ use chirp_index::TagIndex;
 use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
 use crate::error::{Error, Result};
-use crate::ids::{self, IdGen};
-use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_PROFILES, CF_TWEETS};
+use crate::ids;
+use crate::keys::{self, Counter, CF_COUNTERS};
 use crate::outbox::FanoutQueues;
+use crate::placement::{Held, Placement};
 use crate::shard::{Shard, ShardOptions, ShardShared};
 use crate::slots::{HashPool, Slots};
 
@@ -123,11 +124,9 @@ const LOCK_STRIPES: usize = 256;
 
 /// Shared state of a node; the domain operations are methods on it.
 pub struct Inner {
-    pub(crate) shards: Vec<Shard>,
+    /// Which shard holds what, and the shards held here: the only way to a shard.
+    pub(crate) placement: Placement,
     pub(crate) config: NodeConfig,
-    pub(crate) tweet_ids: Vec<IdGen>,
-    pub(crate) media_ids: Vec<IdGen>,
-    pub(crate) user_ids: IdGen,
     pub(crate) blobs: BlobStore,
     pub(crate) decode_slots: Slots,
     /// The threads password hashes (argon2, 19 MiB each) run on.
@@ -282,6 +281,7 @@ impl Node {
             sync_writes: config.sync_writes,
             shared: Arc::clone(&shared),
         };
+        let placement = Placement::new(count)?;
         let mut shards = Vec::with_capacity(count);
         for i in 0..count {
             let path = config.data_dir.join("shards").join(format!("{i:03}"));
@@ -300,24 +300,11 @@ impl Node {
         };
         shared.writable.store(writable, Ordering::SeqCst);
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;
-        let mut tweet_ids = Vec::with_capacity(count);
         let mut tags = Vec::with_capacity(count);
-        let mut media_ids = Vec::with_capacity(count);
-        let mut user_floor = 0;
         let mut celebrities = HashSet::new();
-        for shard in &shards {
-            let last_tweet = shard.last_key(CF_TWEETS)?.and_then(|k| keys::decode_id(&k));
-            tweet_ids.push(IdGen::new(shard.index(), last_tweet.unwrap_or(0)));
+        for shard in shards {
             let path = crate::search::index_path(&config.data_dir, shard.index());
-            tags.push(RwLock::new(crate::search::open_index(shard, &path)?));
-            let last_media = shard.last_key(CF_MEDIA)?.and_then(|k| keys::decode_id(&k));
-            media_ids.push(IdGen::new(shard.index(), last_media.unwrap_or(0)));
-            if let Some(id) = shard
-                .last_key(CF_PROFILES)?
-                .and_then(|k| keys::decode_id(&k))
-            {
-                user_floor = user_floor.max(id);
-            }
+            tags.push(RwLock::new(crate::search::open_index(&shard, &path)?));
             for (k, v) in shard.scan_all(CF_COUNTERS)? {
                 if let Some((user, kind)) = keys::decode_counter(&k) {
                     let followers = keys::decode_counter_value(&v);
@@ -328,13 +315,11 @@ impl Node {
                     }
                 }
             }
+            placement.hold(Held::open(shard)?)?;
         }
         let (fanout, rxs) = FanoutQueues::new(config.fanout_workers);
         let inner = Arc::new(Inner {
-            shards,
-            tweet_ids,
-            media_ids,
-            user_ids: IdGen::new(0, user_floor),
+            placement,
             blobs,
             // One decode per core: decoding is CPU-bound and may hold a large buffer.
             decode_slots: Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
@@ -385,9 +370,7 @@ impl Node {
     pub fn close(mut self) -> Result<()> {
         self.stop_worker();
         self.inner.save_indexes()?;
-        for shard in &self.inner.shards {
-            shard.flush()?;
-        }
+        self.inner.flush()?;
         Ok(())
     }
 
@@ -408,9 +391,14 @@ impl Drop for Node {
 }
 
 impl Inner {
-    /// Number of shards.
+    /// The logical shard count (held here or not).
     pub fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.placement.count()
+    }
+
+    /// Which shard holds what, and which shards this node holds.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     /// Counters of the hot-tweet cache.
@@ -424,13 +412,13 @@ impl Inner {
     }
 
     /// The shard holding a user's rows.
-    pub(crate) fn user_shard(&self, user_id: u64) -> &Shard {
-        &self.shards[ids::shard_of_user(user_id, self.shards.len())]
+    pub(crate) fn user_shard(&self, user_id: u64) -> Result<&Shard> {
+        self.placement.user(user_id)
     }
 
-    /// The shard holding a tweet, or None if the id names no shard of this node.
-    pub(crate) fn tweet_shard(&self, tweet_id: u64) -> Option<&Shard> {
-        self.shards.get(ids::shard_of_id(tweet_id))
+    /// The shard holding a tweet: None if the id names no shard of the service.
+    pub(crate) fn tweet_shard(&self, tweet_id: u64) -> Result<Option<&Shard>> {
+        self.placement.by_id(tweet_id)
     }
 
     /// Serializes read-modify-write operations on one user's rows.
@@ -448,7 +436,7 @@ impl Inner {
         let mut out = Vec::with_capacity(keys::ALL_CFS.len());
         for cf in keys::ALL_CFS {
             let mut total = 0;
-            for shard in &self.shards {
+            for shard in self.placement.local() {
                 total += shard.sst_bytes(cf)?;
             }
             out.push((cf, total));
@@ -458,7 +446,7 @@ impl Inner {
 
     /// Flushes every shard's memtables into SST files.
     pub fn flush(&self) -> Result<()> {
-        self.shards.iter().try_for_each(Shard::flush)
+        self.placement.local().try_for_each(Shard::flush)
     }
 
     /// Whether an author is past the celebrity threshold.
@@ -472,7 +460,7 @@ impl Inner {
     /// Reads one counter of a user.
     pub(crate) fn counter(&self, user_id: u64, counter: Counter) -> Result<u64> {
         let v = self
-            .user_shard(user_id)
+            .user_shard(user_id)?
             .get(CF_COUNTERS, &keys::counter_key(user_id, counter))?;
         Ok(v.map(|v| keys::decode_counter_value(&v))
             .unwrap_or(0)

@@ -21,9 +21,7 @@ pub struct LogPosition {
 
 impl Inner {
     fn shard_checked(&self, shard: usize) -> Result<&crate::shard::Shard> {
-        self.shards
-            .get(shard)
-            .ok_or_else(|| Error::invalid("shard", format!("no shard {shard}")))
+        self.placement.shard(shard)
     }
 
     /// A shard's log position.
@@ -105,9 +103,8 @@ impl Inner {
             .write()
             .map_err(|_| Error::Storage("hashtag index lock poisoned".into()))? = index;
         self.cache.clear();
-        let n = self.shards.len();
         if let Ok(mut set) = self.celebrities.write() {
-            set.retain(|user| crate::ids::shard_of_user(*user, n) != shard);
+            set.retain(|user| self.placement.of_user(*user) != shard);
         }
         for (k, v) in s.scan_all(CF_COUNTERS)? {
             if let Some((user, kind)) = keys::decode_counter(&k) {
@@ -159,8 +156,8 @@ impl Inner {
             ));
         }
         let epochs = self
-            .shards
-            .iter()
+            .placement
+            .local()
             .map(|s| s.raise_epoch())
             .collect::<Result<Vec<_>>>()?;
         // After the epochs: a crash in between leaves a replica with a raised epoch, which

@@ -129,7 +129,7 @@ impl Inner {
         loop {
             let want = page.limit + 1 - out.len();
             let mut candidates: Vec<u64> = Vec::new();
-            for shard in 0..self.shards.len() {
+            for shard in self.placement.local_ids() {
                 let index = self.index_of(shard).read().map_err(|_| poisoned())?;
                 candidates.extend(index.query(&query, Some(before), want));
             }
@@ -154,7 +154,7 @@ impl Inner {
     /// in one shard) is an error, and the lock stays usable for every other caller.
     pub(crate) fn index_tweet(&self, tweet: &TweetDoc) -> Result<()> {
         let tags = normalized_tags(tweet);
-        if let Some(shard) = self.tweet_shard(tweet.id) {
+        if let Some(shard) = self.tweet_shard(tweet.id)? {
             let mut index = self
                 .index_of(shard.index())
                 .write()
@@ -166,7 +166,7 @@ impl Inner {
 
     /// Drops a tweet from its shard's index.
     pub(crate) fn forget_in_index(&self, id: u64) -> Result<()> {
-        if let Some(shard) = self.tweet_shard(id) {
+        if let Some(shard) = self.tweet_shard(id)? {
             self.index_of(shard.index())
                 .write()
                 .map_err(|_| poisoned())?
@@ -180,7 +180,7 @@ impl Inner {
     /// saves are serialized (they share one temp file per shard).
     pub(crate) fn save_indexes(&self) -> Result<()> {
         let _one_at_a_time = self.lock_index_saves();
-        for shard in 0..self.shards.len() {
+        for shard in self.placement.local_ids() {
             let snapshot = self.index_of(shard).read().map_err(|_| poisoned())?.clone();
             save(&snapshot, &index_path(&self.config.data_dir, shard))
                 .map_err(|e| Error::Storage(format!("saving hashtag index {shard}: {e}")))?;

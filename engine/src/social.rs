@@ -20,7 +20,7 @@ impl Inner {
     pub fn follow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
         self.check_edge(actor, follower, followee)?;
         let _guard = self.lock_user(follower);
-        let theirs = self.user_shard(followee);
+        let theirs = self.user_shard(followee)?;
         if !theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
             let mut batch = Batch::new();
             batch.put(CF_FOLLOWERS, keys::pair_key(followee, follower), []);
@@ -32,7 +32,7 @@ impl Inner {
             theirs.write(batch)?;
             self.note_followers(followee, self.counter(followee, Counter::Followers)?);
         }
-        let mine = self.user_shard(follower);
+        let mine = self.user_shard(follower)?;
         if !mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
             let mut batch = Batch::new();
             batch.put(CF_FOLLOWING, keys::pair_key(follower, followee), []);
@@ -67,7 +67,7 @@ impl Inner {
     pub fn unfollow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
         self.check_edge(actor, follower, followee)?;
         let _guard = self.lock_user(follower);
-        let mine = self.user_shard(follower);
+        let mine = self.user_shard(follower)?;
         if mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
             let mut batch = Batch::new();
             batch.delete(CF_FOLLOWING, keys::pair_key(follower, followee));
@@ -84,7 +84,7 @@ impl Inner {
             }
             mine.write(batch)?;
         }
-        let theirs = self.user_shard(followee);
+        let theirs = self.user_shard(followee)?;
         if theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
             let mut batch = Batch::new();
             batch.delete(CF_FOLLOWERS, keys::pair_key(followee, follower));
@@ -116,7 +116,7 @@ impl Inner {
 
     /// Whether `follower` follows `followee`.
     pub fn is_following(&self, follower: u64, followee: u64) -> Result<bool> {
-        self.user_shard(follower)
+        self.user_shard(follower)?
             .contains(CF_FOLLOWING, &keys::pair_key(follower, followee))
     }
 
@@ -135,7 +135,7 @@ impl Inner {
             return Err(Error::NotFound("user"));
         }
         let rows = self
-            .user_shard(user)
+            .user_shard(user)?
             .scan_pairs(cf, user, page.after, page.limit + 1)?;
         // The look-ahead row only proves there is a next page; it is not hydrated.
         let next_cursor = (rows.len() > page.limit)

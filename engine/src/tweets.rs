@@ -37,8 +37,8 @@ impl Inner {
         let mut extra = Map::new();
         merge_extra(&mut extra, req.extra, "extra")?;
         let profile = self.profile_doc(author)?.ok_or(Error::NotFound("user"))?;
-        let shard = self.user_shard(author);
-        let id = self.tweet_ids[shard.index()].next_id();
+        let shard = self.user_shard(author)?;
+        let id = self.placement.mint_tweet(shard.index())?;
         let tweet = TweetDoc {
             id,
             author_id: author,
@@ -88,7 +88,7 @@ impl Inner {
             Ok(hit) => return Ok(Some(hit)),
             Err(ticket) => ticket,
         };
-        let Some(shard) = self.tweet_shard(id) else {
+        let Some(shard) = self.tweet_shard(id)? else {
             return Ok(None);
         };
         match shard.get(CF_TWEETS, &keys::id_key(id))? {
@@ -109,7 +109,7 @@ impl Inner {
             return Err(Error::Forbidden("you can only delete your own tweets"));
         }
         let _guard = self.lock_user(actor);
-        let shard = self.user_shard(actor);
+        let shard = self.user_shard(actor)?;
         if !shard.contains(CF_TWEETS, &keys::id_key(id))? {
             return Err(Error::NotFound("tweet"));
         }
