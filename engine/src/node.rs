@@ -275,7 +275,7 @@ impl Node {
         }
         let (count, fresh) = plan_data_dir(&config.data_dir, config.shards, config.create)?;
         // Shards open read-only (gate closed) until the role is settled below.
-        let shared = Arc::new(ShardShared::new(false));
+        let shared = Arc::new(ShardShared::new());
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
             sync_writes: config.sync_writes,
@@ -298,7 +298,9 @@ impl Node {
             OpenMode::Inspect => false,
             OpenMode::Serve | OpenMode::Maintain => config.role == NodeRole::Primary,
         };
-        shared.writable.store(writable, Ordering::SeqCst);
+        for shard in &shards {
+            shard.set_writable(writable);
+        }
         let blobs = BlobStore::open(&config.data_dir.join("media"))?;
         let mut tags = Vec::with_capacity(count);
         let mut celebrities = HashSet::new();

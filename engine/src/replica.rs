@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_TWEETS};
 use crate::node::{Inner, NodeRole, OpenMode};
 use crate::shard::ShardShared;
-use std::sync::atomic::Ordering;
 
 /// Where a shard's log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,9 +139,15 @@ impl Inner {
         }
     }
 
-    /// Whether the node takes writes.
+    /// Whether the node takes writes: it holds shards and is the primary of every one.
     pub fn is_writable(&self) -> bool {
-        self.shared.writable.load(Ordering::SeqCst)
+        let mut held = self.placement.local().peekable();
+        held.peek().is_some() && held.all(|s| s.is_writable())
+    }
+
+    /// Whether this node is the primary of a shard (holds it, gate open).
+    pub fn is_primary_of(&self, shard: usize) -> bool {
+        self.placement.shard(shard).is_ok_and(|s| s.is_writable())
     }
 
     /// Makes this node the primary: every shard starts a new epoch, the role is recorded,
@@ -164,7 +169,7 @@ impl Inner {
         // is promoted again; the other order could restart a primary in the old epoch.
         crate::role::write_role(&self.config.data_dir, NodeRole::Primary)?;
         self.shared.set_primary_hint("");
-        self.shared.writable.store(true, Ordering::SeqCst);
+        self.placement.local().for_each(|s| s.set_writable(true));
         self.resume_fanout()?;
         tracing::info!(?epochs, "promoted to primary");
         Ok(epochs)
@@ -175,7 +180,7 @@ impl Inner {
     /// either. Writes stop even if recording fails (the error says so).
     pub fn demote(&self, primary_hint: &str) -> Result<()> {
         self.shared.set_primary_hint(primary_hint);
-        self.shared.writable.store(false, Ordering::SeqCst);
+        self.placement.local().for_each(|s| s.set_writable(false));
         if self.config.mode != OpenMode::Serve {
             return Ok(());
         }

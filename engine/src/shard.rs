@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use rocksdb::checkpoint::Checkpoint;
@@ -32,7 +32,7 @@ pub struct ShardOptions {
     pub block_cache: Cache,
     /// Fsync the WAL before acknowledging a write.
     pub sync_writes: bool,
-    /// The write gate and commit hook every shard of the node shares.
+    /// The primary hint and commit hook every shard of the node shares.
     pub shared: Arc<ShardShared>,
 }
 
@@ -46,6 +46,9 @@ pub struct Shard {
     sync_writes: bool,
     queue: Mutex<Queue>,
     log: Mutex<LogState>,
+    /// The write gate: open while this copy is the shard's primary. Closed at open; the
+    /// node opens it once the shard's role is settled.
+    writable: AtomicBool,
 }
 
 /// Batches waiting to be committed, in arrival order.
@@ -226,6 +229,7 @@ impl Shard {
             opts: opts.clone(),
             sync_writes: opts.sync_writes,
             queue: Mutex::new(Queue::default()),
+            writable: AtomicBool::new(false),
             log: Mutex::new(LogState {
                 last_lsn: 0,
                 epoch: 1,
@@ -239,6 +243,16 @@ impl Shard {
         shard.load_position(&mut log)?;
         drop(log);
         Ok(shard)
+    }
+
+    /// Whether this copy takes logged writes (it is the shard's primary).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::SeqCst)
+    }
+
+    /// Opens or closes the write gate. Closing it does not wait for writes already past it.
+    pub(crate) fn set_writable(&self, writable: bool) {
+        self.writable.store(writable, Ordering::SeqCst);
     }
 
     /// Reads the log position (last LSN, epoch) from the open instance.
@@ -382,7 +396,7 @@ impl Shard {
                 op.cf
             )));
         }
-        if !self.opts.shared.writable.load(Ordering::SeqCst) {
+        if !self.is_writable() {
             return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
         }
         let ticket = {

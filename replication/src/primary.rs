@@ -108,8 +108,11 @@ async fn serve_stream(
         .shards
         .get(shard)
         .ok_or_else(|| refuse(ErrorCode::BadRequest, format!("no shard {shard}")))?;
-    if !repl.node.is_writable() {
-        return Err(refuse(ErrorCode::NotPrimary, "this node is not a primary"));
+    if !repl.node.is_primary_of(shard) {
+        return Err(refuse(
+            ErrorCode::NotPrimary,
+            format!("this node is not the primary of shard {shard}"),
+        ));
     }
     let node = Arc::clone(&repl.node);
     let (pos, history, oldest) = tokio::task::spawn_blocking(move || {
@@ -176,10 +179,10 @@ async fn serve_pulls(
                 wait_ms,
                 ..
             } => {
-                if !repl.node.is_writable() {
+                if !repl.node.is_primary_of(shard) {
                     return Err(refuse(
                         ErrorCode::NotPrimary,
-                        "this node is no longer a primary",
+                        "this node is no longer the shard's primary",
                     ));
                 }
                 let max_bytes = (max_bytes as usize).clamp(1, MAX_PULL_BYTES);
