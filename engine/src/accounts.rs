@@ -146,9 +146,7 @@ impl Inner {
                 message: format!("@{} is taken", req.handle),
             });
         }
-        let user_id = self
-            .placement
-            .mint_user(self.placement.shard_for_new_user()?)?;
+        let user_id = self.placement.mint_user(self.new_user_shard()?)?;
         let profile = ProfileDoc {
             id: user_id,
             handle: req.handle,

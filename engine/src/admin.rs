@@ -188,7 +188,7 @@ impl Inner {
             role: self.role_name().to_string(),
             tweet_cache: self.cache_stats(),
             block_cache: BlockCacheStats {
-                usage_bytes: self.block_cache.get_usage() as u64,
+                usage_bytes: self.shard_opts.block_cache.get_usage() as u64,
                 capacity_bytes: self.config.block_cache_bytes as u64,
             },
             fanout: FanoutStats {

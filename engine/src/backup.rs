@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::datadir::{read_manifest, MANIFEST};
 use crate::durable::sync_dir;
 use crate::error::{Error, Result};
-use crate::node::{read_manifest, Inner, Node, NodeConfig, OpenMode, MANIFEST};
+use crate::node::{Inner, Node, NodeConfig, OpenMode};
 
 /// The result of a checkpoint or a restore.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -148,12 +149,14 @@ pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
             ),
         ));
     }
-    let shards = read_manifest(checkpoint)?.ok_or_else(|| {
-        Error::invalid(
-            "checkpoint",
-            format!("{} has no {MANIFEST}", checkpoint.display()),
-        )
-    })?;
+    let shards = read_manifest(checkpoint)?
+        .map(|m| m.shards)
+        .ok_or_else(|| {
+            Error::invalid(
+                "checkpoint",
+                format!("{} has no {MANIFEST}", checkpoint.display()),
+            )
+        })?;
     for i in 0..shards {
         if !shard_dir(checkpoint, i).is_dir() {
             return Err(Error::invalid(

@@ -116,10 +116,7 @@ impl Inner {
         let mut user_ids = set
             .users
             .iter()
-            .map(|_| {
-                self.placement
-                    .mint_user(self.placement.shard_for_new_user()?)
-            })
+            .map(|_| self.placement.mint_user(self.new_user_shard()?))
             .collect::<Result<Vec<u64>>>()?;
         user_ids.sort_unstable();
         let mut followers = vec![0u32; n];

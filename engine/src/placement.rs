@@ -164,14 +164,15 @@ impl Placement {
         }
     }
 
-    /// The shard a new user's rows go to: the shards held here in turn, so sign-ups spread
-    /// evenly over them and never need another node's generator.
-    pub(crate) fn shard_for_new_user(&self) -> Result<ShardId> {
-        let held = self.local_ids();
-        if held.is_empty() {
-            return Err(Error::Unavailable("this node holds no shard".into()));
-        }
-        Ok(held[self.next_home.fetch_add(1, Ordering::Relaxed) % held.len()])
+    /// The shard a new user's rows go to: the shards this node is the primary of, in turn,
+    /// so sign-ups spread evenly over them and never need another node's generator.
+    /// None when it is the primary of none.
+    pub(crate) fn shard_for_new_user(&self) -> Option<ShardId> {
+        let primaries: Vec<ShardId> = (0..self.count())
+            .filter(|&s| self.shard(s).is_ok_and(Shard::is_writable))
+            .collect();
+        let turn = self.next_home.fetch_add(1, Ordering::Relaxed);
+        primaries.get(turn % primaries.len().max(1)).copied()
     }
 
     /// A new tweet id on `shard`.

@@ -98,7 +98,7 @@ impl Inner {
         }
         let index = crate::search::open_index(s, &path)?;
         *self
-            .index_of(shard)
+            .index_of(shard)?
             .write()
             .map_err(|_| Error::Storage("hashtag index lock poisoned".into()))? = index;
         self.cache.clear();
@@ -122,7 +122,7 @@ impl Inner {
 
     /// The write gate, primary hint and commit hook shared by the node's shards.
     pub fn shared(&self) -> &ShardShared {
-        &self.shared
+        &self.shard_opts.shared
     }
 
     /// "primary" or "replica": the role the node is in now; for a data dir opened by a tool,
@@ -168,7 +168,7 @@ impl Inner {
         // After the epochs: a crash in between leaves a replica with a raised epoch, which
         // is promoted again; the other order could restart a primary in the old epoch.
         crate::role::write_role(&self.config.data_dir, NodeRole::Primary)?;
-        self.shared.set_primary_hint("");
+        self.shard_opts.shared.set_primary_hint("");
         self.placement.local().for_each(|s| s.set_writable(true));
         self.resume_fanout()?;
         tracing::info!(?epochs, "promoted to primary");
@@ -179,7 +179,7 @@ impl Inner {
     /// the data dir as a replica's, so a restart without `--replica-of` does not take writes
     /// either. Writes stop even if recording fails (the error says so).
     pub fn demote(&self, primary_hint: &str) -> Result<()> {
-        self.shared.set_primary_hint(primary_hint);
+        self.shard_opts.shared.set_primary_hint(primary_hint);
         self.placement.local().for_each(|s| s.set_writable(false));
         if self.config.mode != OpenMode::Serve {
             return Ok(());

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use chirp_index::{Query, TagIndex};
 
@@ -110,8 +110,12 @@ fn normalize_all(field: &'static str, tags: Vec<String>) -> Result<Vec<String>> 
 }
 
 impl Inner {
-    pub(crate) fn index_of(&self, shard: usize) -> &RwLock<TagIndex> {
-        &self.tags[shard]
+    /// A held shard's hashtag index.
+    pub(crate) fn index_of(&self, shard: usize) -> Result<&RwLock<TagIndex>> {
+        self.tags
+            .get(shard)
+            .and_then(OnceLock::get)
+            .ok_or(Error::NotHere(shard))
     }
 
     /// Tweets matching a hashtag query, newest first.
@@ -130,7 +134,7 @@ impl Inner {
             let want = page.limit + 1 - out.len();
             let mut candidates: Vec<u64> = Vec::new();
             for shard in self.placement.local_ids() {
-                let index = self.index_of(shard).read().map_err(|_| poisoned())?;
+                let index = self.index_of(shard)?.read().map_err(|_| poisoned())?;
                 candidates.extend(index.query(&query, Some(before), want));
             }
             candidates.sort_unstable_by(|a, b| b.cmp(a));
@@ -156,7 +160,7 @@ impl Inner {
         let tags = normalized_tags(tweet);
         if let Some(shard) = self.tweet_shard(tweet.id)? {
             let mut index = self
-                .index_of(shard.index())
+                .index_of(shard.index())?
                 .write()
                 .map_err(|_| poisoned())?;
             try_insert(&mut index, tweet.id, &tags).map_err(|e| index_error(shard.index(), e))?;
@@ -167,7 +171,7 @@ impl Inner {
     /// Drops a tweet from its shard's index.
     pub(crate) fn forget_in_index(&self, id: u64) -> Result<()> {
         if let Some(shard) = self.tweet_shard(id)? {
-            self.index_of(shard.index())
+            self.index_of(shard.index())?
                 .write()
                 .map_err(|_| poisoned())?
                 .remove(id);
@@ -181,7 +185,11 @@ impl Inner {
     pub(crate) fn save_indexes(&self) -> Result<()> {
         let _one_at_a_time = self.lock_index_saves();
         for shard in self.placement.local_ids() {
-            let snapshot = self.index_of(shard).read().map_err(|_| poisoned())?.clone();
+            let snapshot = self
+                .index_of(shard)?
+                .read()
+                .map_err(|_| poisoned())?
+                .clone();
             save(&snapshot, &index_path(&self.config.data_dir, shard))
                 .map_err(|e| Error::Storage(format!("saving hashtag index {shard}: {e}")))?;
         }
