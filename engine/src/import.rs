@@ -289,7 +289,7 @@ impl Inner {
                 .put(&keys::pair_key(author_id, id), &[])?;
             // Ids ascend per shard here, as the index's insertion order wants; the node is not
             // serving, so no search can hydrate the tweet before its row is ingested.
-            self.index_tweet(&doc)?;
+            self.hashtags.insert(&doc)?;
             counts[author] += 1;
             tweet_ids.push(id);
             if (done as u64).is_multiple_of(PROGRESS_STEP) {

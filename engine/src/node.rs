@@ -3,11 +3,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use chirp_index::TagIndex;
 
 use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
@@ -16,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS};
 use crate::outbox::FanoutQueues;
 use crate::placement::{Held, Placement, ShardId};
+use crate::search::Search;
 use crate::shard::{Shard, ShardOptions, ShardShared};
 use crate::slots::{HashPool, Slots};
 
@@ -130,10 +129,8 @@ pub struct Inner {
     user_locks: Vec<Mutex<()>>,
     pub(crate) handle_lock: Mutex<()>,
     pub(crate) celebrities: RwLock<HashSet<u64>>,
-    /// Each held shard's hashtag index (set when the shard is adopted).
-    pub(crate) tags: Vec<OnceLock<RwLock<TagIndex>>>,
-    /// Held while index files are written (see `search::save_indexes`).
-    pub(crate) index_saves: Mutex<()>,
+    /// Hashtag search over the held shards.
+    pub(crate) hashtags: Search,
     pub(crate) cache: TweetCache,
     /// The fan-out queues (one per worker; a tweet's jobs always go to the same one) and
     /// what the workers report.
@@ -243,8 +240,7 @@ impl Node {
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
             celebrities: RwLock::new(HashSet::new()),
-            tags: (0..count).map(|_| OnceLock::new()).collect(),
-            index_saves: Mutex::new(()),
+            hashtags: Search::new(&config.data_dir, count),
             cache: TweetCache::new(config.tweet_cache_bytes),
             fanout,
             stopping: AtomicBool::new(false),
@@ -311,9 +307,6 @@ impl Inner {
     /// Starts holding an opened shard: its hashtag index, its celebrities and its id
     /// generators are loaded, then its gate is set.
     fn adopt(&self, shard: Shard, writable: bool) -> Result<()> {
-        let s = shard.index();
-        let path = crate::search::index_path(&self.config.data_dir, s);
-        let index = crate::search::open_index(&shard, &path)?;
         let mut celebrities = Vec::new();
         for (k, v) in shard.scan_all(CF_COUNTERS)? {
             if let Some((user, kind)) = keys::decode_counter(&k) {
@@ -326,9 +319,7 @@ impl Inner {
             }
         }
         shard.set_writable(writable);
-        self.tags[s]
-            .set(RwLock::new(index))
-            .map_err(|_| Error::invalid("shard", format!("shard {s} is already open")))?;
+        self.hashtags.open(&shard)?;
         if let Ok(mut set) = self.celebrities.write() {
             set.extend(celebrities);
         }

@@ -90,17 +90,7 @@ impl Inner {
     pub fn install_checkpoint(&self, shard: usize, staged: &std::path::Path) -> Result<()> {
         let s = self.shard_checked(shard)?;
         s.replace_with(staged)?;
-        let _saves = self.lock_index_saves();
-        let path = crate::search::index_path(&self.config.data_dir, shard);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        let index = crate::search::open_index(s, &path)?;
-        *self
-            .index_of(shard)?
-            .write()
-            .map_err(|_| Error::Storage("hashtag index lock poisoned".into()))? = index;
+        self.hashtags.rebuild(s)?;
         self.cache.clear();
         if let Ok(mut set) = self.celebrities.write() {
             set.retain(|user| self.placement.of_user(*user) != shard);
@@ -193,12 +183,12 @@ impl Inner {
                 (CF_TWEETS, OpKind::Put) => {
                     let tweet: TweetDoc = doc::decode(&op.value)?;
                     self.cache.invalidate(tweet.id);
-                    self.index_tweet(&tweet)?;
+                    self.hashtags.insert(&tweet)?;
                 }
                 (CF_TWEETS, OpKind::Delete) => {
                     if let Some(id) = keys::decode_id(&op.key) {
                         self.cache.invalidate(id);
-                        self.forget_in_index(id)?;
+                        self.hashtags.remove(id)?;
                     }
                 }
                 (CF_COUNTERS, OpKind::Merge) => {

@@ -67,7 +67,7 @@ impl Inner {
         // A crash before these lines loses nothing: the index replays stored tweets at start.
         // The tweet is stored and acknowledged whatever the index says: a failure to index it
         // costs its search hits only, so it is logged rather than failing the post.
-        if let Err(e) = self.index_tweet(&tweet) {
+        if let Err(e) = self.hashtags.insert(&tweet) {
             tracing::error!(tweet = id, error = %e, "tweet not added to the hashtag index");
         }
         let tweet = Arc::new(tweet);
@@ -127,7 +127,7 @@ impl Inner {
         batch.put(CF_OUTBOX, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
         self.cache.invalidate(id);
-        self.forget_in_index(id)?;
+        self.hashtags.remove(id)?;
         self.enqueue_fanout(id);
         Ok(())
     }

@@ -176,7 +176,8 @@ impl Inner {
         // The index lock is taken per tweet, never across the scan: posts and searches keep
         // going while a shard is verified.
         let index = || {
-            self.index_of(s)?
+            self.hashtags
+                .index(s)?
                 .read()
                 .map_err(|_| crate::error::Error::Storage("hashtag index lock poisoned".into()))
         };
