@@ -7,16 +7,16 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
 use crate::datadir;
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS};
+use crate::media::Media;
 use crate::outbox::FanoutQueues;
 use crate::placement::{Held, Placement, ShardId};
 use crate::search::Search;
 use crate::shard::{Shard, ShardOptions, ShardShared};
-use crate::slots::{HashPool, Slots};
+use crate::slots::HashPool;
 
 /// Whether a node takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +122,8 @@ pub struct Inner {
     /// Which shard holds what, and the shards held here: the only way to a shard.
     pub(crate) placement: Placement,
     pub(crate) config: NodeConfig,
-    pub(crate) blobs: BlobStore,
-    pub(crate) decode_slots: Slots,
+    /// Image files and their bounded decoders.
+    pub(crate) media: Media,
     /// The threads password hashes (argon2, 19 MiB each) run on.
     pub(crate) hashing: HashPool,
     user_locks: Vec<Mutex<()>>,
@@ -228,14 +228,12 @@ impl Node {
                 OpenMode::Serve | OpenMode::Maintain => config.role == NodeRole::Primary,
             }
         };
-        let blobs = BlobStore::open(&config.data_dir.join("media"))?;
+        let media = Media::open(&config.data_dir, config.max_media_bytes)?;
         let (fanout, rxs) = FanoutQueues::new(config.fanout_workers);
         let inner = Arc::new(Inner {
             placement: Placement::new(count)?,
             shard_opts: opts,
-            blobs,
-            // One decode per core: decoding is CPU-bound and may hold a large buffer.
-            decode_slots: Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            media,
             hashing: HashPool::new(config.password_hash_slots, crate::accounts::HASH_WAIT)?,
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
