@@ -218,7 +218,7 @@ fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec
         count_insert(inner, author)?;
     }
     // Celebrities' tweets are merged at read time; their deletes only need hydration to skip.
-    if !(adding && inner.is_celebrity(author)) {
+    if !(adding && inner.celebrities.contains(author)) {
         let started = std::time::Instant::now();
         let mut after = None;
         let mut total = 0usize;

@@ -106,7 +106,7 @@ impl Inner {
             .collect();
         let mut sources = vec![Source::new(shard, CF_HOME, user, before)];
         for &followee in &following {
-            if self.is_celebrity(followee) {
+            if self.celebrities.contains(followee) {
                 sources.push(Source::new(
                     self.user_shard(followee)?,
                     CF_USER_TWEETS,

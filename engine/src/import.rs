@@ -181,7 +181,7 @@ impl Inner {
         self.fence_oplog_after_import()?;
         for (i, &f) in followers.iter().enumerate() {
             if celebrity[i] {
-                self.note_followers(user_ids[i], u64::from(f));
+                self.celebrities.note(user_ids[i], u64::from(f));
             }
         }
         report.user_ids = user_ids;

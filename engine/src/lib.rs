@@ -15,6 +15,7 @@ pub mod backup;
 pub mod batch;
 pub mod blobs;
 pub mod cache;
+mod celebrities;
 mod datadir;
 pub mod doc;
 mod durable;

@@ -1,13 +1,13 @@
 //! A node: its shards, id generators, locks and the fan-out worker, opened from a data dir.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::{CacheStats, TweetCache};
+use crate::celebrities::Celebrities;
 use crate::datadir;
 use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS};
@@ -128,7 +128,8 @@ pub struct Inner {
     pub(crate) hashing: HashPool,
     user_locks: Vec<Mutex<()>>,
     pub(crate) handle_lock: Mutex<()>,
-    pub(crate) celebrities: RwLock<HashSet<u64>>,
+    /// Authors whose tweets merge into feeds at read time.
+    pub(crate) celebrities: Celebrities,
     /// Hashtag search over the held shards.
     pub(crate) hashtags: Search,
     pub(crate) cache: TweetCache,
@@ -237,7 +238,7 @@ impl Node {
             hashing: HashPool::new(config.password_hash_slots, crate::accounts::HASH_WAIT)?,
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
-            celebrities: RwLock::new(HashSet::new()),
+            celebrities: Celebrities::new(config.celebrity_threshold),
             hashtags: Search::new(&config.data_dir, count),
             cache: TweetCache::new(config.tweet_cache_bytes),
             fanout,
@@ -305,22 +306,9 @@ impl Inner {
     /// Starts holding an opened shard: its hashtag index, its celebrities and its id
     /// generators are loaded, then its gate is set.
     fn adopt(&self, shard: Shard, writable: bool) -> Result<()> {
-        let mut celebrities = Vec::new();
-        for (k, v) in shard.scan_all(CF_COUNTERS)? {
-            if let Some((user, kind)) = keys::decode_counter(&k) {
-                let followers = keys::decode_counter_value(&v);
-                if kind == Counter::Followers as u8
-                    && followers > self.config.celebrity_threshold as i64
-                {
-                    celebrities.push(user);
-                }
-            }
-        }
         shard.set_writable(writable);
         self.hashtags.open(&shard)?;
-        if let Ok(mut set) = self.celebrities.write() {
-            set.extend(celebrities);
-        }
+        self.celebrities.load(&self.placement, &shard)?;
         self.placement.hold(Held::open(shard)?)
     }
 
@@ -422,14 +410,6 @@ impl Inner {
         self.placement.local().try_for_each(Shard::flush)
     }
 
-    /// Whether an author is past the celebrity threshold.
-    pub(crate) fn is_celebrity(&self, user_id: u64) -> bool {
-        self.celebrities
-            .read()
-            .map(|s| s.contains(&user_id))
-            .unwrap_or(false)
-    }
-
     /// Reads one counter of a user.
     pub(crate) fn counter(&self, user_id: u64, counter: Counter) -> Result<u64> {
         let v = self
@@ -438,17 +418,5 @@ impl Inner {
         Ok(v.map(|v| keys::decode_counter_value(&v))
             .unwrap_or(0)
             .max(0) as u64)
-    }
-
-    /// Records a user's new follower count in the celebrity set.
-    pub(crate) fn note_followers(&self, user_id: u64, followers: u64) {
-        let celebrity = followers > self.config.celebrity_threshold;
-        if let Ok(mut set) = self.celebrities.write() {
-            if celebrity {
-                set.insert(user_id);
-            } else {
-                set.remove(&user_id);
-            }
-        }
     }
 }

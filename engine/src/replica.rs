@@ -92,17 +92,7 @@ impl Inner {
         s.replace_with(staged)?;
         self.hashtags.rebuild(s)?;
         self.cache.clear();
-        if let Ok(mut set) = self.celebrities.write() {
-            set.retain(|user| self.placement.of_user(*user) != shard);
-        }
-        for (k, v) in s.scan_all(CF_COUNTERS)? {
-            if let Some((user, kind)) = keys::decode_counter(&k) {
-                if kind == Counter::Followers as u8 {
-                    self.note_followers(user, keys::decode_counter_value(&v).max(0) as u64);
-                }
-            }
-        }
-        Ok(())
+        self.celebrities.load(&self.placement, s)
     }
 
     /// SHA-256 of each column family of a shard except `meta`, the oplog from `oplog_from`.
@@ -194,7 +184,8 @@ impl Inner {
                 (CF_COUNTERS, OpKind::Merge) => {
                     if let Some((user, kind)) = keys::decode_counter(&op.key) {
                         if kind == Counter::Followers as u8 {
-                            self.note_followers(user, self.counter(user, Counter::Followers)?);
+                            self.celebrities
+                                .note(user, self.counter(user, Counter::Followers)?);
                         }
                     }
                 }

@@ -30,7 +30,8 @@ impl Inner {
                 keys::counter_value(1),
             );
             theirs.write(batch)?;
-            self.note_followers(followee, self.counter(followee, Counter::Followers)?);
+            self.celebrities
+                .note(followee, self.counter(followee, Counter::Followers)?);
         }
         let mine = self.user_shard(follower)?;
         if !mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
@@ -42,7 +43,7 @@ impl Inner {
                 keys::counter_value(1),
             );
             // Celebrities' tweets are merged at read time, so they need no back-fill.
-            if !self.is_celebrity(followee) {
+            if !self.celebrities.contains(followee) {
                 let recent = theirs.scan_pairs_rev(
                     CF_USER_TWEETS,
                     followee,
@@ -94,7 +95,8 @@ impl Inner {
                 keys::counter_value(-1),
             );
             theirs.write(batch)?;
-            self.note_followers(followee, self.counter(followee, Counter::Followers)?);
+            self.celebrities
+                .note(followee, self.counter(followee, Counter::Followers)?);
         }
         Ok(())
     }
