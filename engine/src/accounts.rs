@@ -138,18 +138,18 @@ impl Inner {
         let phc = self.hashed(move || hash_password(&password))??;
 
         let lower = req.handle.to_ascii_lowercase();
-        let handle_shard = self.placement.handle(&lower)?;
-        let _guard = self.lock_handles();
-        if handle_shard.contains(CF_HANDLES, &keys::handle_key(&lower))? {
-            return Err(Error::Conflict {
-                field: "handle",
-                message: format!("@{} is taken", req.handle),
-            });
+        let taken = || Error::Conflict {
+            field: "handle",
+            message: format!("@{} is taken", req.handle),
+        };
+        // A cheap look first: a taken handle costs no profile write.
+        if self.handle_owner(&lower)?.is_some() {
+            return Err(taken());
         }
-        let user_id = self.placement.mint_user(self.new_user_shard()?)?;
+        let user_id = self.mint_user_id()?;
         let profile = ProfileDoc {
             id: user_id,
-            handle: req.handle,
+            handle: req.handle.clone(),
             display_name,
             bio: String::new(),
             avatar_url: String::new(),
@@ -158,21 +158,84 @@ impl Inner {
             suspended: false,
             rest: Map::new(),
         };
-        // The profile lands before the handle: a crash in between leaves an unreachable
-        // profile rather than a handle that points at nothing and can never be claimed.
-        let shard = self.user_shard(user_id)?;
+        // Two steps on two shards, each idempotent. The profile lands before the handle: a
+        // crash in between leaves an unreachable profile rather than a handle that points at
+        // nothing and can never be claimed again.
+        self.write_new_profile(&profile, &PasswordDoc { phc })?;
+        fail::fail_point!("accounts::claim");
+        match self.claim_handle(&lower, user_id) {
+            Ok(()) => self.profile_view(profile),
+            Err(e) => {
+                // Lost the handle to a concurrent sign-up (or failed): the profile no handle
+                // reaches is removed; left behind, it would only be unreachable.
+                if let Err(undo) = self.remove_unclaimed_profile(user_id) {
+                    tracing::warn!(user_id, error = %undo, "removing an unclaimed profile failed");
+                }
+                Err(match e {
+                    Error::Conflict { .. } => taken(),
+                    e => e,
+                })
+            }
+        }
+    }
+
+    /// A user id minted on a shard this node is the primary of.
+    fn mint_user_id(&self) -> Result<u64> {
+        self.placement.mint_user(self.new_user_shard()?)
+    }
+
+    /// Step one of a sign-up, on the user's shard: the profile and the password.
+    fn write_new_profile(&self, profile: &ProfileDoc, password: &PasswordDoc) -> Result<()> {
         let mut batch = Batch::new();
-        batch.put(CF_PROFILES, keys::id_key(user_id), doc::encode(&profile)?);
+        batch.put(CF_PROFILES, keys::id_key(profile.id), doc::encode(profile)?);
         batch.put(
             CF_AUTH,
-            keys::password_key(user_id),
-            doc::encode(&PasswordDoc { phc })?,
+            keys::password_key(profile.id),
+            doc::encode(password)?,
         );
-        shard.write(batch)?;
+        self.user_shard(profile.id)?.write(batch)
+    }
+
+    /// Step two, on the handle's shard: points the handle at `user_id` unless another user
+    /// holds it (a conflict). Idempotent: claiming a handle the user already holds succeeds.
+    /// Claims are serialized per node, and a handle shard's claims all run on its primary.
+    pub(crate) fn claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
+        let shard = self.placement.handle(lower)?;
+        let _guard = self.lock_handles();
+        match self.handle_owner(lower)? {
+            Some(owner) if owner == user_id => Ok(()),
+            Some(_) => Err(Error::Conflict {
+                field: "handle",
+                message: format!("@{lower} is taken"),
+            }),
+            None => {
+                let mut batch = Batch::new();
+                batch.put(CF_HANDLES, keys::handle_key(lower), keys::id_key(user_id));
+                shard.write(batch)
+            }
+        }
+    }
+
+    /// Undoes step one of a sign-up whose handle claim failed.
+    fn remove_unclaimed_profile(&self, user_id: u64) -> Result<()> {
         let mut batch = Batch::new();
-        batch.put(CF_HANDLES, keys::handle_key(&lower), keys::id_key(user_id));
-        handle_shard.write(batch)?;
-        self.profile_view(profile)
+        batch.delete(CF_PROFILES, keys::id_key(user_id));
+        batch.delete(CF_AUTH, keys::password_key(user_id));
+        self.user_shard(user_id)?.write(batch)
+    }
+
+    /// The user a lowercase handle points at.
+    fn handle_owner(&self, lower: &str) -> Result<Option<u64>> {
+        match self
+            .placement
+            .handle(lower)?
+            .get(CF_HANDLES, &keys::handle_key(lower))?
+        {
+            Some(id) => keys::decode_id(&id)
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt("handle row".into())),
+            None => Ok(None),
+        }
     }
 
     /// Checks a handle and password and mints a bearer token.
@@ -219,13 +282,8 @@ impl Inner {
         if !valid_handle(handle) {
             return Ok(None);
         }
-        let lower = handle.to_ascii_lowercase();
-        let shard = self.placement.handle(&lower)?;
-        match shard.get(CF_HANDLES, &keys::handle_key(&lower))? {
-            Some(id) => {
-                let id = keys::decode_id(&id).ok_or_else(|| Error::Corrupt("handle row".into()))?;
-                self.profile_doc(id)
-            }
+        match self.handle_owner(&handle.to_ascii_lowercase())? {
+            Some(id) => self.profile_doc(id),
             None => Ok(None),
         }
     }
