@@ -13,6 +13,7 @@ use crate::keys::{self, Counter, CF_AUTH, CF_HANDLES, CF_PROFILES};
 use crate::model::Profile;
 use crate::node::Inner;
 pub use crate::sessions::Session;
+use crate::steps::Step;
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 50;
@@ -198,11 +199,20 @@ impl Inner {
 
     /// Step two, on the handle's shard: points the handle at `user_id` unless another user
     /// holds it (a conflict). Idempotent: claiming a handle the user already holds succeeds.
-    /// Claims are serialized per node, and a handle shard's claims all run on its primary.
-    pub(crate) fn claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
+    fn claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
+        self.step(Step::ClaimHandle {
+            handle: lower.to_string(),
+            user: user_id,
+        })?
+        .done()
+    }
+
+    /// [`Self::claim_handle`] on this node, which holds the handle's shard. Claims are
+    /// serialized per node, and all claims of a handle shard run on its primary.
+    pub(crate) fn local_claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
         let shard = self.placement.handle(lower)?;
         let _guard = self.lock_handles();
-        match self.handle_owner(lower)? {
+        match self.local_handle_owner(lower)? {
             Some(owner) if owner == user_id => Ok(()),
             Some(_) => Err(Error::Conflict {
                 field: "handle",
@@ -224,8 +234,16 @@ impl Inner {
         self.user_shard(user_id)?.write(batch)
     }
 
-    /// The user a lowercase handle points at.
+    /// The user a lowercase handle points at, wherever its shard is.
     fn handle_owner(&self, lower: &str) -> Result<Option<u64>> {
+        self.step(Step::HandleOwner {
+            handle: lower.to_string(),
+        })?
+        .user()
+    }
+
+    /// [`Self::handle_owner`] on this node, which holds the handle's shard.
+    pub(crate) fn local_handle_owner(&self, lower: &str) -> Result<Option<u64>> {
         match self
             .placement
             .handle(lower)?
@@ -269,9 +287,12 @@ impl Inner {
     /// Resolves a `{userId}` path segment: a numeric id or `@handle`.
     pub fn resolve_user(&self, reference: &str) -> Result<u64> {
         let found = match reference.strip_prefix('@') {
-            Some(handle) => self.user_by_handle(handle)?.map(|p| p.id),
+            Some(handle) if valid_handle(handle) => {
+                self.handle_owner(&handle.to_ascii_lowercase())?
+            }
+            Some(_) => None,
             None => match reference.parse::<u64>() {
-                Ok(id) => self.profile_doc(id)?.map(|p| p.id),
+                Ok(id) => self.find_profile(id)?.map(|p| p.id),
                 Err(_) => None,
             },
         };
@@ -314,10 +335,15 @@ impl Inner {
         })
     }
 
-    /// A user's public profile.
+    /// A user's public profile, wherever the user's shard is.
     pub fn profile(&self, user_id: u64) -> Result<Profile> {
-        let doc = self.profile_doc(user_id)?.ok_or(Error::NotFound("user"))?;
-        self.profile_view(doc)
+        self.find_profile(user_id)?.ok_or(Error::NotFound("user"))
+    }
+
+    /// A user's profile with its counters, wherever the user's shard is; None if no such
+    /// user.
+    pub(crate) fn find_profile(&self, user_id: u64) -> Result<Option<Profile>> {
+        self.step(Step::Profile { user: user_id })?.profile()
     }
 
     /// Updates `target`'s profile as `actor`; only users may edit their own.

@@ -3,7 +3,9 @@
 //!
 //! Kept in memory for the users of the shards held here, loaded from each shard's follower
 //! counters when the shard is adopted (or replaced by a checkpoint) and updated as follows
-//! and unfollows (local or replicated) change a count.
+//! and unfollows (local or replicated) change a count. On a cluster node the celebrities of
+//! shards held elsewhere are learnt from their owners every few seconds (the `Celebrities`
+//! step), so feeds read here merge them too.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -44,6 +46,27 @@ impl Celebrities {
             } else {
                 set.remove(&user_id);
             }
+        }
+    }
+
+    /// The celebrities known among a shard's users.
+    pub(crate) fn of_shard(&self, placement: &Placement, s: ShardId) -> Vec<u64> {
+        self.set
+            .read()
+            .map(|set| {
+                set.iter()
+                    .copied()
+                    .filter(|&u| placement.of_user(u) == s)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Replaces what is known of a shard held elsewhere with `ids`.
+    pub(crate) fn learn(&self, placement: &Placement, s: ShardId, ids: Vec<u64>) {
+        if let Ok(mut set) = self.set.write() {
+            set.retain(|user| placement.of_user(*user) != s);
+            set.extend(ids);
         }
     }
 

@@ -26,6 +26,7 @@ use crate::error::Result;
 use crate::ids;
 use crate::keys::{self, CF_FOLLOWERS, CF_HOME, CF_OUTBOX};
 use crate::node::Inner;
+use crate::steps::Step;
 
 /// Followers read per step of a fan-out.
 const FOLLOWER_CHUNK: usize = 4096;
@@ -256,38 +257,53 @@ fn write_home_rows(
     fail::fail_point!("fanout::copy", |_| Err(crate::error::Error::Storage(
         "failpoint fanout::copy".into()
     )));
-    let n = inner.shard_count();
-    let mut batches: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
+    let mut per_shard: Vec<Vec<u64>> = vec![Vec::new(); inner.shard_count()];
     for &(follower, _) in followers {
-        let s = inner.placement.of_user(follower);
-        let batch = batches[s].get_or_insert_with(Batch::default);
+        per_shard[inner.placement.of_user(follower)].push(follower);
+    }
+    for (s, followers) in per_shard.into_iter().enumerate() {
+        if followers.is_empty() {
+            continue;
+        }
+        if !inner.placement.holds(s) {
+            // Held elsewhere: one durable step for the shard, which also counts the rows
+            // toward those feeds' trims where they are.
+            inner
+                .step(Step::HomeRows {
+                    tweet,
+                    author,
+                    adding,
+                    followers,
+                })?
+                .done()?;
+            continue;
+        }
+        let mut batch = Batch::new();
+        for &follower in &followers {
+            if adding {
+                batch.put(
+                    CF_HOME,
+                    keys::pair_key(follower, tweet),
+                    keys::id_key(author),
+                );
+            } else {
+                batch.delete(CF_HOME, keys::pair_key(follower, tweet));
+            }
+        }
+        // Not synced here: the group syncs each touched shard once before dropping jobs.
+        inner.placement.shard(s)?.write_relaxed(batch)?;
+        touched[s] = true;
         if adding {
-            batch.put(
-                CF_HOME,
-                keys::pair_key(follower, tweet),
-                keys::id_key(author),
-            );
-        } else {
-            batch.delete(CF_HOME, keys::pair_key(follower, tweet));
-        }
-    }
-    for (s, batch) in batches.into_iter().enumerate() {
-        if let Some(batch) = batch {
-            // Not synced here: the group syncs each touched shard once before dropping jobs.
-            inner.placement.shard(s)?.write_relaxed(batch)?;
-            touched[s] = true;
-        }
-    }
-    if adding {
-        for &(follower, _) in followers {
-            count_insert(inner, follower)?;
+            for follower in followers {
+                count_insert(inner, follower)?;
+            }
         }
     }
     Ok(())
 }
 
 /// Counts a row written to `user`'s feed, trimming the feeds that are due.
-fn count_insert(inner: &Inner, user: u64) -> Result<()> {
+pub(crate) fn count_insert(inner: &Inner, user: u64) -> Result<()> {
     let due = inner
         .fanout
         .inserts

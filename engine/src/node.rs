@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::placement::{Held, Placement, ShardId};
 use crate::search::Search;
 use crate::shard::{Shard, ShardOptions, ShardShared};
 use crate::slots::HashPool;
+use crate::steps::Remote;
 
 /// Whether a node takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,8 @@ pub struct Inner {
     pub(crate) handle_lock: Mutex<()>,
     /// Authors whose tweets merge into feeds at read time.
     pub(crate) celebrities: Celebrities,
+    /// How steps reach shards held by other nodes (none on a standalone node).
+    pub(crate) remote: OnceLock<Arc<dyn Remote>>,
     /// Hashtag search over the held shards.
     pub(crate) hashtags: Search,
     pub(crate) cache: TweetCache,
@@ -148,6 +151,9 @@ pub struct Node {
     workers: Vec<JoinHandle<()>>,
 }
 
+/// How often a cluster node learns the celebrities of the shards held elsewhere.
+const CELEBRITIES_EVERY: Duration = Duration::from_secs(5);
+
 /// How often the hashtag indexes are saved while running, bounding what a restart replays.
 const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
 
@@ -155,8 +161,13 @@ const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
 /// jobs were left in it, until the node stops.
 fn maintain(inner: &Inner) {
     let mut last_save = Instant::now();
+    let mut last_learnt: Option<Instant> = None;
     while !inner.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if last_learnt.is_none_or(|t| t.elapsed() >= CELEBRITIES_EVERY) {
+            inner.refresh_remote_celebrities();
+            last_learnt = Some(Instant::now());
+        }
         if let Err(e) = inner.sweep_outbox() {
             tracing::warn!(error = %e, "sweeping the fan-out outbox failed");
         }
@@ -240,6 +251,7 @@ impl Node {
             handle_lock: Mutex::new(()),
             celebrities: Celebrities::new(config.celebrity_threshold),
             hashtags: Search::new(&config.data_dir, count),
+            remote: OnceLock::new(),
             cache: TweetCache::new(config.tweet_cache_bytes),
             fanout,
             stopping: AtomicBool::new(false),

@@ -21,6 +21,7 @@ use crate::model::{page_of, Page, PageRequest};
 use crate::node::Inner;
 use crate::placement::ShardId;
 use crate::shard::Shard;
+use crate::steps::Step;
 use crate::text;
 
 /// Most tags in one `all`/`any` query.
@@ -30,7 +31,8 @@ pub const MAX_QUERY_TAGS: usize = 10;
 const REPLAY_MARGIN_MS: u64 = 60_000;
 
 /// A hashtag query as the caller gives it (tags not yet normalized).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "tags", rename_all = "snake_case")]
 pub enum TagQuery {
     /// One tag.
     Tag(String),
@@ -183,7 +185,7 @@ impl Search {
 
     /// Up to `want` ids matching `query` older than `before`, newest first, from the indexes
     /// of `shards`.
-    fn candidates(
+    pub(crate) fn candidates(
         &self,
         shards: &[ShardId],
         query: &Query,
@@ -216,13 +218,31 @@ impl Search {
 impl Inner {
     /// Tweets matching a hashtag query, newest first, from the shards held here.
     pub fn search(&self, query: TagQuery, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
+        let asked = query.clone();
         let query = parse(query)?;
         let held = self.placement.local_ids();
+        // Shards held elsewhere are asked too when this node can reach them.
+        let elsewhere: Vec<ShardId> = match self.remote.get() {
+            Some(_) => (0..self.placement.count())
+                .filter(|&s| !self.placement.holds(s))
+                .collect(),
+            None => Vec::new(),
+        };
         let mut before = page.after.unwrap_or(u64::MAX);
         let mut out: Vec<Arc<TweetDoc>> = Vec::with_capacity(page.limit + 1);
         loop {
             let want = page.limit + 1 - out.len();
             let mut candidates = self.hashtags.candidates(&held, &query, before, want)?;
+            for &shard in &elsewhere {
+                let step = Step::Search {
+                    shard,
+                    query: asked.clone(),
+                    before,
+                    want,
+                };
+                candidates.extend(self.step(step)?.ids()?);
+            }
+            candidates.sort_unstable_by(|a, b| b.cmp(a));
             let exhausted = candidates.len() < want;
             candidates.truncate(want);
             for &id in &candidates {
@@ -246,7 +266,7 @@ impl Inner {
 }
 
 /// A query with its tags in matching form.
-fn parse(query: TagQuery) -> Result<Query> {
+pub(crate) fn parse(query: TagQuery) -> Result<Query> {
     Ok(match query {
         TagQuery::Tag(t) => Query::Tag(
             text::normalize_tag(t.trim())

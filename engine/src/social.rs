@@ -1,18 +1,18 @@
 //! The follow graph: follow, unfollow and the two lists.
 //!
 //! An edge is two rows on (usually) two shards: `following[(a, b)]` on a's shard and
-//! `followers[(b, a)]` on b's. Each side is written with its counter in one batch and only if
-//! its row is missing (or present, to unfollow), under a's lock, so retrying after a crash
+//! `followers[(b, a)]` on b's, which may be on another node (the `AddFollower` and
+//! `RemoveFollower` [`Step`]s). Each side is written with its counter in one batch and only
+//! if its row is missing (or present, to unfollow), under a's lock, so retrying after a crash
 //! between the two sides completes the edge without counting it twice.
 
 use crate::batch::Batch;
 
 use crate::error::{Error, Result};
-use crate::keys::{
-    self, Counter, CF_COUNTERS, CF_FOLLOWERS, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS,
-};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_FOLLOWERS, CF_FOLLOWING, CF_HOME};
 use crate::model::{encode_cursor, Page, PageRequest, Profile};
 use crate::node::Inner;
+use crate::steps::Step;
 
 impl Inner {
     /// `actor` makes `follower` follow `followee`; only users may act for themselves.
@@ -20,19 +20,8 @@ impl Inner {
     pub fn follow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
         self.check_edge(actor, follower, followee)?;
         let _guard = self.lock_user(follower);
-        let theirs = self.user_shard(followee)?;
-        if !theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
-            let mut batch = Batch::new();
-            batch.put(CF_FOLLOWERS, keys::pair_key(followee, follower), []);
-            batch.merge(
-                CF_COUNTERS,
-                keys::counter_key(followee, Counter::Followers),
-                keys::counter_value(1),
-            );
-            theirs.write(batch)?;
-            self.celebrities
-                .note(followee, self.counter(followee, Counter::Followers)?);
-        }
+        self.step(Step::AddFollower { followee, follower })?
+            .done()?;
         let mine = self.user_shard(follower)?;
         if !mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
             let mut batch = Batch::new();
@@ -44,13 +33,14 @@ impl Inner {
             );
             // Celebrities' tweets are merged at read time, so they need no back-fill.
             if !self.celebrities.contains(followee) {
-                let recent = theirs.scan_pairs_rev(
-                    CF_USER_TWEETS,
-                    followee,
-                    u64::MAX,
-                    self.config.backfill,
-                )?;
-                for (tweet, _) in recent {
+                let recent = self
+                    .step(Step::RecentTweets {
+                        user: followee,
+                        before: u64::MAX,
+                        limit: self.config.backfill,
+                    })?
+                    .ids()?;
+                for tweet in recent {
                     batch.put(
                         CF_HOME,
                         keys::pair_key(follower, tweet),
@@ -85,20 +75,8 @@ impl Inner {
             }
             mine.write(batch)?;
         }
-        let theirs = self.user_shard(followee)?;
-        if theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
-            let mut batch = Batch::new();
-            batch.delete(CF_FOLLOWERS, keys::pair_key(followee, follower));
-            batch.merge(
-                CF_COUNTERS,
-                keys::counter_key(followee, Counter::Followers),
-                keys::counter_value(-1),
-            );
-            theirs.write(batch)?;
-            self.celebrities
-                .note(followee, self.counter(followee, Counter::Followers)?);
-        }
-        Ok(())
+        self.step(Step::RemoveFollower { followee, follower })?
+            .done()
     }
 
     fn check_edge(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
@@ -110,7 +88,7 @@ impl Inner {
         if follower == followee {
             return Err(Error::invalid("id", "you cannot follow yourself"));
         }
-        if self.profile_doc(followee)?.is_none() {
+        if self.find_profile(followee)?.is_none() {
             return Err(Error::NotFound("user"));
         }
         Ok(())
@@ -145,8 +123,8 @@ impl Inner {
             .flatten();
         let mut items = Vec::with_capacity(page.limit);
         for &(id, _) in rows.iter().take(page.limit) {
-            if let Some(doc) = self.profile_doc(id)? {
-                items.push(self.profile_view(doc)?);
+            if let Some(profile) = self.find_profile(id)? {
+                items.push(profile);
             }
         }
         Ok(Page { items, next_cursor })

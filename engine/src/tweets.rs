@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::now_unix_ms;
 use crate::keys::{self, Counter, CF_COUNTERS, CF_HOME, CF_OUTBOX, CF_TWEETS, CF_USER_TWEETS};
 use crate::node::Inner;
+use crate::steps::Step;
 use crate::text;
 
 /// Most images on one tweet.
@@ -88,8 +89,15 @@ impl Inner {
             Ok(hit) => return Ok(Some(hit)),
             Err(ticket) => ticket,
         };
-        let Some(shard) = self.tweet_shard(id)? else {
-            return Ok(None);
+        let shard = match self.tweet_shard(id) {
+            Ok(Some(shard)) => shard,
+            Ok(None) => return Ok(None),
+            // Held elsewhere: read where it is, not cached here (its deletes are not seen
+            // here to invalidate it).
+            Err(Error::NotHere(_)) => {
+                return Ok(self.step(Step::Tweet { id })?.tweet()?.map(Arc::new))
+            }
+            Err(e) => return Err(e),
         };
         match shard.get(CF_TWEETS, &keys::id_key(id))? {
             Some(bytes) => {
