@@ -167,6 +167,35 @@ impl Inner {
         crate::role::write_role(&self.config.data_dir, NodeRole::Replica)
     }
 
+    /// Makes this copy of one shard its primary: a new epoch, then the gate opens. On a
+    /// standalone node the role is the node's, so this promotes the node (every shard).
+    /// Returns the shard's new epoch.
+    pub fn promote_shard(&self, shard: usize) -> Result<u64> {
+        if self.config.cluster.is_none() {
+            self.promote()?;
+            return self.log_position(shard).map(|p| p.epoch);
+        }
+        if self.config.mode != OpenMode::Serve {
+            return Err(Error::invalid(
+                "role",
+                "a data dir opened by a tool is not promoted; promote a running node",
+            ));
+        }
+        let epoch = self.shard_checked(shard)?.raise_epoch()?;
+        self.set_shard_primary(shard, true)?;
+        tracing::info!(shard, epoch, "shard promoted");
+        Ok(epoch)
+    }
+
+    /// Closes one shard's gate (a replica of it, or a deposed primary). On a standalone node
+    /// the role is the node's, so this demotes the node.
+    pub fn demote_shard(&self, shard: usize, primary_hint: &str) -> Result<()> {
+        if self.config.cluster.is_none() {
+            return self.demote(primary_hint);
+        }
+        self.set_shard_primary(shard, false)
+    }
+
     fn follow_entry(&self, entry: &Entry) -> Result<()> {
         for op in &entry.ops {
             match (op.cf_name(), op.kind) {

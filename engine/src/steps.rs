@@ -168,6 +168,19 @@ pub trait Remote: Send + Sync {
     fn run(&self, shard: ShardId, step: &Step) -> Result<Reply>;
 }
 
+impl Step {
+    /// Whether the step writes, so must run on the shard's primary.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Step::ClaimHandle { .. }
+                | Step::AddFollower { .. }
+                | Step::RemoveFollower { .. }
+                | Step::HomeRows { .. }
+        )
+    }
+}
+
 impl Inner {
     /// The shard a step belongs on.
     fn step_shard(&self, step: &Step) -> Result<ShardId> {
@@ -198,10 +211,18 @@ impl Inner {
         })
     }
 
-    /// Runs a step where its shard is: here if held, else through the node's [`Remote`].
+    /// Runs a step where its shard is: here if held (and, for a step that writes, held as
+    /// its primary), else through the node's [`Remote`].
     pub(crate) fn step(&self, step: Step) -> Result<Reply> {
         let shard = self.step_shard(&step)?;
-        if self.placement.holds(shard) {
+        let held = self.placement.holds(shard);
+        let here = if step.writes() {
+            self.is_primary_of(shard)
+        } else {
+            held
+        };
+        // Without a Remote a held replica copy answers (and refuses a write itself).
+        if here || (held && self.remote.get().is_none()) {
             return self.run_local(shard, step);
         }
         match self.remote.get() {

@@ -133,7 +133,7 @@ async fn serve_stream(
             shard,
             "deposed by a higher epoch; refusing writes"
         );
-        if let Err(e) = repl.node.demote("") {
+        if let Err(e) = repl.node.demote_shard(shard, "") {
             tracing::error!(error = %e, "recording the demotion failed: a restart without --replica-of would take writes");
         }
         return Err(refuse(
