@@ -12,10 +12,8 @@
 pub mod accounts;
 pub mod admin;
 pub mod backup;
-pub mod batch;
 pub mod blobs;
 pub mod cache;
-pub mod doc;
 mod durable;
 pub mod error;
 mod fanout;
@@ -25,7 +23,6 @@ mod feed;
 pub mod ids;
 pub mod imaging;
 pub mod import;
-pub mod keys;
 pub mod media;
 pub mod model;
 pub mod moderation;
@@ -38,9 +35,10 @@ pub mod sessions;
 mod shard;
 mod slots;
 mod social;
-pub mod text;
 pub mod tweets;
 pub mod verify;
+
+pub use chirp_codec::{batch, doc, keys, text};
 
 pub use accounts::{NewUser, ProfilePatch, Session};
 pub use admin::{CompactJob, CompactProgress, CompactReport, NodeStats};

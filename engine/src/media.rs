@@ -75,7 +75,7 @@ impl Inner {
             .get(ids::shard_of_id(id))
             .ok_or(Error::NotFound("media"))?;
         match shard.get(CF_MEDIA, &keys::id_key(id))? {
-            Some(bytes) => doc::decode(&bytes),
+            Some(bytes) => Ok(doc::decode(&bytes)?),
             None => Err(Error::NotFound("media")),
         }
     }
