@@ -81,5 +81,15 @@ impl From<rocksdb::Error> for Error {
     }
 }
 
+impl From<chirp_codec::Error> for Error {
+    fn from(e: chirp_codec::Error) -> Self {
+        match e {
+            chirp_codec::Error::Corrupt(why) => Error::Corrupt(why),
+            // The engine decodes no frames; a protocol error here is still bad bytes.
+            other => Error::Corrupt(other.to_string()),
+        }
+    }
+}
+
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,12 +12,10 @@
 pub mod accounts;
 pub mod admin;
 pub mod backup;
-pub mod batch;
 pub mod blobs;
 pub mod cache;
 mod celebrities;
 mod datadir;
-pub mod doc;
 mod durable;
 pub mod error;
 mod fanout;
@@ -27,7 +25,6 @@ mod feed;
 pub mod ids;
 pub mod imaging;
 pub mod import;
-pub mod keys;
 pub mod media;
 pub mod model;
 pub mod moderation;
@@ -42,9 +39,10 @@ mod shard;
 mod slots;
 mod social;
 pub mod steps;
-pub mod text;
 pub mod tweets;
 pub mod verify;
+
+pub use chirp_codec::{batch, doc, keys, text};
 
 pub use accounts::{NewUser, ProfilePatch, Session};
 pub use admin::{CompactJob, CompactProgress, CompactReport, NodeStats};

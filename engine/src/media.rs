@@ -134,7 +134,7 @@ impl Inner {
     pub fn media(&self, id: u64) -> Result<MediaDoc> {
         let shard = self.placement.by_id(id)?.ok_or(Error::NotFound("media"))?;
         match shard.get(CF_MEDIA, &keys::id_key(id))? {
-            Some(bytes) => doc::decode(&bytes),
+            Some(bytes) => Ok(doc::decode(&bytes)?),
             None => Err(Error::NotFound("media")),
         }
     }

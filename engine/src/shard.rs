@@ -390,7 +390,7 @@ impl Shard {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(op) = batch.ops.iter().find(|op| op.cf_name().is_empty()) {
+        if let Some(op) = batch.ops().iter().find(|op| op.cf_name().is_empty()) {
             return Err(Error::Storage(format!(
                 "write to unknown column family #{}",
                 op.cf
@@ -453,11 +453,11 @@ impl Shard {
         for p in group {
             lsn += 1;
             group_sync |= p.sync;
-            add_ops(&db, &mut wb, &p.batch.ops)?;
+            add_ops(&db, &mut wb, p.batch.ops())?;
             wb.put_cf(
                 oplog,
                 keys::id_key(lsn),
-                encode_entry(log.epoch, lsn, &p.batch.ops),
+                encode_entry(log.epoch, lsn, p.batch.ops()),
             );
         }
         fail::fail_point!("shard::commit::prepare", |_| Err(Error::Storage(

@@ -12,7 +12,6 @@
 pub mod bootstrap;
 pub mod error;
 pub mod follower;
-pub mod frame;
 pub mod link;
 pub mod primary;
 pub mod state;
@@ -28,6 +27,7 @@ use chirp_engine::Node;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use chirp_codec::frame;
 pub use error::{Error, Result};
 use state::ShardState;
 
