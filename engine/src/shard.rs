@@ -108,6 +108,11 @@ pub fn cache_only<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Whether this thread runs inside [`cache_only`].
+pub(crate) fn in_cache_only() -> bool {
+    CACHE_ONLY.with(Cell::get)
+}
+
 /// Options of a whole-column-family walk. Pair column families have a prefix extractor, and
 /// RocksDB then seeks in prefix mode unless told otherwise, where stepping past one owner's
 /// keys into the next owner's is undefined: a full walk (verification, start-up scans) must

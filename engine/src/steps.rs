@@ -162,6 +162,92 @@ impl Reply {
     }
 }
 
+/// A step's failure as it travels back to the node that sent it: the engine error's kind, so
+/// a conflict stays a conflict and a shard held elsewhere stays [`Error::NotHere`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// `invalid`, `not_found`, `conflict`, `forbidden`, `not_primary`, `not_here`,
+    /// `unavailable` or `failed`.
+    pub kind: String,
+    /// The field or thing named, for the kinds that name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For people.
+    pub message: String,
+    /// The shard, for `not_here`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<usize>,
+}
+
+/// Names a failure may carry, as the `&'static str` the engine's errors hold; an unknown one
+/// (from a newer peer) reads as a generic name.
+const NAMES: &[&str] = &[
+    "user",
+    "tweet",
+    "media",
+    "handle",
+    "shard",
+    "followers",
+    "id",
+    "hashtag",
+    "all",
+    "any",
+    "image file on this replica",
+];
+
+fn static_name(name: Option<&str>, otherwise: &'static str) -> &'static str {
+    name.and_then(|n| NAMES.iter().copied().find(|k| *k == n))
+        .unwrap_or(otherwise)
+}
+
+impl StepFailure {
+    /// The wire form of an engine error.
+    pub fn from_error(e: &Error) -> Self {
+        let (kind, field, shard) = match e {
+            Error::Invalid { field, .. } => ("invalid", Some(*field), None),
+            Error::NotFound(what) => ("not_found", Some(*what), None),
+            Error::Conflict { field, .. } => ("conflict", Some(*field), None),
+            Error::Forbidden(_) => ("forbidden", None, None),
+            Error::NotPrimary(_) => ("not_primary", None, None),
+            Error::NotHere(s) => ("not_here", None, Some(*s)),
+            Error::Unavailable(_) | Error::WouldBlock => ("unavailable", None, None),
+            _ => ("failed", None, None),
+        };
+        let message = match e {
+            Error::Invalid { message, .. } | Error::Conflict { message, .. } => message.clone(),
+            Error::NotPrimary(hint) | Error::Unavailable(hint) => hint.clone(),
+            other => other.to_string(),
+        };
+        StepFailure {
+            kind: kind.into(),
+            field: field.map(str::to_string),
+            message,
+            shard,
+        }
+    }
+
+    /// The engine error it stands for.
+    pub fn into_error(self) -> Error {
+        let field = self.field.as_deref();
+        match self.kind.as_str() {
+            "invalid" => Error::Invalid {
+                field: static_name(field, "request"),
+                message: self.message,
+            },
+            "not_found" => Error::NotFound(static_name(field, "item")),
+            "conflict" => Error::Conflict {
+                field: static_name(field, "request"),
+                message: self.message,
+            },
+            "forbidden" => Error::Forbidden("not allowed"),
+            "not_primary" => Error::NotPrimary(self.message),
+            "not_here" => Error::NotHere(self.shard.unwrap_or_default()),
+            "unavailable" => Error::Unavailable(self.message),
+            _ => Error::Storage(format!("a shard step failed on its node: {}", self.message)),
+        }
+    }
+}
+
 /// Runs steps on shards held by other nodes.
 pub trait Remote: Send + Sync {
     /// Runs `step` on `shard` where that shard is held (its primary, for a step that writes).
@@ -224,6 +310,11 @@ impl Inner {
         // Without a Remote a held replica copy answers (and refuses a write itself).
         if here || (held && self.remote.get().is_none()) {
             return self.run_local(shard, step);
+        }
+        // Another node is a network round trip: never on a thread that must not block (the
+        // caller redoes the request where blocking is fine).
+        if crate::shard::in_cache_only() {
+            return Err(Error::WouldBlock);
         }
         match self.remote.get() {
             Some(remote) => remote.run(shard, &step),

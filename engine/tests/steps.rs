@@ -28,7 +28,9 @@ impl Remote for InProcess {
         // Through serde, as on the wire.
         let step: Step = serde_json::from_value(serde_json::to_value(step).expect("encode"))
             .expect("decode step");
-        let reply = owner.run_step(shard, step)?;
+        let reply = owner
+            .run_step(shard, step)
+            .map_err(|e| chirp_engine::StepFailure::from_error(&e).into_error())?;
         Ok(serde_json::from_value(serde_json::to_value(&reply).expect("encode")).expect("decode"))
     }
 }

@@ -15,6 +15,7 @@ pub mod follower;
 pub mod link;
 pub mod primary;
 pub mod state;
+pub mod steps;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -80,8 +81,12 @@ pub struct Replication {
     pub(crate) shards: Arc<Vec<ShardState>>,
     /// The shards this node follows, each from its primary.
     following: Mutex<HashMap<usize, Following>>,
-    /// One connection per primary node, shared by the shards followed from it.
-    upstreams: Mutex<HashMap<SocketAddr, Arc<follower::Upstream>>>,
+    /// One connection per peer node, shared by the shards followed from it and the steps
+    /// sent to it.
+    pub(crate) upstreams: Mutex<HashMap<SocketAddr, Arc<follower::Upstream>>>,
+    /// Where the shards held elsewhere are (replication address of the node to send their
+    /// steps to), as the cluster map says.
+    pub(crate) routes: Mutex<HashMap<usize, SocketAddr>>,
     /// Serializes promotions.
     promoting: tokio::sync::Mutex<()>,
 }
@@ -111,8 +116,14 @@ impl Replication {
             shards,
             following: Mutex::new(HashMap::new()),
             upstreams: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
             promoting: tokio::sync::Mutex::new(()),
         });
+        // A cluster node reaches the shards it does not hold through their owners.
+        if repl.node.config().cluster.is_some() {
+            let remote = steps::Steps::new(&repl, tokio::runtime::Handle::current());
+            repl.node.set_remote(Arc::new(remote));
+        }
         tokio::spawn(primary::accept_loop(Arc::clone(&repl)));
         tokio::spawn(trim_loop(Arc::clone(&repl)));
         if let Some(addr) = repl.config.primary {
@@ -161,6 +172,12 @@ impl Replication {
                 task,
             },
         );
+    }
+
+    /// Sends the steps of `shard` to the node whose replication endpoint is `addr` (the
+    /// shard's primary, for steps that write), as the cluster map says.
+    pub fn route_shard(&self, shard: usize, addr: SocketAddr) {
+        lock(&self.routes).insert(shard, addr);
     }
 
     /// Stops following one shard and waits for its task to end.
@@ -334,7 +351,7 @@ impl Replication {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -85,17 +85,27 @@ async fn serve_stream(
     send: &mut quinn::SendStream,
     mut recv: FrameReader,
 ) -> Result<()> {
-    let Frame::Hello {
-        node: peer,
-        cluster,
-        shard,
-        role: Role::Replica,
-        epoch: their_epoch_now,
-        last_lsn,
-        last_epoch,
-    } = recv.next().await?
-    else {
-        return Err(refuse(ErrorCode::BadRequest, "expected a replica's Hello"));
+    let (peer, cluster, shard, their_epoch_now, last_lsn, last_epoch) = match recv.next().await? {
+        Frame::Hello {
+            node,
+            cluster,
+            shard,
+            role: Role::Replica,
+            epoch,
+            last_lsn,
+            last_epoch,
+        } => (node, cluster, shard, epoch, last_lsn, last_epoch),
+        Frame::Step {
+            cluster,
+            shard,
+            body,
+        } => return crate::steps::serve(repl, send, cluster, shard, body).await,
+        _ => {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "expected a replica's Hello or a Step",
+            ))
+        }
     };
     if cluster != repl.config.cluster {
         return Err(refuse(

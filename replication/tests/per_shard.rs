@@ -86,6 +86,8 @@ async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
         .expect("b");
     ra.follow_shard(1, rb.local_addr());
     rb.follow_shard(0, ra.local_addr());
+    ra.route_shard(1, rb.local_addr());
+    rb.route_shard(0, ra.local_addr());
 
     // Each node mints users only on the shard it is primary of.
     let on_a = sign_up(&a, "left", 0);
@@ -96,21 +98,24 @@ async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
     let tb = post(&b, on_b, "written on b");
     wait_for("a's tweet on b", || b.tweet(ta).is_ok()).await;
     wait_for("b's tweet on a", || a.tweet(tb).is_ok()).await;
-    // A handle claimed on a shard a holds only as a replica needs that shard's primary:
-    // without a way to reach it, the sign-up is refused (and its profile not left behind).
+    // A handle claimed on a shard a holds only as a replica is claimed on that shard's
+    // primary, b (a step that writes never runs on a replica copy).
     let far = (0..)
         .map(|i| format!("far{i}"))
         .find(|h| shard_of_handle(h, SHARDS) == 1)
         .expect("a handle");
-    let refused = a.sign_up(NewUser {
-        handle: far,
-        password: "a long enough password".into(),
-        display_name: None,
-    });
-    assert!(
-        matches!(refused, Err(chirp_engine::Error::NotPrimary(_))),
-        "{refused:?}"
-    );
+    let a2 = Arc::clone(&a);
+    let far_user = tokio::task::spawn_blocking(move || {
+        a2.sign_up(NewUser {
+            handle: far,
+            password: "a long enough password".into(),
+            display_name: None,
+        })
+    })
+    .await
+    .expect("blocking")
+    .expect("sign up with a handle on b's shard");
+    assert_eq!(a.placement().of_user(far_user.id), 0);
 
     let status = ra.status();
     let roles: Vec<&str> = status["shards"]
@@ -137,6 +142,106 @@ async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
     let tb2 = post(&b, on_b, "shard 1 still replicated to a");
     wait_for("b's shard-1 tweet on a", || a.tweet(tb2).is_ok()).await;
 
+    ra.shutdown().await;
+    rb.shutdown().await;
+}
+
+/// Opens a cluster node holding only `hold`, primary of each.
+fn open_holding(dir: &std::path::Path, hold: Vec<usize>) -> Arc<Node> {
+    let mut c = NodeConfig::new(dir);
+    c.shards = SHARDS;
+    c.cluster = Some("per-shard".into());
+    c.hold = Some(hold.clone());
+    c.block_cache_bytes = 8 << 20;
+    c.sync_writes = false;
+    let node = Arc::new(Node::open(c).expect("open node"));
+    for s in hold {
+        node.set_shard_primary(s, true).expect("primary");
+    }
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_reach_shards_held_by_the_other_node() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![0]);
+    let b = open_holding(&root.join("b-data"), vec![1]);
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    ra.route_shard(1, rb.local_addr());
+    rb.route_shard(0, ra.local_addr());
+
+    // Engine calls block on the network: run them where blocking is fine.
+    let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+    tokio::task::spawn_blocking(move || {
+        let (a, b) = (a2, b2);
+        // Handles claim on whichever node holds their shard, both ways.
+        let left = sign_up(&a, "left", 1);
+        let right = sign_up(&b, "right", 0);
+        assert_eq!(a.placement().of_user(left), 0);
+        let taken = b.sign_up(NewUser {
+            handle: (0..)
+                .map(|i| format!("left{i}"))
+                .find(|h| shard_of_handle(h, SHARDS) == 1)
+                .expect("handle"),
+            password: "a long enough password".into(),
+            display_name: None,
+        });
+        assert!(
+            matches!(
+                taken,
+                Err(chirp_engine::Error::Conflict {
+                    field: "handle",
+                    ..
+                })
+            ),
+            "{taken:?}"
+        );
+        // left (on a) follows right (on b); right's post reaches left's feed on a.
+        a.follow(left, left, right).expect("follow");
+        assert_eq!(b.profile(right).expect("right").followers_count, 1);
+        let t = post(&b, right, "across the wire #quic");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let feed = a
+                .home_feed(
+                    left,
+                    chirp_engine::PageRequest {
+                        after: None,
+                        limit: 10,
+                    },
+                )
+                .expect("feed");
+            if feed.items.iter().any(|x| x.id == t) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the post never reached the feed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let found = a
+            .search(
+                chirp_engine::TagQuery::Tag("quic".into()),
+                chirp_engine::PageRequest {
+                    after: None,
+                    limit: 10,
+                },
+            )
+            .expect("search");
+        assert_eq!(found.items.len(), 1);
+        // A shard nobody routes to is held elsewhere, said so.
+        assert!(matches!(
+            a.profile(right + 1_000_000_007),
+            Err(chirp_engine::Error::NotFound(_)) | Err(chirp_engine::Error::NotHere(_))
+        ));
+    })
+    .await
+    .expect("blocking part");
     ra.shutdown().await;
     rb.shutdown().await;
 }
