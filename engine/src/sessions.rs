@@ -108,8 +108,9 @@ pub(crate) fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The user id a token names (it routes the lookup to the user's shard).
-fn token_user(token: &str) -> Option<u64> {
+/// The user a bearer token names (its prefix, which routes the lookup to the user's
+/// shard); says nothing of whether the token is valid.
+pub fn token_user(token: &str) -> Option<u64> {
     token.split_once('.').and_then(|(id, _)| id.parse().ok())
 }
 

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod admin_token;
 pub mod api;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod limits;
 pub mod media;
