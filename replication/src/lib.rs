@@ -73,6 +73,29 @@ struct Following {
     task: JoinHandle<()>,
 }
 
+/// What the cluster map says of one shard, from one node's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPlan {
+    /// The shard.
+    pub shard: usize,
+    /// This node's part in it.
+    pub part: Part,
+    /// The replication address of the shard's primary (None if the map names none, or the
+    /// primary has not said where it listens).
+    pub primary: Option<SocketAddr>,
+}
+
+/// A node's part in a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// It holds the shard's primary copy.
+    Primary,
+    /// It holds a copy that follows the primary.
+    Replica,
+    /// It holds no copy: steps for the shard go to the primary.
+    None,
+}
+
 /// A node's replication: its endpoint, tasks and state.
 pub struct Replication {
     pub(crate) node: Arc<Node>,
@@ -172,6 +195,55 @@ impl Replication {
                 task,
             },
         );
+    }
+
+    /// Brings this node's shards in line with the map: opens the shards it is given, opens
+    /// the gate of those it is the primary of (a copy that was following is promoted, with a
+    /// new epoch), closes it and follows the primary on the others, and routes the steps of
+    /// every shard it is not the primary of to the primary. A shard the map took away stays
+    /// open (moving shards away is not built yet). Idempotent: applied again on every change.
+    pub async fn apply_plan(self: &Arc<Self>, plan: &[ShardPlan]) -> Result<()> {
+        for p in plan {
+            match p.part {
+                Part::None => {}
+                Part::Primary | Part::Replica if !self.node.placement().holds(p.shard) => {
+                    let node = Arc::clone(&self.node);
+                    let shard = p.shard;
+                    tokio::task::spawn_blocking(move || node.hold_shard(shard))
+                        .await
+                        .map_err(|e| Error::Connection(e.to_string()))??;
+                    if let (Some(state), Ok(pos)) =
+                        (self.shards.get(shard), self.node.log_position(shard))
+                    {
+                        state.committed.send_replace(pos.last_lsn);
+                    }
+                }
+                Part::Primary | Part::Replica => {}
+            }
+            match p.part {
+                Part::Primary if self.node.is_primary_of(p.shard) => {}
+                Part::Primary if lock(&self.following).contains_key(&p.shard) => {
+                    self.promote_shard(p.shard).await?;
+                }
+                Part::Primary => self.node.set_shard_primary(p.shard, true)?,
+                Part::Replica => {
+                    if self.node.is_primary_of(p.shard) {
+                        let hint = p.primary.map(|a| a.to_string()).unwrap_or_default();
+                        self.node.demote_shard(p.shard, &hint)?;
+                    }
+                    if let Some(primary) = p.primary {
+                        self.follow_shard(p.shard, primary);
+                    }
+                }
+                Part::None => {}
+            }
+            if p.part != Part::Primary {
+                if let Some(primary) = p.primary {
+                    self.route_shard(p.shard, primary);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends the steps of `shard` to the node whose replication endpoint is `addr` (the

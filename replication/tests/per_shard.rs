@@ -245,3 +245,59 @@ async fn steps_reach_shards_held_by_the_other_node() {
     ra.shutdown().await;
     rb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_take_the_parts_a_plan_gives_them() {
+    use chirp_replication::{Part, ShardPlan};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![]);
+    let b = open_holding(&root.join("b-data"), vec![]);
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
+    let plan = |s, part, primary| ShardPlan {
+        shard: s,
+        part,
+        primary,
+    };
+    // a: primary of 0, replica of 1; b the other way round.
+    ra.apply_plan(&[plan(0, Part::Primary, pa), plan(1, Part::Replica, pb)])
+        .await
+        .expect("a's plan");
+    rb.apply_plan(&[plan(0, Part::Replica, pa), plan(1, Part::Primary, pb)])
+        .await
+        .expect("b's plan");
+    assert_eq!(a.placement().local_ids(), vec![0, 1]);
+    assert!(a.is_primary_of(0) && !a.is_primary_of(1));
+    assert!(b.is_primary_of(1) && !b.is_primary_of(0));
+    let user = sign_up(&a, "planned", 0);
+    let t = post(&a, user, "under the first plan");
+    wait_for("the tweet on b", || b.tweet(t).is_ok()).await;
+    let epoch = a.log_position(0).expect("pos").epoch;
+
+    // Shard 0 changes hands: a closes its gate and follows b, b (which followed) is promoted.
+    ra.apply_plan(&[plan(0, Part::Replica, pb)])
+        .await
+        .expect("a steps down");
+    assert!(!a.is_primary_of(0));
+    rb.apply_plan(&[plan(0, Part::Primary, pb)])
+        .await
+        .expect("b takes over");
+    assert!(b.is_primary_of(0));
+    assert!(b.log_position(0).expect("pos").epoch > epoch);
+    let t2 = post(&b, user, "under the second plan");
+    wait_for("b's shard-0 tweet on a", || a.tweet(t2).is_ok()).await;
+    // Applying a plan again changes nothing.
+    rb.apply_plan(&[plan(0, Part::Primary, pb)])
+        .await
+        .expect("again");
+    assert!(b.is_primary_of(0));
+    ra.shutdown().await;
+    rb.shutdown().await;
+}

@@ -101,10 +101,6 @@ where
         .await
         .map_err(|e| e.to_string())?;
     let (parts, body) = resp.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(bytes)))
 }
