@@ -8,11 +8,12 @@ use serde_json::{Map, Value};
 
 use crate::doc::{self, PasswordDoc, ProfileDoc};
 use crate::error::{Error, Result};
-use crate::ids::{self, now_unix_ms};
+use crate::ids::now_unix_ms;
 use crate::keys::{self, Counter, CF_AUTH, CF_HANDLES, CF_PROFILES};
 use crate::model::Profile;
 use crate::node::Inner;
 pub use crate::sessions::Session;
+use crate::steps::Step;
 
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 50;
@@ -138,18 +139,18 @@ impl Inner {
         let phc = self.hashed(move || hash_password(&password))??;
 
         let lower = req.handle.to_ascii_lowercase();
-        let handle_shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
-        let _guard = self.lock_handles();
-        if handle_shard.contains(CF_HANDLES, &keys::handle_key(&lower))? {
-            return Err(Error::Conflict {
-                field: "handle",
-                message: format!("@{} is taken", req.handle),
-            });
+        let taken = || Error::Conflict {
+            field: "handle",
+            message: format!("@{} is taken", req.handle),
+        };
+        // A cheap look first: a taken handle costs no profile write.
+        if self.handle_owner(&lower)?.is_some() {
+            return Err(taken());
         }
-        let user_id = self.user_ids.next_id();
+        let user_id = self.mint_user_id()?;
         let profile = ProfileDoc {
             id: user_id,
-            handle: req.handle,
+            handle: req.handle.clone(),
             display_name,
             bio: String::new(),
             avatar_url: String::new(),
@@ -158,21 +159,101 @@ impl Inner {
             suspended: false,
             rest: Map::new(),
         };
-        // The profile lands before the handle: a crash in between leaves an unreachable
-        // profile rather than a handle that points at nothing and can never be claimed.
-        let shard = self.user_shard(user_id);
+        // Two steps on two shards, each idempotent. The profile lands before the handle: a
+        // crash in between leaves an unreachable profile rather than a handle that points at
+        // nothing and can never be claimed again.
+        self.write_new_profile(&profile, &PasswordDoc { phc })?;
+        fail::fail_point!("accounts::claim");
+        match self.claim_handle(&lower, user_id) {
+            Ok(()) => self.profile_view(profile),
+            Err(e) => {
+                // Lost the handle to a concurrent sign-up (or failed): the profile no handle
+                // reaches is removed; left behind, it would only be unreachable.
+                if let Err(undo) = self.remove_unclaimed_profile(user_id) {
+                    tracing::warn!(user_id, error = %undo, "removing an unclaimed profile failed");
+                }
+                Err(match e {
+                    Error::Conflict { .. } => taken(),
+                    e => e,
+                })
+            }
+        }
+    }
+
+    /// A user id minted on a shard this node is the primary of.
+    fn mint_user_id(&self) -> Result<u64> {
+        self.placement.mint_user(self.new_user_shard()?)
+    }
+
+    /// Step one of a sign-up, on the user's shard: the profile and the password.
+    fn write_new_profile(&self, profile: &ProfileDoc, password: &PasswordDoc) -> Result<()> {
         let mut batch = Batch::new();
-        batch.put(CF_PROFILES, keys::id_key(user_id), doc::encode(&profile)?);
+        batch.put(CF_PROFILES, keys::id_key(profile.id), doc::encode(profile)?);
         batch.put(
             CF_AUTH,
-            keys::password_key(user_id),
-            doc::encode(&PasswordDoc { phc })?,
+            keys::password_key(profile.id),
+            doc::encode(password)?,
         );
-        shard.write(batch)?;
+        self.user_shard(profile.id)?.write(batch)
+    }
+
+    /// Step two, on the handle's shard: points the handle at `user_id` unless another user
+    /// holds it (a conflict). Idempotent: claiming a handle the user already holds succeeds.
+    fn claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
+        self.step(Step::ClaimHandle {
+            handle: lower.to_string(),
+            user: user_id,
+        })?
+        .done()
+    }
+
+    /// [`Self::claim_handle`] on this node, which holds the handle's shard. Claims are
+    /// serialized per node, and all claims of a handle shard run on its primary.
+    pub(crate) fn local_claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
+        let shard = self.placement.handle(lower)?;
+        let _guard = self.lock_handles();
+        match self.local_handle_owner(lower)? {
+            Some(owner) if owner == user_id => Ok(()),
+            Some(_) => Err(Error::Conflict {
+                field: "handle",
+                message: format!("@{lower} is taken"),
+            }),
+            None => {
+                let mut batch = Batch::new();
+                batch.put(CF_HANDLES, keys::handle_key(lower), keys::id_key(user_id));
+                shard.write(batch)
+            }
+        }
+    }
+
+    /// Undoes step one of a sign-up whose handle claim failed.
+    fn remove_unclaimed_profile(&self, user_id: u64) -> Result<()> {
         let mut batch = Batch::new();
-        batch.put(CF_HANDLES, keys::handle_key(&lower), keys::id_key(user_id));
-        handle_shard.write(batch)?;
-        self.profile_view(profile)
+        batch.delete(CF_PROFILES, keys::id_key(user_id));
+        batch.delete(CF_AUTH, keys::password_key(user_id));
+        self.user_shard(user_id)?.write(batch)
+    }
+
+    /// The user a lowercase handle points at, wherever its shard is.
+    fn handle_owner(&self, lower: &str) -> Result<Option<u64>> {
+        self.step(Step::HandleOwner {
+            handle: lower.to_string(),
+        })?
+        .user()
+    }
+
+    /// [`Self::handle_owner`] on this node, which holds the handle's shard.
+    pub(crate) fn local_handle_owner(&self, lower: &str) -> Result<Option<u64>> {
+        match self
+            .placement
+            .handle(lower)?
+            .get(CF_HANDLES, &keys::handle_key(lower))?
+        {
+            Some(id) => keys::decode_id(&id)
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt("handle row".into())),
+            None => Ok(None),
+        }
     }
 
     /// Checks a handle and password and mints a bearer token.
@@ -188,7 +269,7 @@ impl Inner {
                 return Err(BAD);
             }
         };
-        let shard = self.user_shard(user.id);
+        let shard = self.user_shard(user.id)?;
         let cred: PasswordDoc = match shard.get(CF_AUTH, &keys::password_key(user.id))? {
             Some(bytes) => doc::decode(&bytes)?,
             None => return Err(BAD),
@@ -206,9 +287,12 @@ impl Inner {
     /// Resolves a `{userId}` path segment: a numeric id or `@handle`.
     pub fn resolve_user(&self, reference: &str) -> Result<u64> {
         let found = match reference.strip_prefix('@') {
-            Some(handle) => self.user_by_handle(handle)?.map(|p| p.id),
+            Some(handle) if valid_handle(handle) => {
+                self.handle_owner(&handle.to_ascii_lowercase())?
+            }
+            Some(_) => None,
             None => match reference.parse::<u64>() {
-                Ok(id) => self.profile_doc(id)?.map(|p| p.id),
+                Ok(id) => self.find_profile(id)?.map(|p| p.id),
                 Err(_) => None,
             },
         };
@@ -219,20 +303,15 @@ impl Inner {
         if !valid_handle(handle) {
             return Ok(None);
         }
-        let lower = handle.to_ascii_lowercase();
-        let shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
-        match shard.get(CF_HANDLES, &keys::handle_key(&lower))? {
-            Some(id) => {
-                let id = keys::decode_id(&id).ok_or_else(|| Error::Corrupt("handle row".into()))?;
-                self.profile_doc(id)
-            }
+        match self.handle_owner(&handle.to_ascii_lowercase())? {
+            Some(id) => self.profile_doc(id),
             None => Ok(None),
         }
     }
 
     pub(crate) fn profile_doc(&self, user_id: u64) -> Result<Option<ProfileDoc>> {
         match self
-            .user_shard(user_id)
+            .user_shard(user_id)?
             .get(CF_PROFILES, &keys::id_key(user_id))?
         {
             Some(bytes) => Ok(Some(doc::decode(&bytes)?)),
@@ -256,10 +335,15 @@ impl Inner {
         })
     }
 
-    /// A user's public profile.
+    /// A user's public profile, wherever the user's shard is.
     pub fn profile(&self, user_id: u64) -> Result<Profile> {
-        let doc = self.profile_doc(user_id)?.ok_or(Error::NotFound("user"))?;
-        self.profile_view(doc)
+        self.find_profile(user_id)?.ok_or(Error::NotFound("user"))
+    }
+
+    /// A user's profile with its counters, wherever the user's shard is; None if no such
+    /// user.
+    pub(crate) fn find_profile(&self, user_id: u64) -> Result<Option<Profile>> {
+        self.step(Step::Profile { user: user_id })?.profile()
     }
 
     /// Updates `target`'s profile as `actor`; only users may edit their own.
@@ -303,7 +387,7 @@ impl Inner {
         if let Some(extra) = patch.extra {
             merge_extra(&mut doc.extra, extra, "extra")?;
         }
-        let shard = self.user_shard(target);
+        let shard = self.user_shard(target)?;
         let mut batch = Batch::new();
         batch.put(CF_PROFILES, keys::id_key(target), doc::encode(&doc)?);
         shard.write(batch)?;

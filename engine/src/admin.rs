@@ -188,7 +188,7 @@ impl Inner {
             role: self.role_name().to_string(),
             tweet_cache: self.cache_stats(),
             block_cache: BlockCacheStats {
-                usage_bytes: self.block_cache.get_usage() as u64,
+                usage_bytes: self.shard_opts.block_cache.get_usage() as u64,
                 capacity_bytes: self.config.block_cache_bytes as u64,
             },
             fanout: FanoutStats {
@@ -199,7 +199,11 @@ impl Inner {
                 retries: self.fanout.retries.load(Ordering::Relaxed),
                 overflows: self.fanout.overflows.load(Ordering::Relaxed),
             },
-            shards: self.shards.iter().map(shard_stats).collect::<Result<_>>()?,
+            shards: self
+                .placement
+                .local()
+                .map(shard_stats)
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -212,11 +216,11 @@ impl Inner {
         progress: &mut dyn FnMut(&CompactProgress),
     ) -> Result<CompactReport> {
         let targets: Vec<&Shard> = match shard {
-            None => self.shards.iter().collect(),
-            Some(i) => vec![self.shards.get(i).ok_or_else(|| {
+            None => self.placement.local().collect(),
+            Some(i) => vec![self.placement.shard(i).map_err(|_| {
                 Error::invalid(
                     "shard",
-                    format!("this node has shards 0 to {}", self.shards.len() - 1),
+                    format!("this node holds shards {:?}", self.placement.local_ids()),
                 )
             })?],
         };

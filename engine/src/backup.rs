@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::datadir::{read_manifest, MANIFEST};
 use crate::durable::sync_dir;
 use crate::error::{Error, Result};
-use crate::node::{read_manifest, Inner, Node, NodeConfig, OpenMode, MANIFEST};
+use crate::node::{Inner, Node, NodeConfig, OpenMode};
 
 /// The result of a checkpoint or a restore.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,17 +104,18 @@ impl Inner {
         // still be correct, since a node replays the tweets past its index's high water.
         self.save_indexes()?;
         std::fs::create_dir_all(dir.join("shards"))?;
-        for shard in &self.shards {
+        for shard in self.placement.local() {
             shard.checkpoint(&shard_dir(dir, shard.index()))?;
         }
         // Everything else in the data dir is copied as it is: the manifest and files that
         // other parts of the node keep beside the shards (e.g. per-shard index files).
         let data = self.config.data_dir.clone();
         let dir_abs = std::fs::canonicalize(dir)?;
-        let count = self.shards.len();
+        let held = self.placement.local_ids();
+        let count = held.len();
         let skip = |path: &Path| {
             let is_shard = path.parent() == Some(data.join("shards").as_path())
-                && (0..count).any(|i| path == shard_dir(&data, i));
+                && held.iter().any(|&i| path == shard_dir(&data, i));
             let is_target = std::fs::canonicalize(path).is_ok_and(|p| p == dir_abs);
             let is_temp = path.extension().is_some_and(|e| e == "tmp");
             is_shard || is_target || is_temp
@@ -147,12 +149,14 @@ pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
             ),
         ));
     }
-    let shards = read_manifest(checkpoint)?.ok_or_else(|| {
-        Error::invalid(
-            "checkpoint",
-            format!("{} has no {MANIFEST}", checkpoint.display()),
-        )
-    })?;
+    let shards = read_manifest(checkpoint)?
+        .map(|m| m.shards)
+        .ok_or_else(|| {
+            Error::invalid(
+                "checkpoint",
+                format!("{} has no {MANIFEST}", checkpoint.display()),
+            )
+        })?;
     for i in 0..shards {
         if !shard_dir(checkpoint, i).is_dir() {
             return Err(Error::invalid(

@@ -38,6 +38,9 @@ pub enum Error {
     /// the primary when known.
     #[error("this node does not take writes; send them to the primary{}", if .0.is_empty() { String::new() } else { format!(" at {}", .0) })]
     NotPrimary(String),
+    /// The shard (number given) is held by another node; the request belongs there.
+    #[error("shard {0} is not held by this node")]
+    NotHere(usize),
     /// The thing asked for is briefly out of service (e.g. a shard while a checkpoint is
     /// swapped in); the caller may retry shortly.
     #[error("temporarily unavailable: {0}")]
@@ -75,6 +78,16 @@ impl From<rocksdb::Error> for Error {
             return Error::WouldBlock;
         }
         Error::Storage(e.into_string())
+    }
+}
+
+impl From<chirp_codec::Error> for Error {
+    fn from(e: chirp_codec::Error) -> Self {
+        match e {
+            chirp_codec::Error::Corrupt(why) => Error::Corrupt(why),
+            // The engine decodes no frames; a protocol error here is still bad bytes.
+            other => Error::Corrupt(other.to_string()),
+        }
     }
 }
 

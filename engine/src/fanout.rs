@@ -26,6 +26,7 @@ use crate::error::Result;
 use crate::ids;
 use crate::keys::{self, CF_FOLLOWERS, CF_HOME, CF_OUTBOX};
 use crate::node::Inner;
+use crate::steps::Step;
 
 /// Followers read per step of a fan-out.
 const FOLLOWER_CHUNK: usize = 4096;
@@ -160,7 +161,7 @@ fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
     }
     // The rows were written without fsync: make them durable before dropping their jobs.
     for (s, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
-        if let Err(e) = inner.shards[s].sync_wal() {
+        if let Err(e) = inner.placement.shard(s).and_then(|shard| shard.sync_wal()) {
             tracing::warn!(shard = s, error = %e, "fan-out sync failed; will retry");
             failed.extend(finished.iter().map(|&(tweet, _)| tweet));
             return failed;
@@ -189,7 +190,7 @@ fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
 /// Deletes a finished job's outbox row, unless a delete replaced it meanwhile (that job is
 /// queued behind this one).
 fn drop_job(inner: &Inner, tweet: u64, raw: &[u8]) -> Result<()> {
-    let Some(shard) = inner.tweet_shard(tweet) else {
+    let Some(shard) = inner.tweet_shard(tweet)? else {
         return Ok(());
     };
     if shard.get(CF_OUTBOX, &keys::id_key(tweet))?.as_deref() == Some(raw) {
@@ -202,7 +203,7 @@ fn drop_job(inner: &Inner, tweet: u64, raw: &[u8]) -> Result<()> {
 
 /// Writes one job's home rows; returns its outbox row when done (None if there was no job).
 fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec<u8>>> {
-    let Some(shard) = inner.tweet_shard(tweet) else {
+    let Some(shard) = inner.tweet_shard(tweet)? else {
         return Ok(None);
     };
     let Some(raw) = shard.get(CF_OUTBOX, &keys::id_key(tweet))? else {
@@ -218,7 +219,7 @@ fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec
         count_insert(inner, author)?;
     }
     // Celebrities' tweets are merged at read time; their deletes only need hydration to skip.
-    if !(adding && inner.is_celebrity(author)) {
+    if !(adding && inner.celebrities.contains(author)) {
         let started = std::time::Instant::now();
         let mut after = None;
         let mut total = 0usize;
@@ -256,38 +257,53 @@ fn write_home_rows(
     fail::fail_point!("fanout::copy", |_| Err(crate::error::Error::Storage(
         "failpoint fanout::copy".into()
     )));
-    let n = inner.shard_count();
-    let mut batches: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
+    let mut per_shard: Vec<Vec<u64>> = vec![Vec::new(); inner.shard_count()];
     for &(follower, _) in followers {
-        let s = ids::shard_of_user(follower, n);
-        let batch = batches[s].get_or_insert_with(Batch::default);
+        per_shard[inner.placement.of_user(follower)].push(follower);
+    }
+    for (s, followers) in per_shard.into_iter().enumerate() {
+        if followers.is_empty() {
+            continue;
+        }
+        if !inner.placement.holds(s) {
+            // Held elsewhere: one durable step for the shard, which also counts the rows
+            // toward those feeds' trims where they are.
+            inner
+                .step(Step::HomeRows {
+                    tweet,
+                    author,
+                    adding,
+                    followers,
+                })?
+                .done()?;
+            continue;
+        }
+        let mut batch = Batch::new();
+        for &follower in &followers {
+            if adding {
+                batch.put(
+                    CF_HOME,
+                    keys::pair_key(follower, tweet),
+                    keys::id_key(author),
+                );
+            } else {
+                batch.delete(CF_HOME, keys::pair_key(follower, tweet));
+            }
+        }
+        // Not synced here: the group syncs each touched shard once before dropping jobs.
+        inner.placement.shard(s)?.write_relaxed(batch)?;
+        touched[s] = true;
         if adding {
-            batch.put(
-                CF_HOME,
-                keys::pair_key(follower, tweet),
-                keys::id_key(author),
-            );
-        } else {
-            batch.delete(CF_HOME, keys::pair_key(follower, tweet));
-        }
-    }
-    for (s, batch) in batches.into_iter().enumerate() {
-        if let Some(batch) = batch {
-            // Not synced here: the group syncs each touched shard once before dropping jobs.
-            inner.shards[s].write_relaxed(batch)?;
-            touched[s] = true;
-        }
-    }
-    if adding {
-        for &(follower, _) in followers {
-            count_insert(inner, follower)?;
+            for follower in followers {
+                count_insert(inner, follower)?;
+            }
         }
     }
     Ok(())
 }
 
 /// Counts a row written to `user`'s feed, trimming the feeds that are due.
-fn count_insert(inner: &Inner, user: u64) -> Result<()> {
+pub(crate) fn count_insert(inner: &Inner, user: u64) -> Result<()> {
     let due = inner
         .fanout
         .inserts
@@ -303,7 +319,7 @@ fn count_insert(inner: &Inner, user: u64) -> Result<()> {
 
 /// Deletes the rows of a home feed beyond its cap.
 fn trim_home(inner: &Inner, user: u64) -> Result<()> {
-    let shard = inner.user_shard(user);
+    let shard = inner.user_shard(user)?;
     let cap = inner.config.home_cap;
     let rows = shard.scan_pairs_rev(CF_HOME, user, u64::MAX, cap + 1)?;
     if rows.len() > cap {

@@ -9,7 +9,9 @@ use crate::node::Inner;
 impl Inner {
     /// Deletes a tweet's row and nothing else, leaving its `user_tweets` row dangling.
     pub fn damage_drop_tweet_row(&self, tweet_id: u64) -> Result<()> {
-        let shard = self.tweet_shard(tweet_id).ok_or(Error::NotFound("tweet"))?;
+        let shard = self
+            .tweet_shard(tweet_id)?
+            .ok_or(Error::NotFound("tweet"))?;
         let mut batch = Batch::new();
         batch.delete(CF_TWEETS, keys::id_key(tweet_id));
         shard.write(batch)
@@ -17,7 +19,7 @@ impl Inner {
 
     /// Adds `delta` to a user's followers counter without touching the edges it counts.
     pub fn damage_followers_counter(&self, user_id: u64, delta: i64) -> Result<()> {
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let mut batch = Batch::new();
         batch.merge(
             CF_COUNTERS,

@@ -10,16 +10,25 @@ use crate::keys::{self, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS};
 use crate::model::{page_of, Page, PageRequest};
 use crate::node::Inner;
 use crate::shard::Shard;
+use crate::steps::Step;
 
 /// Rows read from a source per refill.
 const CHUNK: usize = 64;
 /// Followees read per feed request to find celebrities (far above the mean of ~100).
 const MAX_FOLLOWING_SCAN: usize = 20_000;
 
-/// One newest-first stream of (tweet id, author id) rows from a pair column family.
+/// Where a source reads its rows.
+enum Origin<'a> {
+    /// A pair column family of a shard held here.
+    Local(&'a Shard, &'static str),
+    /// A user's timeline on a shard held elsewhere (the `RecentTweets` step).
+    Remote,
+}
+
+/// One newest-first stream of (tweet id, author id) rows: a pair column family of a shard
+/// held here, or a timeline held elsewhere.
 struct Source<'a> {
-    shard: &'a Shard,
-    cf: &'static str,
+    origin: Origin<'a>,
     owner: u64,
     /// Every row still to read has a tweet id below this.
     before: u64,
@@ -29,9 +38,12 @@ struct Source<'a> {
 
 impl<'a> Source<'a> {
     fn new(shard: &'a Shard, cf: &'static str, owner: u64, before: u64) -> Self {
+        Self::from(Origin::Local(shard, cf), owner, before)
+    }
+
+    fn from(origin: Origin<'a>, owner: u64, before: u64) -> Self {
         Source {
-            shard,
-            cf,
+            origin,
             owner,
             before,
             buf: VecDeque::new(),
@@ -39,15 +51,28 @@ impl<'a> Source<'a> {
         }
     }
 
-    fn peek(&mut self) -> Result<Option<u64>> {
+    fn peek(&mut self, inner: &Inner) -> Result<Option<u64>> {
         if self.buf.is_empty() && !self.done {
-            let rows = self
-                .shard
-                .scan_pairs_rev(self.cf, self.owner, self.before, CHUNK)?;
+            let rows: Vec<(u64, u64)> = match self.origin {
+                Origin::Local(shard, cf) => shard
+                    .scan_pairs_rev(cf, self.owner, self.before, CHUNK)?
+                    .into_iter()
+                    // `home` rows carry the author; `user_tweets` rows belong to the owner.
+                    .map(|(tweet, value)| (tweet, keys::decode_id(&value).unwrap_or(self.owner)))
+                    .collect(),
+                Origin::Remote => inner
+                    .step(Step::RecentTweets {
+                        user: self.owner,
+                        before: self.before,
+                        limit: CHUNK,
+                    })?
+                    .ids()?
+                    .into_iter()
+                    .map(|tweet| (tweet, self.owner))
+                    .collect(),
+            };
             self.done = rows.len() < CHUNK;
-            for (tweet, value) in rows {
-                // `home` rows carry the author; `user_tweets` rows belong to the owner.
-                let author = keys::decode_id(&value).unwrap_or(self.owner);
+            for (tweet, author) in rows {
                 self.before = tweet;
                 self.buf.push_back((tweet, author));
             }
@@ -69,7 +94,7 @@ impl Inner {
         while out.len() <= limit {
             let mut best: Option<(usize, u64)> = None;
             for (i, source) in sources.iter_mut().enumerate() {
-                if let Some(id) = source.peek()? {
+                if let Some(id) = source.peek(self)? {
                     if best.is_none_or(|(_, b)| id > b) {
                         best = Some((i, id));
                     }
@@ -92,13 +117,21 @@ impl Inner {
         Ok(out)
     }
 
+    /// A user's tweets older than `before`, newest first, wherever the user's shard is.
+    fn timeline_source(&self, user: u64, before: u64) -> Source<'_> {
+        match self.user_shard(user) {
+            Ok(shard) => Source::new(shard, CF_USER_TWEETS, user, before),
+            Err(_) => Source::from(Origin::Remote, user, before),
+        }
+    }
+
     /// The home feed of `user`: their tweets and those of everyone they follow.
     pub fn home_feed(&self, user: u64, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
         if self.profile_doc(user)?.is_none() {
             return Err(Error::NotFound("user"));
         }
         let before = page.after.unwrap_or(u64::MAX);
-        let shard = self.user_shard(user);
+        let shard = self.user_shard(user)?;
         let following: HashSet<u64> = shard
             .scan_pairs(CF_FOLLOWING, user, None, MAX_FOLLOWING_SCAN)?
             .into_iter()
@@ -106,13 +139,8 @@ impl Inner {
             .collect();
         let mut sources = vec![Source::new(shard, CF_HOME, user, before)];
         for &followee in &following {
-            if self.is_celebrity(followee) {
-                sources.push(Source::new(
-                    self.user_shard(followee),
-                    CF_USER_TWEETS,
-                    followee,
-                    before,
-                ));
+            if self.celebrities.contains(followee) {
+                sources.push(self.timeline_source(followee, before));
             }
         }
         // Rows of someone unfollowed moments ago (or fanned out while unfollowing) are
@@ -129,7 +157,7 @@ impl Inner {
             return Err(Error::NotFound("user"));
         }
         let before = page.after.unwrap_or(u64::MAX);
-        let source = Source::new(self.user_shard(user), CF_USER_TWEETS, user, before);
+        let source = self.timeline_source(user, before);
         let items = self.merge_sources(vec![source], page.limit, |_| true)?;
         Ok(page_of(items, page.limit, |t| t.id))
     }

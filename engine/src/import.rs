@@ -95,6 +95,12 @@ impl Inner {
         if !self.is_writable() {
             return Err(Error::NotPrimary(self.shared().primary_hint()));
         }
+        if self.placement.local_ids().len() != self.placement.count() {
+            return Err(Error::invalid(
+                "data",
+                "a bulk import writes every shard: it needs a node holding all of them",
+            ));
+        }
         let n = set.users.len();
         if n >= u32::MAX as usize {
             return Err(Error::invalid("users", "at most 2^32 - 2 users per import"));
@@ -105,7 +111,14 @@ impl Inner {
         // Packed and sorted in a copy; the caller's list is freed (100M edges are 800 MB each).
         let follows = sorted_follows(&std::mem::take(&mut set.follows), n)?;
 
-        let user_ids: Vec<u64> = set.users.iter().map(|_| self.user_ids.next_id()).collect();
+        // Minted on the shards in turn, then sorted: the files are written in user order,
+        // which must be key (id) order.
+        let mut user_ids = set
+            .users
+            .iter()
+            .map(|_| self.placement.mint_user(self.new_user_shard()?))
+            .collect::<Result<Vec<u64>>>()?;
+        user_ids.sort_unstable();
         let mut followers = vec![0u32; n];
         for &edge in &follows {
             followers[(edge & 0xFFFF_FFFF) as usize] += 1;
@@ -157,7 +170,7 @@ impl Inner {
         progress.phase("ingesting", built.len() as u64);
         let mut report = ImportReport::default();
         for b in &built {
-            for (shard, files) in self.shards.iter().zip(&b.files) {
+            for (shard, files) in self.placement.local().zip(&b.files) {
                 shard.ingest(b.cf, files)?;
                 report.files += files.len();
             }
@@ -168,7 +181,7 @@ impl Inner {
         self.fence_oplog_after_import()?;
         for (i, &f) in followers.iter().enumerate() {
             if celebrity[i] {
-                self.note_followers(user_ids[i], u64::from(f));
+                self.celebrities.note(user_ids[i], u64::from(f));
             }
         }
         report.user_ids = user_ids;
@@ -181,7 +194,7 @@ impl Inner {
     /// even on a new shard). A replica behind it is told its entries were trimmed and
     /// bootstraps from a checkpoint, which holds the imported rows.
     fn fence_oplog_after_import(&self) -> Result<()> {
-        for shard in &self.shards {
+        for shard in self.placement.local() {
             for _ in 0..2 {
                 let mut marker = crate::batch::Batch::new();
                 let now = crate::ids::now_unix_ms().to_be_bytes();
@@ -209,7 +222,7 @@ impl Inner {
             }
             check_display_name(&u.display_name)?;
             let lower = u.handle.to_ascii_lowercase();
-            let shard = &self.shards[ids::shard_of_handle(&lower, self.shards.len())];
+            let shard = self.placement.handle(&lower)?;
             if !seen.insert(lower.clone())
                 || shard.contains(keys::CF_HANDLES, &keys::handle_key(&lower))?
             {
@@ -255,8 +268,8 @@ impl Inner {
             })?;
             let body = text::validate_tweet(&tweet.text)
                 .map_err(|e| Error::invalid("text", format!("tweet {t}: {e}")))?;
-            let shard = ids::shard_of_user(author_id, self.shards.len());
-            let id = self.tweet_ids[shard].next_id();
+            let shard = self.placement.of_user(author_id);
+            let id = self.placement.mint_tweet(shard)?;
             let doc = TweetDoc {
                 id,
                 author_id,
@@ -276,7 +289,7 @@ impl Inner {
                 .put(&keys::pair_key(author_id, id), &[])?;
             // Ids ascend per shard here, as the index's insertion order wants; the node is not
             // serving, so no search can hydrate the tweet before its row is ingested.
-            self.index_tweet(&doc)?;
+            self.hashtags.insert(&doc)?;
             counts[author] += 1;
             tweet_ids.push(id);
             if (done as u64).is_multiple_of(PROGRESS_STEP) {
@@ -301,7 +314,6 @@ impl Inner {
         progress: &dyn ImportProgress,
         built: &mut Vec<Built>,
     ) -> Result<()> {
-        let shards = self.shards.len();
         let (o_profiles, o_auth, o_handles) = (
             CfOptions::new(self, keys::CF_PROFILES),
             CfOptions::new(self, keys::CF_AUTH),
@@ -311,7 +323,7 @@ impl Inner {
         let mut auth = CfSinks::new(&o_auth, tmp)?;
         let now = now_unix_ms();
         for (i, (u, &id)) in users.iter().zip(user_ids).enumerate() {
-            let shard = ids::shard_of_user(id, shards);
+            let shard = self.placement.of_user(id);
             let profile = ProfileDoc {
                 id,
                 handle: u.handle.clone(),
@@ -339,7 +351,7 @@ impl Inner {
         let mut by_handle: Vec<(usize, &str, u64)> = lowers
             .iter()
             .zip(user_ids)
-            .map(|(l, &id)| (ids::shard_of_handle(l, shards), l.as_str(), id))
+            .map(|(l, &id)| (self.placement.of_handle(l), l.as_str(), id))
             .collect();
         by_handle.sort_unstable();
         let mut handles = CfSinks::new(&o_handles, tmp)?;
@@ -370,7 +382,7 @@ impl Inner {
         let opts = CfOptions::new(self, keys::CF_COUNTERS);
         let mut sinks = CfSinks::new(&opts, tmp)?;
         for (i, &id) in user_ids.iter().enumerate() {
-            let sink = sinks.shard(ids::shard_of_user(id, self.shards.len()));
+            let sink = sinks.shard(self.placement.of_user(id));
             // Kinds in key order: followers (1), following (2), tweets (3).
             for (kind, count) in [
                 (Counter::Followers, followers[i]),
@@ -406,7 +418,7 @@ impl Inner {
         let mut rows: Vec<(u64, u64)> = Vec::new();
         let mut next = 0;
         for (reader, &reader_id) in feeds.user_ids.iter().enumerate() {
-            let shard = ids::shard_of_user(reader_id, self.shards.len());
+            let shard = self.placement.of_user(reader_id);
             rows.clear();
             feeds.push_tweets(reader, &mut rows);
             let start = next;
@@ -449,7 +461,7 @@ impl Inner {
             let followee = user_ids[(edge >> 32) as usize];
             let follower = user_ids[(edge & 0xFFFF_FFFF) as usize];
             sinks
-                .shard(ids::shard_of_user(followee, self.shards.len()))
+                .shard(self.placement.of_user(followee))
                 .put(&keys::pair_key(followee, follower), &[])?;
             if (i as u64).is_multiple_of(PROGRESS_STEP) {
                 progress.advance(PROGRESS_STEP.min((reversed.len() - i) as u64));

@@ -6,16 +6,19 @@
 //! same batch as the tweet and deletes it with the tweet, so media that no tweet shows can be
 //! found later by a prefix scan and removed after a grace period.
 
+use std::path::Path;
+
 use serde_json::Map;
 
 use crate::batch::Batch;
-use crate::blobs::Blob;
+use crate::blobs::{Blob, BlobStore};
 use crate::doc::{self, MediaDoc, MediaRef};
 use crate::error::{Error, Result};
-use crate::ids::{self, now_unix_ms};
+use crate::ids::now_unix_ms;
 use crate::imaging::{self, MediaType};
 use crate::keys::{self, CF_MEDIA, CF_MEDIA_REFS};
 use crate::node::Inner;
+use crate::slots::Slots;
 use crate::tweets::MAX_MEDIA;
 
 /// Default largest upload, in bytes (5 MiB).
@@ -36,29 +39,88 @@ fn media_ref(m: &MediaDoc) -> MediaRef {
     }
 }
 
-impl Inner {
-    /// Validates an image by decoding it as `content_type`, strips its metadata, stores it
-    /// and records it as `owner`'s. Acknowledged once both the blob and its row are durable.
-    pub fn upload_media(&self, owner: u64, content_type: &str, bytes: &[u8]) -> Result<MediaDoc> {
+/// The media service: the image files (a content-addressed blob store) and the bounded
+/// decoders that validate uploads. The rows describing uploads live on the uploaders' shards.
+pub struct Media {
+    blobs: BlobStore,
+    /// One decode per core: decoding is CPU-bound and may hold a large buffer.
+    decoders: Slots,
+    max_bytes: usize,
+}
+
+/// An upload that passed validation, its cleaned bytes stored.
+pub(crate) struct Stored {
+    media_type: MediaType,
+    width: u32,
+    height: u32,
+    bytes: u64,
+    sha256: String,
+}
+
+impl Media {
+    /// The service over a data dir's `media/` directory.
+    pub(crate) fn open(data_dir: &Path, max_bytes: usize) -> Result<Self> {
+        Ok(Media {
+            blobs: BlobStore::open(&data_dir.join("media"))?,
+            decoders: Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            max_bytes,
+        })
+    }
+
+    /// Validates an image by decoding it as `content_type`, strips its metadata and stores
+    /// the clean bytes durably.
+    pub(crate) fn store(&self, content_type: &str, bytes: &[u8]) -> Result<Stored> {
         let media_type = MediaType::from_mime(content_type)?;
-        if bytes.len() > self.config.max_media_bytes {
-            return Err(Error::TooLarge(self.config.max_media_bytes));
+        if bytes.len() > self.max_bytes {
+            return Err(Error::TooLarge(self.max_bytes));
         }
         let clean = {
-            let _slot = self.decode_slots.acquire();
+            let _slot = self.decoders.acquire();
             imaging::sanitize(media_type, bytes)?
         };
-        let sha256 = self.blobs.put(&clean.bytes)?;
-        let shard = self.user_shard(owner);
-        let id = self.media_ids[shard.index()].next_id();
-        let media = MediaDoc {
-            id,
-            owner_id: owner,
-            content_type: media_type.mime().to_string(),
+        Ok(Stored {
+            media_type,
             width: clean.width,
             height: clean.height,
             bytes: clean.bytes.len() as u64,
-            sha256,
+            sha256: self.blobs.put(&clean.bytes)?,
+        })
+    }
+
+    /// The stored bytes of an upload. `primary`: this copy is the primary of the upload's
+    /// shard, which stored the file before the row, so a missing file is damage; a replica
+    /// receives rows but not yet files, so there it is "not found" (404).
+    pub(crate) fn blob(&self, media: &MediaDoc, primary: bool) -> Result<Blob> {
+        match self.blobs.get(&media.sha256) {
+            Err(Error::Corrupt(why)) if !primary && !self.blobs.contains(&media.sha256) => {
+                tracing::warn!(media = media.id, %why, "image file not on this replica");
+                Err(Error::NotFound("image file on this replica"))
+            }
+            other => other,
+        }
+    }
+
+    /// The digests of every blob file (one per distinct image).
+    pub(crate) fn digests(&self) -> Result<Vec<String>> {
+        self.blobs.list()
+    }
+}
+
+impl Inner {
+    /// Validates and stores an image and records it as `owner`'s. Acknowledged once both the
+    /// blob and its row are durable.
+    pub fn upload_media(&self, owner: u64, content_type: &str, bytes: &[u8]) -> Result<MediaDoc> {
+        let stored = self.media.store(content_type, bytes)?;
+        let shard = self.user_shard(owner)?;
+        let id = self.placement.mint_media(shard.index())?;
+        let media = MediaDoc {
+            id,
+            owner_id: owner,
+            content_type: stored.media_type.mime().to_string(),
+            width: stored.width,
+            height: stored.height,
+            bytes: stored.bytes,
+            sha256: stored.sha256,
             created_at_ms: now_unix_ms(),
             rest: Map::new(),
         };
@@ -70,40 +132,28 @@ impl Inner {
 
     /// One media row.
     pub fn media(&self, id: u64) -> Result<MediaDoc> {
-        let shard = self
-            .shards
-            .get(ids::shard_of_id(id))
-            .ok_or(Error::NotFound("media"))?;
+        let shard = self.placement.by_id(id)?.ok_or(Error::NotFound("media"))?;
         match shard.get(CF_MEDIA, &keys::id_key(id))? {
-            Some(bytes) => doc::decode(&bytes),
+            Some(bytes) => Ok(doc::decode(&bytes)?),
             None => Err(Error::NotFound("media")),
         }
     }
 
-    /// The stored bytes of a media row. On a replica an image's row arrives through the oplog
-    /// but its file does not (blobs are not replicated yet): a missing file there is "not
-    /// found" (404), while on a primary, which stored the file before the row, it is damage.
+    /// The stored bytes of an upload (see [`Media::blob`]).
     pub fn media_blob(&self, media: &MediaDoc) -> Result<Blob> {
-        match self.blobs.get(&media.sha256) {
-            Err(Error::Corrupt(why))
-                if !self.is_writable() && !self.blobs.contains(&media.sha256) =>
-            {
-                tracing::warn!(media = media.id, %why, "image file not on this replica");
-                Err(Error::NotFound("image file on this replica"))
-            }
-            other => other,
-        }
+        let primary = self.is_primary_of(self.placement.of_user(media.owner_id));
+        self.media.blob(media, primary)
     }
 
     /// The digests of every blob file (one per distinct image).
     pub fn blob_digests(&self) -> Result<Vec<String>> {
-        self.blobs.list()
+        self.media.digests()
     }
 
     /// Ids of the tweets that show an image, oldest first (empty: a candidate for removal).
     pub fn media_references(&self, id: u64) -> Result<Vec<u64>> {
         let media = self.media(id)?;
-        let shard = self.user_shard(media.owner_id);
+        let shard = self.user_shard(media.owner_id)?;
         let rows = shard.scan_pairs(CF_MEDIA_REFS, id, None, usize::MAX)?;
         Ok(rows.into_iter().map(|(tweet, _)| tweet).collect())
     }

@@ -19,7 +19,7 @@ impl Inner {
         let _guard = self.lock_user(user_id);
         let mut doc = self.profile_doc(user_id)?.ok_or(Error::NotFound("user"))?;
         doc.suspended = suspended;
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let mut batch = Batch::new();
         batch.put(CF_PROFILES, keys::id_key(user_id), doc::encode(&doc)?);
         shard.write(batch)?;
@@ -36,7 +36,7 @@ impl Inner {
         let password = password.to_owned();
         let phc = self.hashed(move || hash_password(&password))??;
         let _guard = self.lock_user(user_id);
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let mut batch = Batch::new();
         batch.put(
             CF_AUTH,

@@ -1,24 +1,23 @@
 //! A node: its shards, id generators, locks and the fan-out worker, opened from a data dir.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use chirp_index::TagIndex;
-
-use crate::blobs::BlobStore;
 use crate::cache::{CacheStats, TweetCache};
+use crate::celebrities::Celebrities;
+use crate::datadir;
 use crate::error::{Error, Result};
-use crate::ids::{self, IdGen};
-use crate::keys::{self, Counter, CF_COUNTERS, CF_MEDIA, CF_PROFILES, CF_TWEETS};
+use crate::keys::{self, Counter, CF_COUNTERS};
+use crate::media::Media;
 use crate::outbox::FanoutQueues;
+use crate::placement::{Held, Placement, ShardId};
+use crate::search::Search;
 use crate::shard::{Shard, ShardOptions, ShardShared};
-use crate::slots::{HashPool, Slots};
+use crate::slots::HashPool;
+use crate::steps::Remote;
 
 /// Whether a node takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +84,11 @@ pub struct NodeConfig {
     pub mode: OpenMode,
     /// How long a session lasts after its last use (sliding: every use extends it).
     pub session_lifetime: std::time::Duration,
+    /// The cluster this node's data dir belongs to; None for a standalone node, which holds
+    /// every shard of its dir. A cluster node holds the shards the map gives it.
+    pub cluster: Option<String>,
+    /// The shards a cluster node opens at start (the rest come by [`Inner::hold_shard`]).
+    pub hold: Option<Vec<ShardId>>,
 }
 
 impl NodeConfig {
@@ -106,46 +110,39 @@ impl NodeConfig {
             password_hash_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             mode: OpenMode::Serve,
             session_lifetime: crate::sessions::DEFAULT_SESSION_LIFETIME,
+            cluster: None,
+            hold: None,
         }
     }
 }
 
-/// The data dir's manifest: fixes the shard count chosen when the node was made.
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    shards: usize,
-}
-
-/// File name of the data dir's manifest.
-pub(crate) const MANIFEST: &str = "chirp.json";
 const LOCK_STRIPES: usize = 256;
 
 /// Shared state of a node; the domain operations are methods on it.
 pub struct Inner {
-    pub(crate) shards: Vec<Shard>,
+    /// Which shard holds what, and the shards held here: the only way to a shard.
+    pub(crate) placement: Placement,
     pub(crate) config: NodeConfig,
-    pub(crate) tweet_ids: Vec<IdGen>,
-    pub(crate) media_ids: Vec<IdGen>,
-    pub(crate) user_ids: IdGen,
-    pub(crate) blobs: BlobStore,
-    pub(crate) decode_slots: Slots,
+    /// Image files and their bounded decoders.
+    pub(crate) media: Media,
     /// The threads password hashes (argon2, 19 MiB each) run on.
     pub(crate) hashing: HashPool,
     user_locks: Vec<Mutex<()>>,
     pub(crate) handle_lock: Mutex<()>,
-    pub(crate) celebrities: RwLock<HashSet<u64>>,
-    pub(crate) tags: Vec<RwLock<TagIndex>>,
-    /// Held while index files are written (see `search::save_indexes`).
-    pub(crate) index_saves: Mutex<()>,
+    /// Authors whose tweets merge into feeds at read time.
+    pub(crate) celebrities: Celebrities,
+    /// How steps reach shards held by other nodes (none on a standalone node).
+    pub(crate) remote: OnceLock<Arc<dyn Remote>>,
+    /// Hashtag search over the held shards.
+    pub(crate) hashtags: Search,
     pub(crate) cache: TweetCache,
     /// The fan-out queues (one per worker; a tweet's jobs always go to the same one) and
     /// what the workers report.
     pub(crate) fanout: FanoutQueues,
     pub(crate) stopping: AtomicBool,
-    pub(crate) block_cache: rocksdb::Cache,
     pub(crate) opened_at: std::time::Instant,
-    pub(crate) shared: Arc<ShardShared>,
+    /// What every shard opens with: the shared block cache, fsync setting and commit hook.
+    pub(crate) shard_opts: ShardOptions,
 }
 
 /// A running node. Dropping it stops the background threads.
@@ -154,6 +151,9 @@ pub struct Node {
     workers: Vec<JoinHandle<()>>,
 }
 
+/// How often a cluster node learns the celebrities of the shards held elsewhere.
+const CELEBRITIES_EVERY: Duration = Duration::from_secs(5);
+
 /// How often the hashtag indexes are saved while running, bounding what a restart replays.
 const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
 
@@ -161,8 +161,13 @@ const INDEX_SAVE_EVERY: Duration = Duration::from_secs(300);
 /// jobs were left in it, until the node stops.
 fn maintain(inner: &Inner) {
     let mut last_save = Instant::now();
+    let mut last_learnt: Option<Instant> = None;
     while !inner.stopping.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        if last_learnt.is_none_or(|t| t.elapsed() >= CELEBRITIES_EVERY) {
+            inner.refresh_remote_celebrities();
+            last_learnt = Some(Instant::now());
+        }
         if let Err(e) = inner.sweep_outbox() {
             tracing::warn!(error = %e, "sweeping the fan-out outbox failed");
         }
@@ -186,85 +191,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads the shard count from a data dir's manifest; None when the dir has no manifest.
-pub(crate) fn read_manifest(dir: &Path) -> Result<Option<usize>> {
-    let path = dir.join(MANIFEST);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let m: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-            if m.format != 1 || m.shards == 0 || m.shards > ids::MAX_SHARDS {
-                return Err(Error::Corrupt(format!("{}: unsupported", path.display())));
-            }
-            Ok(Some(m.shards))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Writes the manifest of a new data dir, atomically and durably (the rename is made durable
-/// by syncing the directory). Written after the shards exist: a dir with a manifest must
-/// hold every shard it names, so a missing shard is an error, never recreated empty.
-fn write_manifest(dir: &Path, shards: usize) -> Result<()> {
-    let m = Manifest { format: 1, shards };
-    let body = serde_json::to_vec_pretty(&m).map_err(|e| Error::Corrupt(e.to_string()))?;
-    crate::durable::write_atomic(&dir.join(MANIFEST), &body)
-}
-
-/// The shard count of a data dir and whether it is new: an existing dir keeps its count; a
-/// dir without a manifest is made with `wanted` shards when `create` is set.
-fn plan_data_dir(dir: &Path, wanted: usize, create: bool) -> Result<(usize, bool)> {
-    match read_manifest(dir)? {
-        Some(count) => Ok((count, false)),
-        None if !create => Err(Error::invalid(
-            "data",
-            format!("{} holds no Chirp data (no {MANIFEST})", dir.display()),
-        )),
-        None if wanted == 0 || wanted > ids::MAX_SHARDS => Err(Error::invalid(
-            "shards",
-            format!("must be 1..={}", ids::MAX_SHARDS),
-        )),
-        None => Ok((wanted, true)),
-    }
-}
-
-/// The role a data dir opens in: [`NodeConfig::role`], except that a dir recorded as a
-/// replica stays one. Records the role when serving.
-fn settle_role(config: &NodeConfig) -> Result<NodeRole> {
-    let dir = &config.data_dir;
-    let recorded = crate::role::read_role(dir)?;
-    match config.mode {
-        OpenMode::Inspect => Ok(recorded.unwrap_or(NodeRole::Primary)),
-        OpenMode::Maintain => match (recorded, config.role) {
-            (Some(NodeRole::Replica), _) | (_, NodeRole::Replica) => Err(Error::invalid(
-                "data",
-                format!(
-                    "{} is a replica's data dir (see its {}): writes belong on its primary, \
-                     since a replica's own writes would reuse the primary's log positions; \
-                     run this against the primary, or start this node and promote it first",
-                    dir.display(),
-                    crate::role::ROLE_FILE
-                ),
-            )),
-            (_, NodeRole::Primary) => Ok(NodeRole::Primary),
-        },
-        OpenMode::Serve => {
-            let role = match (recorded, config.role) {
-                (Some(NodeRole::Replica), NodeRole::Primary) => {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        "this data dir was last a replica: serving read-only; start with \
-                         --replica-of to follow the primary, or promote this node"
-                    );
-                    NodeRole::Replica
-                }
-                (_, role) => role,
-            };
-            crate::role::write_role(dir, role)?;
-            Ok(role)
-        }
-    }
+/// Opens shard `s` of a data dir (`create`: make it if it does not exist).
+fn open_shard(
+    data_dir: &Path,
+    s: ShardId,
+    count: usize,
+    create: bool,
+    opts: &ShardOptions,
+) -> Result<Shard> {
+    let path = datadir::shard_dir(data_dir, s);
+    let create = create && !path.exists();
+    Shard::open(&path, s, count, create, opts)
 }
 
 impl Node {
@@ -274,89 +211,61 @@ impl Node {
         if config.create {
             crate::durable::create_dir_synced(&config.data_dir.join("shards"))?;
         }
-        let (count, fresh) = plan_data_dir(&config.data_dir, config.shards, config.create)?;
-        // Shards open read-only (gate closed) until the role is settled below.
-        let shared = Arc::new(ShardShared::new(false));
+        let plan = datadir::plan(&config)?;
+        let count = plan.count;
         let opts = ShardOptions {
             block_cache: rocksdb::Cache::new_lru_cache(config.block_cache_bytes),
             sync_writes: config.sync_writes,
-            shared: Arc::clone(&shared),
+            shared: Arc::new(ShardShared::new()),
         };
-        let mut shards = Vec::with_capacity(count);
-        for i in 0..count {
-            let path = config.data_dir.join("shards").join(format!("{i:03}"));
-            shards.push(Shard::open(&path, i, count, fresh, &opts)?);
+        // Shards open read-only (gate closed) until their role is settled below.
+        let mut shards = Vec::with_capacity(plan.open.len());
+        for &i in &plan.open {
+            let create = plan.fresh.is_some() || config.cluster.is_some();
+            shards.push(open_shard(&config.data_dir, i, count, create, &opts)?);
         }
         // RocksDB fsyncs inside a shard's dir but not the entry that names the dir itself.
         std::fs::File::open(config.data_dir.join("shards"))?.sync_all()?;
-        if fresh {
-            write_manifest(&config.data_dir, count)?;
+        if let Some(manifest) = &plan.fresh {
+            datadir::write_manifest(&config.data_dir, manifest)?;
         }
-        // Only now, with every shard's lock held, is the role file ours to read and write.
-        config.role = settle_role(&config)?;
-        let writable = match config.mode {
-            OpenMode::Inspect => false,
-            OpenMode::Serve | OpenMode::Maintain => config.role == NodeRole::Primary,
+        // Only now, with every shard's lock held, is the role file ours to read and write. A
+        // cluster node's shards take their roles from the map instead, one by one.
+        let writable = if config.cluster.is_some() {
+            false
+        } else {
+            config.role = crate::role::settle_role(&config)?;
+            match config.mode {
+                OpenMode::Inspect => false,
+                OpenMode::Serve | OpenMode::Maintain => config.role == NodeRole::Primary,
+            }
         };
-        shared.writable.store(writable, Ordering::SeqCst);
-        let blobs = BlobStore::open(&config.data_dir.join("media"))?;
-        let mut tweet_ids = Vec::with_capacity(count);
-        let mut tags = Vec::with_capacity(count);
-        let mut media_ids = Vec::with_capacity(count);
-        let mut user_floor = 0;
-        let mut celebrities = HashSet::new();
-        for shard in &shards {
-            let last_tweet = shard.last_key(CF_TWEETS)?.and_then(|k| keys::decode_id(&k));
-            tweet_ids.push(IdGen::new(shard.index(), last_tweet.unwrap_or(0)));
-            let path = crate::search::index_path(&config.data_dir, shard.index());
-            tags.push(RwLock::new(crate::search::open_index(shard, &path)?));
-            let last_media = shard.last_key(CF_MEDIA)?.and_then(|k| keys::decode_id(&k));
-            media_ids.push(IdGen::new(shard.index(), last_media.unwrap_or(0)));
-            if let Some(id) = shard
-                .last_key(CF_PROFILES)?
-                .and_then(|k| keys::decode_id(&k))
-            {
-                user_floor = user_floor.max(id);
-            }
-            for (k, v) in shard.scan_all(CF_COUNTERS)? {
-                if let Some((user, kind)) = keys::decode_counter(&k) {
-                    let followers = keys::decode_counter_value(&v);
-                    if kind == Counter::Followers as u8
-                        && followers > config.celebrity_threshold as i64
-                    {
-                        celebrities.insert(user);
-                    }
-                }
-            }
-        }
+        let media = Media::open(&config.data_dir, config.max_media_bytes)?;
         let (fanout, rxs) = FanoutQueues::new(config.fanout_workers);
         let inner = Arc::new(Inner {
-            shards,
-            tweet_ids,
-            media_ids,
-            user_ids: IdGen::new(0, user_floor),
-            blobs,
-            // One decode per core: decoding is CPU-bound and may hold a large buffer.
-            decode_slots: Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            placement: Placement::new(count)?,
+            shard_opts: opts,
+            media,
             hashing: HashPool::new(config.password_hash_slots, crate::accounts::HASH_WAIT)?,
             user_locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             handle_lock: Mutex::new(()),
-            celebrities: RwLock::new(celebrities),
-            tags,
-            index_saves: Mutex::new(()),
+            celebrities: Celebrities::new(config.celebrity_threshold),
+            hashtags: Search::new(&config.data_dir, count),
+            remote: OnceLock::new(),
             cache: TweetCache::new(config.tweet_cache_bytes),
             fanout,
             stopping: AtomicBool::new(false),
-            block_cache: opts.block_cache.clone(),
             opened_at: std::time::Instant::now(),
-            shared,
             config,
         });
+        for shard in shards {
+            inner.adopt(shard, writable)?;
+        }
         let mut workers = Vec::with_capacity(rxs.len() + 1);
         if inner.config.mode == OpenMode::Serve {
             // A replica's outbox rows are the primary's jobs: the primary fans them out and
             // the resulting rows arrive through the oplog. They become ours on promotion.
-            if inner.config.role == NodeRole::Primary {
+            if writable {
                 inner.resume_fanout()?;
             }
             for (i, rx) in rxs.into_iter().enumerate() {
@@ -385,9 +294,7 @@ impl Node {
     pub fn close(mut self) -> Result<()> {
         self.stop_worker();
         self.inner.save_indexes()?;
-        for shard in &self.inner.shards {
-            shard.flush()?;
-        }
+        self.inner.flush()?;
         Ok(())
     }
 
@@ -408,9 +315,56 @@ impl Drop for Node {
 }
 
 impl Inner {
-    /// Number of shards.
+    /// Starts holding an opened shard: its hashtag index, its celebrities and its id
+    /// generators are loaded, then its gate is set.
+    fn adopt(&self, shard: Shard, writable: bool) -> Result<()> {
+        shard.set_writable(writable);
+        self.hashtags.open(&shard)?;
+        self.celebrities.load(&self.placement, &shard)?;
+        self.placement.hold(Held::open(shard)?)
+    }
+
+    /// Starts holding shard `s` on a cluster node, as the map assigned it: opened (made
+    /// empty when this node never held it) with its gate closed, until
+    /// [`Inner::set_shard_primary`] opens it.
+    pub fn hold_shard(&self, s: ShardId) -> Result<()> {
+        if self.config.cluster.is_none() {
+            return Err(Error::invalid(
+                "shard",
+                "a standalone node holds every shard of its data dir",
+            ));
+        }
+        if self.placement.holds(s) {
+            return Ok(());
+        }
+        let count = self.placement.count();
+        let shard = open_shard(&self.config.data_dir, s, count, true, &self.shard_opts)?;
+        crate::durable::sync_dir(&self.config.data_dir.join("shards"))?;
+        self.adopt(shard, false)
+    }
+
+    /// Opens or closes a held shard's write gate (the map made this copy its primary, or
+    /// another). Opening it resumes the fan-out left in the outbox.
+    pub fn set_shard_primary(&self, s: ShardId, primary: bool) -> Result<()> {
+        let shard = self.placement.shard(s)?;
+        if shard.is_writable() == primary {
+            return Ok(());
+        }
+        shard.set_writable(primary);
+        if primary && self.config.mode == OpenMode::Serve {
+            self.resume_fanout()?;
+        }
+        Ok(())
+    }
+
+    /// The logical shard count (held here or not).
     pub fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.placement.count()
+    }
+
+    /// Which shard holds what, and which shards this node holds.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     /// Counters of the hot-tweet cache.
@@ -423,14 +377,21 @@ impl Inner {
         &self.config
     }
 
-    /// The shard holding a user's rows.
-    pub(crate) fn user_shard(&self, user_id: u64) -> &Shard {
-        &self.shards[ids::shard_of_user(user_id, self.shards.len())]
+    /// The shard a new user's rows go to (see [`Placement::shard_for_new_user`]).
+    pub(crate) fn new_user_shard(&self) -> Result<ShardId> {
+        self.placement
+            .shard_for_new_user()
+            .ok_or_else(|| Error::NotPrimary(self.shard_opts.shared.primary_hint()))
     }
 
-    /// The shard holding a tweet, or None if the id names no shard of this node.
-    pub(crate) fn tweet_shard(&self, tweet_id: u64) -> Option<&Shard> {
-        self.shards.get(ids::shard_of_id(tweet_id))
+    /// The shard holding a user's rows.
+    pub(crate) fn user_shard(&self, user_id: u64) -> Result<&Shard> {
+        self.placement.user(user_id)
+    }
+
+    /// The shard holding a tweet: None if the id names no shard of the service.
+    pub(crate) fn tweet_shard(&self, tweet_id: u64) -> Result<Option<&Shard>> {
+        self.placement.by_id(tweet_id)
     }
 
     /// Serializes read-modify-write operations on one user's rows.
@@ -448,7 +409,7 @@ impl Inner {
         let mut out = Vec::with_capacity(keys::ALL_CFS.len());
         for cf in keys::ALL_CFS {
             let mut total = 0;
-            for shard in &self.shards {
+            for shard in self.placement.local() {
                 total += shard.sst_bytes(cf)?;
             }
             out.push((cf, total));
@@ -458,36 +419,16 @@ impl Inner {
 
     /// Flushes every shard's memtables into SST files.
     pub fn flush(&self) -> Result<()> {
-        self.shards.iter().try_for_each(Shard::flush)
-    }
-
-    /// Whether an author is past the celebrity threshold.
-    pub(crate) fn is_celebrity(&self, user_id: u64) -> bool {
-        self.celebrities
-            .read()
-            .map(|s| s.contains(&user_id))
-            .unwrap_or(false)
+        self.placement.local().try_for_each(Shard::flush)
     }
 
     /// Reads one counter of a user.
     pub(crate) fn counter(&self, user_id: u64, counter: Counter) -> Result<u64> {
         let v = self
-            .user_shard(user_id)
+            .user_shard(user_id)?
             .get(CF_COUNTERS, &keys::counter_key(user_id, counter))?;
         Ok(v.map(|v| keys::decode_counter_value(&v))
             .unwrap_or(0)
             .max(0) as u64)
-    }
-
-    /// Records a user's new follower count in the celebrity set.
-    pub(crate) fn note_followers(&self, user_id: u64, followers: u64) {
-        let celebrity = followers > self.config.celebrity_threshold;
-        if let Ok(mut set) = self.celebrities.write() {
-            if celebrity {
-                set.insert(user_id);
-            } else {
-                set.remove(&user_id);
-            }
-        }
     }
 }

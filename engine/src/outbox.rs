@@ -152,7 +152,7 @@ impl Inner {
     /// thread queues them.
     pub(crate) fn resume_fanout(&self) -> Result<()> {
         let mut pending = 0;
-        for shard in &self.shards {
+        for shard in self.placement.local() {
             pending += shard.scan_all(CF_OUTBOX)?.len() as u64;
         }
         if pending > 0 {
@@ -179,7 +179,7 @@ impl Inner {
         // so this pass covers them; later ones set `sweep_due` again.
         let owed = q.unqueued.load(Ordering::SeqCst);
         let mut queued = 0u64;
-        for shard in &self.shards {
+        for shard in self.placement.local() {
             let rows = match shard.scan_all(CF_OUTBOX) {
                 Ok(rows) => rows,
                 Err(e) => {

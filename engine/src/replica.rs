@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Counter, CF_COUNTERS, CF_TWEETS};
 use crate::node::{Inner, NodeRole, OpenMode};
 use crate::shard::ShardShared;
-use std::sync::atomic::Ordering;
 
 /// Where a shard's log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +20,7 @@ pub struct LogPosition {
 
 impl Inner {
     fn shard_checked(&self, shard: usize) -> Result<&crate::shard::Shard> {
-        self.shards
-            .get(shard)
-            .ok_or_else(|| Error::invalid("shard", format!("no shard {shard}")))
+        self.placement.shard(shard)
     }
 
     /// A shard's log position.
@@ -93,30 +90,9 @@ impl Inner {
     pub fn install_checkpoint(&self, shard: usize, staged: &std::path::Path) -> Result<()> {
         let s = self.shard_checked(shard)?;
         s.replace_with(staged)?;
-        let _saves = self.lock_index_saves();
-        let path = crate::search::index_path(&self.config.data_dir, shard);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        let index = crate::search::open_index(s, &path)?;
-        *self
-            .index_of(shard)
-            .write()
-            .map_err(|_| Error::Storage("hashtag index lock poisoned".into()))? = index;
+        self.hashtags.rebuild(s)?;
         self.cache.clear();
-        let n = self.shards.len();
-        if let Ok(mut set) = self.celebrities.write() {
-            set.retain(|user| crate::ids::shard_of_user(*user, n) != shard);
-        }
-        for (k, v) in s.scan_all(CF_COUNTERS)? {
-            if let Some((user, kind)) = keys::decode_counter(&k) {
-                if kind == Counter::Followers as u8 {
-                    self.note_followers(user, keys::decode_counter_value(&v).max(0) as u64);
-                }
-            }
-        }
-        Ok(())
+        self.celebrities.load(&self.placement, s)
     }
 
     /// SHA-256 of each column family of a shard except `meta`, the oplog from `oplog_from`.
@@ -126,7 +102,7 @@ impl Inner {
 
     /// The write gate, primary hint and commit hook shared by the node's shards.
     pub fn shared(&self) -> &ShardShared {
-        &self.shared
+        &self.shard_opts.shared
     }
 
     /// "primary" or "replica": the role the node is in now; for a data dir opened by a tool,
@@ -143,9 +119,15 @@ impl Inner {
         }
     }
 
-    /// Whether the node takes writes.
+    /// Whether the node takes writes: it holds shards and is the primary of every one.
     pub fn is_writable(&self) -> bool {
-        self.shared.writable.load(Ordering::SeqCst)
+        let mut held = self.placement.local().peekable();
+        held.peek().is_some() && held.all(|s| s.is_writable())
+    }
+
+    /// Whether this node is the primary of a shard (holds it, gate open).
+    pub fn is_primary_of(&self, shard: usize) -> bool {
+        self.placement.shard(shard).is_ok_and(|s| s.is_writable())
     }
 
     /// Makes this node the primary: every shard starts a new epoch, the role is recorded,
@@ -159,15 +141,15 @@ impl Inner {
             ));
         }
         let epochs = self
-            .shards
-            .iter()
+            .placement
+            .local()
             .map(|s| s.raise_epoch())
             .collect::<Result<Vec<_>>>()?;
         // After the epochs: a crash in between leaves a replica with a raised epoch, which
         // is promoted again; the other order could restart a primary in the old epoch.
         crate::role::write_role(&self.config.data_dir, NodeRole::Primary)?;
-        self.shared.set_primary_hint("");
-        self.shared.writable.store(true, Ordering::SeqCst);
+        self.shard_opts.shared.set_primary_hint("");
+        self.placement.local().for_each(|s| s.set_writable(true));
         self.resume_fanout()?;
         tracing::info!(?epochs, "promoted to primary");
         Ok(epochs)
@@ -177,12 +159,41 @@ impl Inner {
     /// the data dir as a replica's, so a restart without `--replica-of` does not take writes
     /// either. Writes stop even if recording fails (the error says so).
     pub fn demote(&self, primary_hint: &str) -> Result<()> {
-        self.shared.set_primary_hint(primary_hint);
-        self.shared.writable.store(false, Ordering::SeqCst);
+        self.shard_opts.shared.set_primary_hint(primary_hint);
+        self.placement.local().for_each(|s| s.set_writable(false));
         if self.config.mode != OpenMode::Serve {
             return Ok(());
         }
         crate::role::write_role(&self.config.data_dir, NodeRole::Replica)
+    }
+
+    /// Makes this copy of one shard its primary: a new epoch, then the gate opens. On a
+    /// standalone node the role is the node's, so this promotes the node (every shard).
+    /// Returns the shard's new epoch.
+    pub fn promote_shard(&self, shard: usize) -> Result<u64> {
+        if self.config.cluster.is_none() {
+            self.promote()?;
+            return self.log_position(shard).map(|p| p.epoch);
+        }
+        if self.config.mode != OpenMode::Serve {
+            return Err(Error::invalid(
+                "role",
+                "a data dir opened by a tool is not promoted; promote a running node",
+            ));
+        }
+        let epoch = self.shard_checked(shard)?.raise_epoch()?;
+        self.set_shard_primary(shard, true)?;
+        tracing::info!(shard, epoch, "shard promoted");
+        Ok(epoch)
+    }
+
+    /// Closes one shard's gate (a replica of it, or a deposed primary). On a standalone node
+    /// the role is the node's, so this demotes the node.
+    pub fn demote_shard(&self, shard: usize, primary_hint: &str) -> Result<()> {
+        if self.config.cluster.is_none() {
+            return self.demote(primary_hint);
+        }
+        self.set_shard_primary(shard, false)
     }
 
     fn follow_entry(&self, entry: &Entry) -> Result<()> {
@@ -191,18 +202,19 @@ impl Inner {
                 (CF_TWEETS, OpKind::Put) => {
                     let tweet: TweetDoc = doc::decode(&op.value)?;
                     self.cache.invalidate(tweet.id);
-                    self.index_tweet(&tweet)?;
+                    self.hashtags.insert(&tweet)?;
                 }
                 (CF_TWEETS, OpKind::Delete) => {
                     if let Some(id) = keys::decode_id(&op.key) {
                         self.cache.invalidate(id);
-                        self.forget_in_index(id)?;
+                        self.hashtags.remove(id)?;
                     }
                 }
                 (CF_COUNTERS, OpKind::Merge) => {
                     if let Some((user, kind)) = keys::decode_counter(&op.key) {
                         if kind == Counter::Followers as u8 {
-                            self.note_followers(user, self.counter(user, Counter::Followers)?);
+                            self.celebrities
+                                .note(user, self.counter(user, Counter::Followers)?);
                         }
                     }
                 }

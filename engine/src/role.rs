@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::node::NodeRole;
+use crate::node::{NodeConfig, NodeRole, OpenMode};
 
 /// File name of the role file in a data dir.
 pub const ROLE_FILE: &str = "role.json";
@@ -66,6 +66,44 @@ pub fn write_role(dir: &Path, role: NodeRole) -> Result<()> {
     crate::durable::write_atomic(&dir.join(ROLE_FILE), &body)?;
     tracing::info!(dir = %dir.display(), role = name(role), "role recorded");
     Ok(())
+}
+
+/// The role a data dir opens in: [`NodeConfig::role`], except that a dir recorded as a
+/// replica stays one. Records the role when serving.
+pub(crate) fn settle_role(config: &NodeConfig) -> Result<NodeRole> {
+    let dir = &config.data_dir;
+    let recorded = read_role(dir)?;
+    match config.mode {
+        OpenMode::Inspect => Ok(recorded.unwrap_or(NodeRole::Primary)),
+        OpenMode::Maintain => match (recorded, config.role) {
+            (Some(NodeRole::Replica), _) | (_, NodeRole::Replica) => Err(Error::invalid(
+                "data",
+                format!(
+                    "{} is a replica's data dir (see its {}): writes belong on its primary, \
+                     since a replica's own writes would reuse the primary's log positions; \
+                     run this against the primary, or start this node and promote it first",
+                    dir.display(),
+                    ROLE_FILE
+                ),
+            )),
+            (_, NodeRole::Primary) => Ok(NodeRole::Primary),
+        },
+        OpenMode::Serve => {
+            let role = match (recorded, config.role) {
+                (Some(NodeRole::Replica), NodeRole::Primary) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "this data dir was last a replica: serving read-only; start with \
+                         --replica-of to follow the primary, or promote this node"
+                    );
+                    NodeRole::Replica
+                }
+                (_, role) => role,
+            };
+            write_role(dir, role)?;
+            Ok(role)
+        }
+    }
 }
 
 #[cfg(test)]

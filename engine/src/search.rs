@@ -8,9 +8,8 @@
 //! may still be in the loaded index: hydration finds its document gone, skips it and drops it
 //! from the index, so it never appears in results.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use chirp_index::{Query, TagIndex};
 
@@ -20,7 +19,9 @@ use crate::ids;
 use crate::keys::{self, CF_TWEETS};
 use crate::model::{page_of, Page, PageRequest};
 use crate::node::Inner;
+use crate::placement::ShardId;
 use crate::shard::Shard;
+use crate::steps::Step;
 use crate::text;
 
 /// Most tags in one `all`/`any` query.
@@ -30,7 +31,8 @@ pub const MAX_QUERY_TAGS: usize = 10;
 const REPLAY_MARGIN_MS: u64 = 60_000;
 
 /// A hashtag query as the caller gives it (tags not yet normalized).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "tags", rename_all = "snake_case")]
 pub enum TagQuery {
     /// One tag.
     Tag(String),
@@ -41,7 +43,7 @@ pub enum TagQuery {
 }
 
 /// Where a shard's index is saved.
-pub(crate) fn index_path(data_dir: &std::path::Path, shard: usize) -> PathBuf {
+fn index_path(data_dir: &std::path::Path, shard: usize) -> PathBuf {
     data_dir.join("shards").join(format!("{shard:03}.tags"))
 }
 
@@ -58,7 +60,7 @@ pub(crate) fn normalized_tags(tweet: &TweetDoc) -> Vec<String> {
 }
 
 /// Loads a shard's saved index and replays what it misses, or rebuilds it from the tweets.
-pub(crate) fn open_index(shard: &Shard, path: &std::path::Path) -> Result<TagIndex> {
+fn open_index(shard: &Shard, path: &std::path::Path) -> Result<TagIndex> {
     let (mut index, from) = match TagIndex::load(path) {
         Ok(index) => {
             let from = index.high_water().map_or(0, |hw| {
@@ -109,29 +111,136 @@ fn normalize_all(field: &'static str, tags: Vec<String>) -> Result<Vec<String>> 
         .collect()
 }
 
-impl Inner {
-    pub(crate) fn index_of(&self, shard: usize) -> &RwLock<TagIndex> {
-        &self.tags[shard]
+/// The search service: one hashtag index per shard held here, kept in step with the
+/// shard's tweets, saved beside it, queried across the held shards.
+pub struct Search {
+    indexes: Vec<OnceLock<RwLock<TagIndex>>>,
+    /// Held while index files are written: saves share one temp file per shard, and a
+    /// checkpoint install replaces a shard's file.
+    saves: Mutex<()>,
+    data_dir: PathBuf,
+}
+
+impl Search {
+    /// The service for a data dir of `count` shards, holding no index yet.
+    pub(crate) fn new(data_dir: &Path, count: usize) -> Self {
+        Search {
+            indexes: (0..count).map(|_| OnceLock::new()).collect(),
+            saves: Mutex::new(()),
+            data_dir: data_dir.to_path_buf(),
+        }
     }
 
-    /// Tweets matching a hashtag query, newest first.
+    /// Loads (or rebuilds) the index of a shard this node starts holding.
+    pub(crate) fn open(&self, shard: &Shard) -> Result<()> {
+        let s = shard.index();
+        let index = open_index(shard, &index_path(&self.data_dir, s))?;
+        self.slot(s)?
+            .set(RwLock::new(index))
+            .map_err(|_| Error::invalid("shard", format!("shard {s}'s index is already open")))
+    }
+
+    /// Rebuilds a shard's index from its tweets (its files were replaced by a checkpoint).
+    pub(crate) fn rebuild(&self, shard: &Shard) -> Result<()> {
+        let s = shard.index();
+        let _saves = lock(&self.saves);
+        let path = index_path(&self.data_dir, s);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let index = open_index(shard, &path)?;
+        *self.index(s)?.write().map_err(|_| poisoned())? = index;
+        Ok(())
+    }
+
+    fn slot(&self, s: ShardId) -> Result<&OnceLock<RwLock<TagIndex>>> {
+        self.indexes
+            .get(s)
+            .ok_or_else(|| Error::invalid("shard", format!("no shard {s}")))
+    }
+
+    /// A held shard's index.
+    pub(crate) fn index(&self, s: ShardId) -> Result<&RwLock<TagIndex>> {
+        self.slot(s)?.get().ok_or(Error::NotHere(s))
+    }
+
+    /// Adds a stored tweet to its shard's index. Never panics: a full index (2^32 documents
+    /// in one shard) is an error, and the lock stays usable for every other caller.
+    pub(crate) fn insert(&self, tweet: &TweetDoc) -> Result<()> {
+        let tags = normalized_tags(tweet);
+        let s = ids::shard_of_id(tweet.id);
+        let mut index = self.index(s)?.write().map_err(|_| poisoned())?;
+        try_insert(&mut index, tweet.id, &tags).map_err(|e| index_error(s, e))?;
+        Ok(())
+    }
+
+    /// Drops a tweet from its shard's index (nothing when the shard is not held here).
+    pub(crate) fn remove(&self, id: u64) -> Result<()> {
+        if let Ok(index) = self.index(ids::shard_of_id(id)) {
+            index.write().map_err(|_| poisoned())?.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Up to `want` ids matching `query` older than `before`, newest first, from the indexes
+    /// of `shards`.
+    pub(crate) fn candidates(
+        &self,
+        shards: &[ShardId],
+        query: &Query,
+        before: u64,
+        want: usize,
+    ) -> Result<Vec<u64>> {
+        let mut candidates: Vec<u64> = Vec::new();
+        for &s in shards {
+            let index = self.index(s)?.read().map_err(|_| poisoned())?;
+            candidates.extend(index.query(query, Some(before), want));
+        }
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(candidates)
+    }
+
+    /// Saves the indexes of `shards` beside them. Each index is copied under its read lock
+    /// and written outside it, so posts and searches never wait on the file write and fsync;
+    /// saves are serialized (they share one temp file per shard).
+    pub(crate) fn save(&self, shards: &[ShardId]) -> Result<()> {
+        let _one_at_a_time = lock(&self.saves);
+        for &s in shards {
+            let snapshot = self.index(s)?.read().map_err(|_| poisoned())?.clone();
+            save(&snapshot, &index_path(&self.data_dir, s))
+                .map_err(|e| Error::Storage(format!("saving hashtag index {s}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Tweets matching a hashtag query, newest first, from the shards held here.
     pub fn search(&self, query: TagQuery, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
-        let query = match query {
-            TagQuery::Tag(t) => Query::Tag(
-                text::normalize_tag(t.trim())
-                    .ok_or_else(|| Error::invalid("hashtag", format!("{t:?} is not a hashtag")))?,
-            ),
-            TagQuery::All(tags) => Query::All(normalize_all("all", tags)?),
-            TagQuery::Any(tags) => Query::Any(normalize_all("any", tags)?),
+        let asked = query.clone();
+        let query = parse(query)?;
+        let held = self.placement.local_ids();
+        // Shards held elsewhere are asked too when this node can reach them.
+        let elsewhere: Vec<ShardId> = match self.remote.get() {
+            Some(_) => (0..self.placement.count())
+                .filter(|&s| !self.placement.holds(s))
+                .collect(),
+            None => Vec::new(),
         };
         let mut before = page.after.unwrap_or(u64::MAX);
         let mut out: Vec<Arc<TweetDoc>> = Vec::with_capacity(page.limit + 1);
         loop {
             let want = page.limit + 1 - out.len();
-            let mut candidates: Vec<u64> = Vec::new();
-            for shard in 0..self.shards.len() {
-                let index = self.index_of(shard).read().map_err(|_| poisoned())?;
-                candidates.extend(index.query(&query, Some(before), want));
+            let mut candidates = self.hashtags.candidates(&held, &query, before, want)?;
+            for &shard in &elsewhere {
+                let step = Step::Search {
+                    shard,
+                    query: asked.clone(),
+                    before,
+                    want,
+                };
+                candidates.extend(self.step(step)?.ids()?);
             }
             candidates.sort_unstable_by(|a, b| b.cmp(a));
             let exhausted = candidates.len() < want;
@@ -140,7 +249,7 @@ impl Inner {
                 before = id;
                 match self.tweet_doc(id)? {
                     Some(t) => out.push(t),
-                    None => self.forget_in_index(id)?,
+                    None => self.hashtags.remove(id)?,
                 }
             }
             if out.len() > page.limit || exhausted {
@@ -150,48 +259,26 @@ impl Inner {
         Ok(page_of(out, page.limit, |t| t.id))
     }
 
-    /// Adds a stored tweet to its shard's index. Never panics: a full index (2^32 documents
-    /// in one shard) is an error, and the lock stays usable for every other caller.
-    pub(crate) fn index_tweet(&self, tweet: &TweetDoc) -> Result<()> {
-        let tags = normalized_tags(tweet);
-        if let Some(shard) = self.tweet_shard(tweet.id) {
-            let mut index = self
-                .index_of(shard.index())
-                .write()
-                .map_err(|_| poisoned())?;
-            try_insert(&mut index, tweet.id, &tags).map_err(|e| index_error(shard.index(), e))?;
-        }
-        Ok(())
-    }
-
-    /// Drops a tweet from its shard's index.
-    pub(crate) fn forget_in_index(&self, id: u64) -> Result<()> {
-        if let Some(shard) = self.tweet_shard(id) {
-            self.index_of(shard.index())
-                .write()
-                .map_err(|_| poisoned())?
-                .remove(id);
-        }
-        Ok(())
-    }
-
-    /// Saves every shard's index beside the shard. Each index is copied under its read lock
-    /// and written outside it, so posts and searches never wait on the file write and fsync;
-    /// saves are serialized (they share one temp file per shard).
+    /// Saves the index of every shard held here.
     pub(crate) fn save_indexes(&self) -> Result<()> {
-        let _one_at_a_time = self.lock_index_saves();
-        for shard in 0..self.shards.len() {
-            let snapshot = self.index_of(shard).read().map_err(|_| poisoned())?.clone();
-            save(&snapshot, &index_path(&self.config.data_dir, shard))
-                .map_err(|e| Error::Storage(format!("saving hashtag index {shard}: {e}")))?;
-        }
-        Ok(())
+        self.hashtags.save(&self.placement.local_ids())
     }
+}
 
-    /// Serializes writers of the index files (saves, and a checkpoint install replacing one).
-    pub(crate) fn lock_index_saves(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.index_saves.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// A query with its tags in matching form.
+pub(crate) fn parse(query: TagQuery) -> Result<Query> {
+    Ok(match query {
+        TagQuery::Tag(t) => Query::Tag(
+            text::normalize_tag(t.trim())
+                .ok_or_else(|| Error::invalid("hashtag", format!("{t:?} is not a hashtag")))?,
+        ),
+        TagQuery::All(tags) => Query::All(normalize_all("all", tags)?),
+        TagQuery::Any(tags) => Query::Any(normalize_all("any", tags)?),
+    })
+}
+
+fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn try_insert(index: &mut TagIndex, id: u64, tags: &[String]) -> chirp_index::Result<u32> {

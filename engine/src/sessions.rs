@@ -108,8 +108,9 @@ pub(crate) fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The user id a token names (it routes the lookup to the user's shard).
-fn token_user(token: &str) -> Option<u64> {
+/// The user a bearer token names (its prefix, which routes the lookup to the user's
+/// shard); says nothing of whether the token is valid.
+pub fn token_user(token: &str) -> Option<u64> {
     token.split_once('.').and_then(|(id, _)| id.parse().ok())
 }
 
@@ -145,7 +146,7 @@ impl Inner {
     /// Mints and stores a bearer token for a user, with its session row; the user's expired
     /// sessions are removed in the same batch.
     pub(crate) fn issue_token(&self, user_id: u64) -> Result<Session> {
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let session_id = rand::rngs::OsRng.next_u64();
@@ -200,7 +201,7 @@ impl Inner {
     /// Checks a bearer token without writing anything (so it can run on a read path).
     pub fn check_token(&self, token: &str) -> Result<TokenState> {
         let user_id = token_user(token).ok_or(INVALID)?;
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let record: TokenDoc = match shard.get(CF_AUTH, &keys::token_key(&token_digest(token)))? {
             Some(bytes) => doc::decode(&bytes)?,
             None => return Err(INVALID),
@@ -235,7 +236,7 @@ impl Inner {
     /// crash only shortens the session). Does nothing if the session ended meanwhile.
     pub fn touch_session(&self, token: &str) -> Result<()> {
         let user_id = token_user(token).ok_or(INVALID)?;
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let token_key = keys::token_key(&token_digest(token));
         // Under the user's lock, so a session ended concurrently is not written back.
         let _guard = self.lock_user(user_id);
@@ -280,7 +281,7 @@ impl Inner {
     /// Ends a token's session: it stops authenticating at once. Idempotent.
     pub fn log_out(&self, token: &str) -> Result<()> {
         let user_id = token_user(token).ok_or(INVALID)?;
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let token_key = keys::token_key(&token_digest(token));
         let _guard = self.lock_user(user_id);
         let mut batch = Batch::new();
@@ -302,7 +303,7 @@ impl Inner {
     pub fn sessions(&self, user_id: u64) -> Result<Vec<SessionInfo>> {
         let now = now_unix_ms();
         let mut out: Vec<SessionInfo> = self
-            .session_rows(self.user_shard(user_id), user_id)?
+            .session_rows(self.user_shard(user_id)?, user_id)?
             .into_iter()
             .filter_map(|(key, s)| {
                 let (_, id) = keys::decode_session_key(&key)?;
@@ -322,7 +323,7 @@ impl Inner {
 
     /// Ends one of a user's sessions; another user's session id is [`Error::NotFound`].
     pub fn end_session(&self, user_id: u64, session_id: u64) -> Result<()> {
-        let shard = self.user_shard(user_id);
+        let shard = self.user_shard(user_id)?;
         let key = keys::session_key(user_id, session_id);
         let _guard = self.lock_user(user_id);
         let session: SessionDoc = match shard.get(CF_AUTH, &key)? {
@@ -339,7 +340,7 @@ impl Inner {
     pub(crate) fn end_all_sessions(&self, user_id: u64, batch: &mut Batch) -> Result<usize> {
         let now = now_unix_ms();
         let mut live = 0;
-        for (key, session) in self.session_rows(self.user_shard(user_id), user_id)? {
+        for (key, session) in self.session_rows(self.user_shard(user_id)?, user_id)? {
             if self.expiry(session.last_used_ms.max(session.created_at_ms)) > now {
                 live += 1;
             }

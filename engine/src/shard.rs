@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use rocksdb::checkpoint::Checkpoint;
@@ -32,7 +32,7 @@ pub struct ShardOptions {
     pub block_cache: Cache,
     /// Fsync the WAL before acknowledging a write.
     pub sync_writes: bool,
-    /// The write gate and commit hook every shard of the node shares.
+    /// The primary hint and commit hook every shard of the node shares.
     pub shared: Arc<ShardShared>,
 }
 
@@ -46,6 +46,9 @@ pub struct Shard {
     sync_writes: bool,
     queue: Mutex<Queue>,
     log: Mutex<LogState>,
+    /// The write gate: open while this copy is the shard's primary. Closed at open; the
+    /// node opens it once the shard's role is settled.
+    writable: AtomicBool,
 }
 
 /// Batches waiting to be committed, in arrival order.
@@ -103,6 +106,11 @@ pub fn cache_only<T>(f: impl FnOnce() -> T) -> T {
     }
     let _restore = Restore(CACHE_ONLY.with(|c| c.replace(true)));
     f()
+}
+
+/// Whether this thread runs inside [`cache_only`].
+pub(crate) fn in_cache_only() -> bool {
+    CACHE_ONLY.with(Cell::get)
 }
 
 /// Options of a whole-column-family walk. Pair column families have a prefix extractor, and
@@ -226,6 +234,7 @@ impl Shard {
             opts: opts.clone(),
             sync_writes: opts.sync_writes,
             queue: Mutex::new(Queue::default()),
+            writable: AtomicBool::new(false),
             log: Mutex::new(LogState {
                 last_lsn: 0,
                 epoch: 1,
@@ -239,6 +248,16 @@ impl Shard {
         shard.load_position(&mut log)?;
         drop(log);
         Ok(shard)
+    }
+
+    /// Whether this copy takes logged writes (it is the shard's primary).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::SeqCst)
+    }
+
+    /// Opens or closes the write gate. Closing it does not wait for writes already past it.
+    pub(crate) fn set_writable(&self, writable: bool) {
+        self.writable.store(writable, Ordering::SeqCst);
     }
 
     /// Reads the log position (last LSN, epoch) from the open instance.
@@ -376,13 +395,13 @@ impl Shard {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(op) = batch.ops.iter().find(|op| op.cf_name().is_empty()) {
+        if let Some(op) = batch.ops().iter().find(|op| op.cf_name().is_empty()) {
             return Err(Error::Storage(format!(
                 "write to unknown column family #{}",
                 op.cf
             )));
         }
-        if !self.opts.shared.writable.load(Ordering::SeqCst) {
+        if !self.is_writable() {
             return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
         }
         let ticket = {
@@ -439,11 +458,11 @@ impl Shard {
         for p in group {
             lsn += 1;
             group_sync |= p.sync;
-            add_ops(&db, &mut wb, &p.batch.ops)?;
+            add_ops(&db, &mut wb, p.batch.ops())?;
             wb.put_cf(
                 oplog,
                 keys::id_key(lsn),
-                encode_entry(log.epoch, lsn, &p.batch.ops),
+                encode_entry(log.epoch, lsn, p.batch.ops()),
             );
         }
         fail::fail_point!("shard::commit::prepare", |_| Err(Error::Storage(

@@ -1,18 +1,18 @@
 //! The follow graph: follow, unfollow and the two lists.
 //!
 //! An edge is two rows on (usually) two shards: `following[(a, b)]` on a's shard and
-//! `followers[(b, a)]` on b's. Each side is written with its counter in one batch and only if
-//! its row is missing (or present, to unfollow), under a's lock, so retrying after a crash
+//! `followers[(b, a)]` on b's, which may be on another node (the `AddFollower` and
+//! `RemoveFollower` [`Step`]s). Each side is written with its counter in one batch and only
+//! if its row is missing (or present, to unfollow), under a's lock, so retrying after a crash
 //! between the two sides completes the edge without counting it twice.
 
 use crate::batch::Batch;
 
 use crate::error::{Error, Result};
-use crate::keys::{
-    self, Counter, CF_COUNTERS, CF_FOLLOWERS, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS,
-};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_FOLLOWERS, CF_FOLLOWING, CF_HOME};
 use crate::model::{encode_cursor, Page, PageRequest, Profile};
 use crate::node::Inner;
+use crate::steps::Step;
 
 impl Inner {
     /// `actor` makes `follower` follow `followee`; only users may act for themselves.
@@ -20,19 +20,9 @@ impl Inner {
     pub fn follow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
         self.check_edge(actor, follower, followee)?;
         let _guard = self.lock_user(follower);
-        let theirs = self.user_shard(followee);
-        if !theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
-            let mut batch = Batch::new();
-            batch.put(CF_FOLLOWERS, keys::pair_key(followee, follower), []);
-            batch.merge(
-                CF_COUNTERS,
-                keys::counter_key(followee, Counter::Followers),
-                keys::counter_value(1),
-            );
-            theirs.write(batch)?;
-            self.note_followers(followee, self.counter(followee, Counter::Followers)?);
-        }
-        let mine = self.user_shard(follower);
+        self.step(Step::AddFollower { followee, follower })?
+            .done()?;
+        let mine = self.user_shard(follower)?;
         if !mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
             let mut batch = Batch::new();
             batch.put(CF_FOLLOWING, keys::pair_key(follower, followee), []);
@@ -42,14 +32,15 @@ impl Inner {
                 keys::counter_value(1),
             );
             // Celebrities' tweets are merged at read time, so they need no back-fill.
-            if !self.is_celebrity(followee) {
-                let recent = theirs.scan_pairs_rev(
-                    CF_USER_TWEETS,
-                    followee,
-                    u64::MAX,
-                    self.config.backfill,
-                )?;
-                for (tweet, _) in recent {
+            if !self.celebrities.contains(followee) {
+                let recent = self
+                    .step(Step::RecentTweets {
+                        user: followee,
+                        before: u64::MAX,
+                        limit: self.config.backfill,
+                    })?
+                    .ids()?;
+                for tweet in recent {
                     batch.put(
                         CF_HOME,
                         keys::pair_key(follower, tweet),
@@ -67,7 +58,7 @@ impl Inner {
     pub fn unfollow(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
         self.check_edge(actor, follower, followee)?;
         let _guard = self.lock_user(follower);
-        let mine = self.user_shard(follower);
+        let mine = self.user_shard(follower)?;
         if mine.contains(CF_FOLLOWING, &keys::pair_key(follower, followee))? {
             let mut batch = Batch::new();
             batch.delete(CF_FOLLOWING, keys::pair_key(follower, followee));
@@ -84,19 +75,8 @@ impl Inner {
             }
             mine.write(batch)?;
         }
-        let theirs = self.user_shard(followee);
-        if theirs.contains(CF_FOLLOWERS, &keys::pair_key(followee, follower))? {
-            let mut batch = Batch::new();
-            batch.delete(CF_FOLLOWERS, keys::pair_key(followee, follower));
-            batch.merge(
-                CF_COUNTERS,
-                keys::counter_key(followee, Counter::Followers),
-                keys::counter_value(-1),
-            );
-            theirs.write(batch)?;
-            self.note_followers(followee, self.counter(followee, Counter::Followers)?);
-        }
-        Ok(())
+        self.step(Step::RemoveFollower { followee, follower })?
+            .done()
     }
 
     fn check_edge(&self, actor: u64, follower: u64, followee: u64) -> Result<()> {
@@ -108,7 +88,7 @@ impl Inner {
         if follower == followee {
             return Err(Error::invalid("id", "you cannot follow yourself"));
         }
-        if self.profile_doc(followee)?.is_none() {
+        if self.find_profile(followee)?.is_none() {
             return Err(Error::NotFound("user"));
         }
         Ok(())
@@ -116,7 +96,7 @@ impl Inner {
 
     /// Whether `follower` follows `followee`.
     pub fn is_following(&self, follower: u64, followee: u64) -> Result<bool> {
-        self.user_shard(follower)
+        self.user_shard(follower)?
             .contains(CF_FOLLOWING, &keys::pair_key(follower, followee))
     }
 
@@ -135,7 +115,7 @@ impl Inner {
             return Err(Error::NotFound("user"));
         }
         let rows = self
-            .user_shard(user)
+            .user_shard(user)?
             .scan_pairs(cf, user, page.after, page.limit + 1)?;
         // The look-ahead row only proves there is a next page; it is not hydrated.
         let next_cursor = (rows.len() > page.limit)
@@ -143,8 +123,8 @@ impl Inner {
             .flatten();
         let mut items = Vec::with_capacity(page.limit);
         for &(id, _) in rows.iter().take(page.limit) {
-            if let Some(doc) = self.profile_doc(id)? {
-                items.push(self.profile_view(doc)?);
+            if let Some(profile) = self.find_profile(id)? {
+                items.push(profile);
             }
         }
         Ok(Page { items, next_cursor })

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::now_unix_ms;
 use crate::keys::{self, Counter, CF_COUNTERS, CF_HOME, CF_OUTBOX, CF_TWEETS, CF_USER_TWEETS};
 use crate::node::Inner;
+use crate::steps::Step;
 use crate::text;
 
 /// Most images on one tweet.
@@ -37,8 +38,8 @@ impl Inner {
         let mut extra = Map::new();
         merge_extra(&mut extra, req.extra, "extra")?;
         let profile = self.profile_doc(author)?.ok_or(Error::NotFound("user"))?;
-        let shard = self.user_shard(author);
-        let id = self.tweet_ids[shard.index()].next_id();
+        let shard = self.user_shard(author)?;
+        let id = self.placement.mint_tweet(shard.index())?;
         let tweet = TweetDoc {
             id,
             author_id: author,
@@ -67,7 +68,7 @@ impl Inner {
         // A crash before these lines loses nothing: the index replays stored tweets at start.
         // The tweet is stored and acknowledged whatever the index says: a failure to index it
         // costs its search hits only, so it is logged rather than failing the post.
-        if let Err(e) = self.index_tweet(&tweet) {
+        if let Err(e) = self.hashtags.insert(&tweet) {
             tracing::error!(tweet = id, error = %e, "tweet not added to the hashtag index");
         }
         let tweet = Arc::new(tweet);
@@ -88,8 +89,15 @@ impl Inner {
             Ok(hit) => return Ok(Some(hit)),
             Err(ticket) => ticket,
         };
-        let Some(shard) = self.tweet_shard(id) else {
-            return Ok(None);
+        let shard = match self.tweet_shard(id) {
+            Ok(Some(shard)) => shard,
+            Ok(None) => return Ok(None),
+            // Held elsewhere: read where it is, not cached here (its deletes are not seen
+            // here to invalidate it).
+            Err(Error::NotHere(_)) => {
+                return Ok(self.step(Step::Tweet { id })?.tweet()?.map(Arc::new))
+            }
+            Err(e) => return Err(e),
         };
         match shard.get(CF_TWEETS, &keys::id_key(id))? {
             Some(bytes) => {
@@ -109,7 +117,7 @@ impl Inner {
             return Err(Error::Forbidden("you can only delete your own tweets"));
         }
         let _guard = self.lock_user(actor);
-        let shard = self.user_shard(actor);
+        let shard = self.user_shard(actor)?;
         if !shard.contains(CF_TWEETS, &keys::id_key(id))? {
             return Err(Error::NotFound("tweet"));
         }
@@ -127,7 +135,7 @@ impl Inner {
         batch.put(CF_OUTBOX, keys::id_key(id), doc::encode(&job)?);
         shard.write(batch)?;
         self.cache.invalidate(id);
-        self.forget_in_index(id)?;
+        self.hashtags.remove(id)?;
         self.enqueue_fanout(id);
         Ok(())
     }

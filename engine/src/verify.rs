@@ -92,7 +92,7 @@ impl Users<'_> {
         }
         let exists = self
             .inner
-            .user_shard(user)
+            .user_shard(user)?
             .contains(CF_PROFILES, &keys::id_key(user))?;
         self.known.insert(user, exists);
         Ok(exists)
@@ -104,14 +104,14 @@ impl Inner {
     /// once it is done.
     pub fn verify(&self, progress: &mut dyn FnMut(usize)) -> Result<VerifyReport> {
         let mut report = VerifyReport {
-            shards: self.shards.len(),
+            shards: self.placement.local_ids().len(),
             ..VerifyReport::default()
         };
         let mut users = Users {
             inner: self,
             known: HashMap::new(),
         };
-        for shard in &self.shards {
+        for shard in self.placement.local() {
             self.verify_shard(shard, &mut report, &mut users)?;
             progress(shard.index());
         }
@@ -120,7 +120,6 @@ impl Inner {
 
     fn verify_shard(&self, shard: &Shard, r: &mut VerifyReport, users: &mut Users) -> Result<()> {
         let s = shard.index();
-        let n = self.shards.len();
         // Rows counted per (user, counter kind), compared with `counters` at the end.
         let mut counted: HashMap<(u64, u8), i64> = HashMap::new();
 
@@ -134,13 +133,13 @@ impl Inner {
                     "profile-id-mismatch",
                     format!("row {id:?} holds user {}", p.id),
                 ),
-                Ok(p) if ids::shard_of_user(p.id, n) != s => r.report(
+                Ok(p) if self.placement.of_user(p.id) != s => r.report(
                     s,
                     "profile-wrong-shard",
                     format!(
                         "user {} belongs on shard {}",
                         p.id,
-                        ids::shard_of_user(p.id, n)
+                        self.placement.of_user(p.id)
                     ),
                 ),
                 Ok(_) => {}
@@ -177,7 +176,8 @@ impl Inner {
         // The index lock is taken per tweet, never across the scan: posts and searches keep
         // going while a shard is verified.
         let index = || {
-            self.index_of(s)
+            self.hashtags
+                .index(s)?
                 .read()
                 .map_err(|_| crate::error::Error::Storage("hashtag index lock poisoned".into()))
         };
@@ -264,7 +264,7 @@ impl Inner {
             r.edges += 1;
             *counted.entry((a, Counter::Following as u8)).or_default() += 1;
             if !self
-                .user_shard(b)
+                .user_shard(b)?
                 .contains(CF_FOLLOWERS, &keys::pair_key(b, a))?
             {
                 r.report(
@@ -290,7 +290,7 @@ impl Inner {
             };
             *counted.entry((b, Counter::Followers as u8)).or_default() += 1;
             if !self
-                .user_shard(a)
+                .user_shard(a)?
                 .contains(CF_FOLLOWING, &keys::pair_key(a, b))?
             {
                 r.report(

@@ -243,3 +243,66 @@ fn index_saves_run_one_at_a_time() {
     fail::remove("search::save");
     assert_eq!(most.load(Ordering::SeqCst), 1);
 }
+
+/// Sign-ups racing for one handle all get past the look-up and write their profiles before
+/// any claims the handle (paused at `accounts::claim`): one wins, the others get a conflict
+/// and their profiles are removed, so no stored profile is unreachable.
+#[test]
+fn losers_of_a_handle_race_leave_no_profile_behind() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = NodeConfig::new(dir.path());
+    config.password_hash_slots = 4;
+    let node = Arc::new(Node::open(config).expect("open node"));
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&reached);
+    fail::cfg_callback("accounts::claim", move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        while fail::list().iter().any(|(n, _)| n == "accounts::hold") {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+    .expect("callback");
+    fail::cfg("accounts::hold", "off").expect("hold");
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let node = Arc::clone(&node);
+            std::thread::spawn(move || {
+                node.sign_up(NewUser {
+                    handle: "contested".into(),
+                    password: "a long enough password".into(),
+                    display_name: None,
+                })
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reached.load(Ordering::SeqCst) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "racers never reached the claim"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    fail::remove("accounts::hold");
+    let results: Vec<_> = racers
+        .into_iter()
+        .map(|t| t.join().expect("racer"))
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Ok(_)
+            | Err(chirp_engine::Error::Conflict {
+                field: "handle",
+                ..
+            })
+    )));
+    fail::remove("accounts::claim");
+    let report = node.verify(&mut |_| {}).expect("verify");
+    assert_eq!(report.users, 1, "{report:?}");
+}

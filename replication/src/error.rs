@@ -42,6 +42,15 @@ pub enum Error {
     },
 }
 
+impl From<chirp_codec::Error> for Error {
+    fn from(e: chirp_codec::Error) -> Self {
+        match e {
+            chirp_codec::Error::Protocol(why) => Error::Protocol(why),
+            other => Error::Engine(other.into()),
+        }
+    }
+}
+
 impl From<quinn::ConnectionError> for Error {
     fn from(e: quinn::ConnectionError) -> Self {
         Error::Connection(e.to_string())

@@ -35,7 +35,7 @@ impl Upstream {
         }
     }
 
-    async fn get(&self, endpoint: &quinn::Endpoint) -> Result<quinn::Connection> {
+    pub(crate) async fn get(&self, endpoint: &quinn::Endpoint) -> Result<quinn::Connection> {
         let mut conn = self.conn.lock().await;
         if let Some(c) = conn.as_ref() {
             if c.close_reason().is_none() {

@@ -12,12 +12,13 @@
 pub mod bootstrap;
 pub mod error;
 pub mod follower;
-pub mod frame;
 pub mod link;
 pub mod primary;
 pub mod state;
+pub mod steps;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use chirp_engine::Node;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use chirp_codec::frame;
 pub use error::{Error, Result};
 use state::ShardState;
 
@@ -64,10 +66,34 @@ pub struct Config {
     pub data_dir: PathBuf,
 }
 
+/// The task following one shard's primary.
 struct Following {
     primary: SocketAddr,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
+}
+
+/// What the cluster map says of one shard, from one node's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPlan {
+    /// The shard.
+    pub shard: usize,
+    /// This node's part in it.
+    pub part: Part,
+    /// The replication address of the shard's primary (None if the map names none, or the
+    /// primary has not said where it listens).
+    pub primary: Option<SocketAddr>,
+}
+
+/// A node's part in a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// It holds the shard's primary copy.
+    Primary,
+    /// It holds a copy that follows the primary.
+    Replica,
+    /// It holds no copy: steps for the shard go to the primary.
+    None,
 }
 
 /// A node's replication: its endpoint, tasks and state.
@@ -76,7 +102,14 @@ pub struct Replication {
     pub(crate) config: Config,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) shards: Arc<Vec<ShardState>>,
-    following: Mutex<Option<Following>>,
+    /// The shards this node follows, each from its primary.
+    following: Mutex<HashMap<usize, Following>>,
+    /// One connection per peer node, shared by the shards followed from it and the steps
+    /// sent to it.
+    pub(crate) upstreams: Mutex<HashMap<SocketAddr, Arc<follower::Upstream>>>,
+    /// Where the shards held elsewhere are (replication address of the node to send their
+    /// steps to), as the cluster map says.
+    pub(crate) routes: Mutex<HashMap<usize, SocketAddr>>,
     /// Serializes promotions.
     promoting: tokio::sync::Mutex<()>,
 }
@@ -88,9 +121,10 @@ impl Replication {
         let tls = tls::NodeTls::load(&config.tls_dir)?;
         let mut endpoint = quinn::Endpoint::server(tls.server_config()?, config.listen)?;
         endpoint.set_default_client_config(tls.client_config()?);
+        // A state for every logical shard; a shard held elsewhere has none of its log here.
         let shards: Vec<ShardState> = (0..node.shard_count())
-            .map(|s| node.log_position(s).map(|p| ShardState::new(p.last_lsn)))
-            .collect::<std::result::Result<_, _>>()?;
+            .map(|s| ShardState::new(node.log_position(s).map_or(0, |p| p.last_lsn)))
+            .collect();
         let shards = Arc::new(shards);
         let hook_shards = Arc::clone(&shards);
         node.shared().set_on_commit(Box::new(move |shard, lsn| {
@@ -103,14 +137,23 @@ impl Replication {
             config,
             endpoint,
             shards,
-            following: Mutex::new(None),
+            following: Mutex::new(HashMap::new()),
+            upstreams: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
             promoting: tokio::sync::Mutex::new(()),
         });
+        // A cluster node reaches the shards it does not hold through their owners.
+        if repl.node.config().cluster.is_some() {
+            let remote = steps::Steps::new(&repl, tokio::runtime::Handle::current());
+            repl.node.set_remote(Arc::new(remote));
+        }
         tokio::spawn(primary::accept_loop(Arc::clone(&repl)));
         tokio::spawn(trim_loop(Arc::clone(&repl)));
         if let Some(addr) = repl.config.primary {
             repl.node.demote(&addr.to_string())?;
-            repl.follow(addr);
+            for shard in repl.node.placement().local_ids() {
+                repl.follow_shard(shard, addr);
+            }
         }
         tracing::info!(addr = %repl.local_addr(), node = repl.config.node_name, "replication listening");
         Ok(repl)
@@ -126,24 +169,121 @@ impl Replication {
         self.config.ack
     }
 
-    fn follow(self: &Arc<Self>, primary: SocketAddr) {
+    /// Follows one held shard from the primary at `primary` (a replica's copy); following
+    /// it from another primary stops that first. Applies never overlap: each shard's apply
+    /// lock serializes them.
+    pub fn follow_shard(self: &Arc<Self>, shard: usize, primary: SocketAddr) {
+        let mut following = lock(&self.following);
+        if following.get(&shard).is_some_and(|f| f.primary == primary) {
+            return;
+        }
+        if let Some(old) = following.remove(&shard) {
+            let _ = old.stop.send(true);
+        }
+        let upstream = Arc::clone(
+            lock(&self.upstreams)
+                .entry(primary)
+                .or_insert_with(|| Arc::new(follower::Upstream::new(primary))),
+        );
         let (stop, rx) = watch::channel(false);
-        let upstream = Arc::new(follower::Upstream::new(primary));
-        let tasks = (0..self.shards.len())
-            .map(|s| {
-                tokio::spawn(follower::run(
-                    Arc::clone(self),
-                    Arc::clone(&upstream),
-                    s,
-                    rx.clone(),
-                ))
-            })
-            .collect();
-        *lock(&self.following) = Some(Following {
-            primary,
-            stop,
-            tasks,
-        });
+        let task = tokio::spawn(follower::run(Arc::clone(self), upstream, shard, rx));
+        following.insert(
+            shard,
+            Following {
+                primary,
+                stop,
+                task,
+            },
+        );
+    }
+
+    /// Brings this node's shards in line with the map: opens the shards it is given, opens
+    /// the gate of those it is the primary of (a copy that was following is promoted, with a
+    /// new epoch), closes it and follows the primary on the others, and routes the steps of
+    /// every shard it is not the primary of to the primary. A shard the map took away stays
+    /// open (moving shards away is not built yet). Idempotent: applied again on every change.
+    pub async fn apply_plan(self: &Arc<Self>, plan: &[ShardPlan]) -> Result<()> {
+        for p in plan {
+            match p.part {
+                Part::None => {}
+                Part::Primary | Part::Replica if !self.node.placement().holds(p.shard) => {
+                    let node = Arc::clone(&self.node);
+                    let shard = p.shard;
+                    tokio::task::spawn_blocking(move || node.hold_shard(shard))
+                        .await
+                        .map_err(|e| Error::Connection(e.to_string()))??;
+                    if let (Some(state), Ok(pos)) =
+                        (self.shards.get(shard), self.node.log_position(shard))
+                    {
+                        state.committed.send_replace(pos.last_lsn);
+                    }
+                }
+                Part::Primary | Part::Replica => {}
+            }
+            match p.part {
+                Part::Primary if self.node.is_primary_of(p.shard) => {}
+                Part::Primary if lock(&self.following).contains_key(&p.shard) => {
+                    self.promote_shard(p.shard).await?;
+                }
+                Part::Primary => self.node.set_shard_primary(p.shard, true)?,
+                Part::Replica => {
+                    if self.node.is_primary_of(p.shard) {
+                        let hint = p.primary.map(|a| a.to_string()).unwrap_or_default();
+                        self.node.demote_shard(p.shard, &hint)?;
+                    }
+                    if let Some(primary) = p.primary {
+                        self.follow_shard(p.shard, primary);
+                    }
+                }
+                Part::None => {}
+            }
+            if p.part != Part::Primary {
+                if let Some(primary) = p.primary {
+                    self.route_shard(p.shard, primary);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the steps of `shard` to the node whose replication endpoint is `addr` (the
+    /// shard's primary, for steps that write), as the cluster map says.
+    pub fn route_shard(&self, shard: usize, addr: SocketAddr) {
+        lock(&self.routes).insert(shard, addr);
+    }
+
+    /// Stops following one shard and waits for its task to end.
+    pub async fn unfollow_shard(&self, shard: usize) {
+        let following = lock(&self.following).remove(&shard);
+        if let Some(f) = following {
+            let _ = f.stop.send(true);
+            let _ = f.task.await;
+            tracing::info!(shard, old_primary = %f.primary, "stopped following");
+        }
+    }
+
+    /// Makes this node's copy of one shard its primary: stops following it, waits for an
+    /// apply in flight, raises the shard's epoch and opens its gate. Returns the new epoch.
+    /// (On a standalone node the role is the node's: see [`Replication::promote`].)
+    pub async fn promote_shard(self: &Arc<Self>, shard: usize) -> Result<u64> {
+        let _one = self.promoting.lock().await;
+        if self.node.is_primary_of(shard) {
+            return Ok(self.node.log_position(shard)?.epoch);
+        }
+        let state = self
+            .shards
+            .get(shard)
+            .ok_or_else(|| Error::Connection(format!("no shard {shard}")))?;
+        self.unfollow_shard(shard).await;
+        drop(Arc::clone(&state.apply).lock_owned().await);
+        let node = Arc::clone(&self.node);
+        let epoch = tokio::task::spawn_blocking(move || node.promote_shard(shard))
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))??;
+        state
+            .committed
+            .send_replace(self.node.log_position(shard)?.last_lsn);
+        Ok(epoch)
     }
 
     /// In sync mode, waits until some replica has acknowledged each (shard, LSN); in async
@@ -176,17 +316,17 @@ impl Replication {
     pub async fn promote(self: &Arc<Self>) -> Result<Vec<u64>> {
         let _one = self.promoting.lock().await;
         if self.node.is_writable() {
-            return (0..self.shards.len())
+            return self
+                .node
+                .placement()
+                .local_ids()
+                .into_iter()
                 .map(|s| Ok(self.node.log_position(s)?.epoch))
                 .collect();
         }
-        let following = lock(&self.following).take();
-        if let Some(f) = following {
-            let _ = f.stop.send(true);
-            for t in f.tasks {
-                let _ = t.await;
-            }
-            tracing::info!(old_primary = %f.primary, "stopped following");
+        let followed: Vec<usize> = lock(&self.following).keys().copied().collect();
+        for shard in followed {
+            self.unfollow_shard(shard).await;
         }
         for s in self.shards.iter() {
             drop(Arc::clone(&s.apply).lock_owned().await);
@@ -195,8 +335,8 @@ impl Replication {
         let epochs = tokio::task::spawn_blocking(move || node.promote())
             .await
             .map_err(|e| Error::Connection(e.to_string()))??;
-        for (s, state) in self.shards.iter().enumerate() {
-            state
+        for s in self.node.placement().local_ids() {
+            self.shards[s]
                 .committed
                 .send_replace(self.node.log_position(s)?.last_lsn);
         }
@@ -205,15 +345,24 @@ impl Replication {
 
     /// A JSON report of every shard's replication: role, epoch, LSNs and lag.
     pub fn status(&self) -> serde_json::Value {
-        let primary = lock(&self.following)
-            .as_ref()
-            .map(|f| f.primary.to_string());
+        let following: HashMap<usize, String> = lock(&self.following)
+            .iter()
+            .map(|(&s, f)| (s, f.primary.to_string()))
+            .collect();
+        // The node's upstream, when it follows every shard it holds from one primary.
+        let mut upstreams: Vec<&String> = following.values().collect();
+        upstreams.sort();
+        upstreams.dedup();
+        let primary = (upstreams.len() == 1).then(|| upstreams[0].clone());
         let writable = self.node.is_writable();
         let shards: Vec<serde_json::Value> = self
-            .shards
-            .iter()
-            .enumerate()
-            .map(|(s, state)| {
+            .node
+            .placement()
+            .local_ids()
+            .into_iter()
+            .map(|s| {
+                let state = &self.shards[s];
+                let writable = self.node.is_primary_of(s);
                 let pos = self.node.log_position(s).ok();
                 let last = pos.map_or(0, |p| p.last_lsn);
                 let mut out = serde_json::json!({
@@ -221,6 +370,7 @@ impl Replication {
                     "epoch": pos.map_or(0, |p| p.epoch),
                     "last_lsn": last,
                     "oldest_lsn": self.node.oldest_lsn(s).unwrap_or(0),
+                    "role": if writable { "primary" } else { "replica" },
                 });
                 if writable {
                     let replicas: Vec<serde_json::Value> = state
@@ -246,6 +396,7 @@ impl Replication {
                         .behind_since
                         .map_or(0.0, |t| t.elapsed().as_secs_f64()));
                     out["bootstraps"] = serde_json::json!(f.bootstraps);
+                    out["following"] = serde_json::json!(following.get(&s));
                     out["stopped"] = serde_json::json!(f.stopped);
                 }
                 out
@@ -264,31 +415,28 @@ impl Replication {
 
     /// Stops following and closes the endpoint.
     pub async fn shutdown(&self) {
-        let following = lock(&self.following).take();
-        if let Some(f) = following {
-            let _ = f.stop.send(true);
-            for t in f.tasks {
-                let _ = t.await;
-            }
+        let followed: Vec<usize> = lock(&self.following).keys().copied().collect();
+        for shard in followed {
+            self.unfollow_shard(shard).await;
         }
         self.endpoint.close(0u32.into(), b"shutting down");
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Every second, while primary, drops oplog entries every registered replica has, keeping at
+/// Every second, on each shard this node is the primary of, drops oplog entries every registered replica has, keeping at
 /// most `oplog_retain` per shard whatever they have.
 async fn trim_loop(repl: Arc<Replication>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        if !repl.node.is_writable() {
-            continue;
-        }
         for (s, state) in repl.shards.iter().enumerate() {
+            if !repl.node.is_primary_of(s) {
+                continue;
+            }
             let Ok(pos) = repl.node.log_position(s) else {
                 continue;
             };

@@ -85,17 +85,27 @@ async fn serve_stream(
     send: &mut quinn::SendStream,
     mut recv: FrameReader,
 ) -> Result<()> {
-    let Frame::Hello {
-        node: peer,
-        cluster,
-        shard,
-        role: Role::Replica,
-        epoch: their_epoch_now,
-        last_lsn,
-        last_epoch,
-    } = recv.next().await?
-    else {
-        return Err(refuse(ErrorCode::BadRequest, "expected a replica's Hello"));
+    let (peer, cluster, shard, their_epoch_now, last_lsn, last_epoch) = match recv.next().await? {
+        Frame::Hello {
+            node,
+            cluster,
+            shard,
+            role: Role::Replica,
+            epoch,
+            last_lsn,
+            last_epoch,
+        } => (node, cluster, shard, epoch, last_lsn, last_epoch),
+        Frame::Step {
+            cluster,
+            shard,
+            body,
+        } => return crate::steps::serve(repl, send, cluster, shard, body).await,
+        _ => {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "expected a replica's Hello or a Step",
+            ))
+        }
     };
     if cluster != repl.config.cluster {
         return Err(refuse(
@@ -108,8 +118,11 @@ async fn serve_stream(
         .shards
         .get(shard)
         .ok_or_else(|| refuse(ErrorCode::BadRequest, format!("no shard {shard}")))?;
-    if !repl.node.is_writable() {
-        return Err(refuse(ErrorCode::NotPrimary, "this node is not a primary"));
+    if !repl.node.is_primary_of(shard) {
+        return Err(refuse(
+            ErrorCode::NotPrimary,
+            format!("this node is not the primary of shard {shard}"),
+        ));
     }
     let node = Arc::clone(&repl.node);
     let (pos, history, oldest) = tokio::task::spawn_blocking(move || {
@@ -130,7 +143,7 @@ async fn serve_stream(
             shard,
             "deposed by a higher epoch; refusing writes"
         );
-        if let Err(e) = repl.node.demote("") {
+        if let Err(e) = repl.node.demote_shard(shard, "") {
             tracing::error!(error = %e, "recording the demotion failed: a restart without --replica-of would take writes");
         }
         return Err(refuse(
@@ -176,10 +189,10 @@ async fn serve_pulls(
                 wait_ms,
                 ..
             } => {
-                if !repl.node.is_writable() {
+                if !repl.node.is_primary_of(shard) {
                     return Err(refuse(
                         ErrorCode::NotPrimary,
-                        "this node is no longer a primary",
+                        "this node is no longer the shard's primary",
                     ));
                 }
                 let max_bytes = (max_bytes as usize).clamp(1, MAX_PULL_BYTES);

@@ -151,6 +151,13 @@ impl ApiError {
                     "Not the primary",
                     None,
                 ),
+                // 421: the shard lives on another node (the detail names it).
+                E::NotHere(_) => (
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "not-here",
+                    "Shard held elsewhere",
+                    None,
+                ),
                 E::Unavailable(_) | E::WouldBlock => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",

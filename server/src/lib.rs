@@ -10,6 +10,7 @@ pub mod admin_token;
 pub mod api;
 pub mod cluster;
 pub mod config;
+pub mod forward;
 pub mod http;
 pub mod limits;
 pub mod media;

@@ -88,11 +88,11 @@ pub(super) struct CfOptions {
 }
 
 impl CfOptions {
-    /// The options every shard of `inner` opens `cf` with.
+    /// The options every shard of `inner` opens `cf` with (an import needs every shard held).
     pub(super) fn new(inner: &Inner, cf: &'static str) -> CfOptions {
         CfOptions {
             cf,
-            per_shard: inner.shards.iter().map(|s| s.cf_options(cf)).collect(),
+            per_shard: inner.placement.local().map(|s| s.cf_options(cf)).collect(),
         }
     }
 }

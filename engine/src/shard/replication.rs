@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{OnceLock, RwLock};
 
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions};
@@ -19,19 +18,23 @@ use crate::keys::{self, CF_META, CF_OPLOG};
 
 type CommitHook = Box<dyn Fn(usize, u64) + Send + Sync>;
 
-/// State every shard of a node shares: whether logged writes are taken, who the primary is,
-/// and who to tell about commits.
+/// State every shard of a node shares: who the primary is and who to tell about commits.
+/// (Whether a shard takes writes is the shard's own gate.)
 pub struct ShardShared {
-    pub(crate) writable: AtomicBool,
     primary: RwLock<String>,
     on_commit: OnceLock<CommitHook>,
 }
 
+impl Default for ShardShared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ShardShared {
-    /// Shared state of a node that takes writes or not.
-    pub fn new(writable: bool) -> Self {
+    /// Shared state of a node's shards.
+    pub fn new() -> Self {
         ShardShared {
-            writable: AtomicBool::new(writable),
             primary: RwLock::new(String::new()),
             on_commit: OnceLock::new(),
         }

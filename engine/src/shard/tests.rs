@@ -9,9 +9,11 @@ fn open(dir: &Path) -> Shard {
     let opts = ShardOptions {
         block_cache: Cache::new_lru_cache(1 << 20),
         sync_writes: false,
-        shared: Arc::new(ShardShared::new(true)),
+        shared: Arc::new(ShardShared::new()),
     };
-    Shard::open(dir, 0, 1, true, &opts).expect("open shard")
+    let shard = Shard::open(dir, 0, 1, true, &opts).expect("open shard");
+    shard.set_writable(true);
+    shard
 }
 
 type Rows = Vec<(Vec<u8>, Vec<u8>)>;

@@ -64,7 +64,7 @@ impl Op {
 /// Operations to apply atomically to one shard.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
-    pub(crate) ops: Vec<Op>,
+    ops: Vec<Op>,
 }
 
 fn cf_index(cf: &str) -> u8 {

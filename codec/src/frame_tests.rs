@@ -102,6 +102,14 @@ fn frame_strategy() -> impl Strategy<Value = Frame> {
                 last
             }),
         (code, ".{0,30}").prop_map(|(code, message)| Frame::Error { code, message }),
+        (".{0,12}", any::<u32>(), bytes_strategy(64)).prop_map(|(cluster, shard, body)| {
+            Frame::Step {
+                cluster,
+                shard,
+                body,
+            }
+        }),
+        (any::<bool>(), bytes_strategy(64)).prop_map(|(ok, body)| Frame::StepReply { ok, body }),
     ]
 }
 

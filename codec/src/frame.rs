@@ -17,6 +17,8 @@ pub const FRAME_V1: u8 = 1;
 pub const MAX_BODY: usize = 64 << 20;
 /// Bytes before the body: version, kind, body length.
 const HEADER: usize = 1 + 1 + 4;
+/// The highest frame kind this build knows.
+const LAST_KIND: u8 = 10;
 /// Bytes after the body: the checksum.
 const TRAILER: usize = 4;
 
@@ -138,6 +140,23 @@ pub enum Frame {
         /// For people.
         message: String,
     },
+    /// First and only request of a step stream: run one shard step (the engine's `Step`, as
+    /// JSON) on the shard, which the receiving node holds.
+    Step {
+        /// The cluster name; peers of another cluster are refused.
+        cluster: String,
+        /// The shard the step belongs on.
+        shard: u32,
+        /// The step, JSON.
+        body: Vec<u8>,
+    },
+    /// The answer to a Step: the engine's `Reply` as JSON when `ok`, else its failure.
+    StepReply {
+        /// Whether the step ran.
+        ok: bool,
+        /// The reply or the failure, JSON.
+        body: Vec<u8>,
+    },
 }
 
 impl Frame {
@@ -151,6 +170,8 @@ impl Frame {
             Frame::Snapshot { .. } => 6,
             Frame::CheckpointChunk { .. } => 7,
             Frame::Error { .. } => 8,
+            Frame::Step { .. } => 9,
+            Frame::StepReply { .. } => 10,
         }
     }
 
@@ -259,6 +280,19 @@ impl Frame {
                 b.put_u16(*code as u16);
                 put_bytes(b, message.as_bytes());
             }
+            Frame::Step {
+                cluster,
+                shard,
+                body,
+            } => {
+                put_bytes(b, cluster.as_bytes());
+                b.put_u32(*shard);
+                put_bytes(b, body);
+            }
+            Frame::StepReply { ok, body } => {
+                b.put_u8(u8::from(*ok));
+                put_bytes(b, body);
+            }
         }
     }
 }
@@ -277,7 +311,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame, usize)>, Error> {
     if buf[0] != FRAME_V1 {
         return Err(invalid(format!("unknown frame version {}", buf[0])));
     }
-    if buf.len() >= 2 && !(1..=8).contains(&buf[1]) {
+    if buf.len() >= 2 && !(1..=LAST_KIND).contains(&buf[1]) {
         return Err(invalid(format!("unknown frame kind {}", buf[1])));
     }
     if buf.len() < HEADER {
@@ -394,6 +428,19 @@ fn decode_body(kind: u8, b: &mut &[u8]) -> Option<Frame> {
                 _ => return None,
             },
             message: string(b)?,
+        },
+        9 => Frame::Step {
+            cluster: string(b)?,
+            shard: u32_(b)?,
+            body: bytes_(b)?,
+        },
+        10 => Frame::StepReply {
+            ok: match u8_(b)? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            body: bytes_(b)?,
         },
         _ => return None,
     })

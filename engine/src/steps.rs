@@ -1,0 +1,474 @@
+//! Shard steps: what one shard answers for the services of any node.
+//!
+//! An operation that spans shards (a follow's two sides, a sign-up's handle claim, a fan-out's
+//! feed rows, hydrating a tweet, a celebrity's recent tweets) is a sequence of steps, each on
+//! one shard and each idempotent, so a retry after a crash between two of them completes the
+//! operation without doing any part twice. A step on a shard this node holds runs here; one on
+//! a shard held elsewhere goes through the node's [`Remote`] (the server ships it to the
+//! shard's owner, whose [`Inner::run_step`] runs it). Without a `Remote` (a standalone node)
+//! such a step is [`Error::NotHere`].
+//!
+//! Steps and replies are serde values so they can travel; the in-process tests route them
+//! between nodes directly.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch::Batch;
+use crate::doc::TweetDoc;
+use crate::error::{Error, Result};
+use crate::keys::{self, Counter, CF_COUNTERS, CF_FOLLOWERS, CF_HOME, CF_TWEETS, CF_USER_TWEETS};
+use crate::model::Profile;
+use crate::node::Inner;
+use crate::placement::ShardId;
+use crate::search::TagQuery;
+
+/// One shard-local operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// The user a lowercase handle points at.
+    HandleOwner {
+        /// The handle, lowercase.
+        handle: String,
+    },
+    /// Points a lowercase handle at a user unless another holds it (a conflict).
+    ClaimHandle {
+        /// The handle, lowercase.
+        handle: String,
+        /// The claiming user.
+        user: u64,
+    },
+    /// A user's profile with its counters.
+    Profile {
+        /// The user.
+        user: u64,
+    },
+    /// A tweet's document.
+    Tweet {
+        /// The tweet.
+        id: u64,
+    },
+    /// The followee's side of a follow: the `followers` row and the follower count.
+    AddFollower {
+        /// Who is followed.
+        followee: u64,
+        /// Who follows.
+        follower: u64,
+    },
+    /// The followee's side of an unfollow.
+    RemoveFollower {
+        /// Who was followed.
+        followee: u64,
+        /// Who stops following.
+        follower: u64,
+    },
+    /// Up to `limit` of a user's tweet ids older than `before`, newest first.
+    RecentTweets {
+        /// The author.
+        user: u64,
+        /// Exclusive upper bound.
+        before: u64,
+        /// At most this many.
+        limit: usize,
+    },
+    /// Up to `want` ids of a shard's tweets matching a hashtag query, older than `before`,
+    /// newest first.
+    Search {
+        /// The shard asked.
+        shard: ShardId,
+        /// The query.
+        query: TagQuery,
+        /// Exclusive upper bound.
+        before: u64,
+        /// At most this many.
+        want: usize,
+    },
+    /// The celebrities among a shard's users (for feeds read on other nodes).
+    Celebrities {
+        /// The shard asked.
+        shard: ShardId,
+    },
+    /// A fan-out's feed rows for followers on one shard, written durably: a post's rows
+    /// added (`adding`) or a deleted tweet's removed.
+    HomeRows {
+        /// The tweet.
+        tweet: u64,
+        /// Its author.
+        author: u64,
+        /// Add (a post) or remove (a delete).
+        adding: bool,
+        /// Followers on the step's shard.
+        followers: Vec<u64>,
+    },
+}
+
+/// What a step answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum Reply {
+    /// Done; nothing to return.
+    Done,
+    /// A user id, or none.
+    User(Option<u64>),
+    /// A profile, or none.
+    Profile(Option<Box<Profile>>),
+    /// A tweet, or none.
+    Tweet(Option<Box<TweetDoc>>),
+    /// Tweet ids, newest first.
+    Ids(Vec<u64>),
+}
+
+impl Reply {
+    fn mismatch(self) -> Error {
+        Error::Storage(format!("a shard step got an unexpected reply: {self:?}"))
+    }
+
+    /// The reply of a step answering "done".
+    pub(crate) fn done(self) -> Result<()> {
+        match self {
+            Reply::Done => Ok(()),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    pub(crate) fn user(self) -> Result<Option<u64>> {
+        match self {
+            Reply::User(u) => Ok(u),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    pub(crate) fn profile(self) -> Result<Option<Profile>> {
+        match self {
+            Reply::Profile(p) => Ok(p.map(|p| *p)),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    pub(crate) fn tweet(self) -> Result<Option<TweetDoc>> {
+        match self {
+            Reply::Tweet(t) => Ok(t.map(|t| *t)),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    pub(crate) fn ids(self) -> Result<Vec<u64>> {
+        match self {
+            Reply::Ids(ids) => Ok(ids),
+            other => Err(other.mismatch()),
+        }
+    }
+}
+
+/// A step's failure as it travels back to the node that sent it: the engine error's kind, so
+/// a conflict stays a conflict and a shard held elsewhere stays [`Error::NotHere`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// `invalid`, `not_found`, `conflict`, `forbidden`, `not_primary`, `not_here`,
+    /// `unavailable` or `failed`.
+    pub kind: String,
+    /// The field or thing named, for the kinds that name one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For people.
+    pub message: String,
+    /// The shard, for `not_here`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<usize>,
+}
+
+/// Names a failure may carry, as the `&'static str` the engine's errors hold; an unknown one
+/// (from a newer peer) reads as a generic name.
+const NAMES: &[&str] = &[
+    "user",
+    "tweet",
+    "media",
+    "handle",
+    "shard",
+    "followers",
+    "id",
+    "hashtag",
+    "all",
+    "any",
+    "image file on this replica",
+];
+
+fn static_name(name: Option<&str>, otherwise: &'static str) -> &'static str {
+    name.and_then(|n| NAMES.iter().copied().find(|k| *k == n))
+        .unwrap_or(otherwise)
+}
+
+impl StepFailure {
+    /// The wire form of an engine error.
+    pub fn from_error(e: &Error) -> Self {
+        let (kind, field, shard) = match e {
+            Error::Invalid { field, .. } => ("invalid", Some(*field), None),
+            Error::NotFound(what) => ("not_found", Some(*what), None),
+            Error::Conflict { field, .. } => ("conflict", Some(*field), None),
+            Error::Forbidden(_) => ("forbidden", None, None),
+            Error::NotPrimary(_) => ("not_primary", None, None),
+            Error::NotHere(s) => ("not_here", None, Some(*s)),
+            Error::Unavailable(_) | Error::WouldBlock => ("unavailable", None, None),
+            _ => ("failed", None, None),
+        };
+        let message = match e {
+            Error::Invalid { message, .. } | Error::Conflict { message, .. } => message.clone(),
+            Error::NotPrimary(hint) | Error::Unavailable(hint) => hint.clone(),
+            other => other.to_string(),
+        };
+        StepFailure {
+            kind: kind.into(),
+            field: field.map(str::to_string),
+            message,
+            shard,
+        }
+    }
+
+    /// The engine error it stands for.
+    pub fn into_error(self) -> Error {
+        let field = self.field.as_deref();
+        match self.kind.as_str() {
+            "invalid" => Error::Invalid {
+                field: static_name(field, "request"),
+                message: self.message,
+            },
+            "not_found" => Error::NotFound(static_name(field, "item")),
+            "conflict" => Error::Conflict {
+                field: static_name(field, "request"),
+                message: self.message,
+            },
+            "forbidden" => Error::Forbidden("not allowed"),
+            "not_primary" => Error::NotPrimary(self.message),
+            "not_here" => Error::NotHere(self.shard.unwrap_or_default()),
+            "unavailable" => Error::Unavailable(self.message),
+            _ => Error::Storage(format!("a shard step failed on its node: {}", self.message)),
+        }
+    }
+}
+
+/// Runs steps on shards held by other nodes.
+pub trait Remote: Send + Sync {
+    /// Runs `step` on `shard` where that shard is held (its primary, for a step that writes).
+    fn run(&self, shard: ShardId, step: &Step) -> Result<Reply>;
+}
+
+impl Step {
+    /// Whether the step writes, so must run on the shard's primary.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Step::ClaimHandle { .. }
+                | Step::AddFollower { .. }
+                | Step::RemoveFollower { .. }
+                | Step::HomeRows { .. }
+        )
+    }
+}
+
+impl Inner {
+    /// The shard a step belongs on.
+    fn step_shard(&self, step: &Step) -> Result<ShardId> {
+        let p = &self.placement;
+        Ok(match step {
+            Step::HandleOwner { handle } | Step::ClaimHandle { handle, .. } => p.of_handle(handle),
+            Step::Profile { user } | Step::RecentTweets { user, .. } => p.of_user(*user),
+            Step::Tweet { id } => p.of_id(*id).ok_or(Error::NotFound("tweet"))?,
+            Step::AddFollower { followee, .. } | Step::RemoveFollower { followee, .. } => {
+                p.of_user(*followee)
+            }
+            Step::Celebrities { shard } | Step::Search { shard, .. } if *shard < p.count() => {
+                *shard
+            }
+            Step::Celebrities { shard } | Step::Search { shard, .. } => {
+                return Err(Error::invalid("shard", format!("no shard {shard}")))
+            }
+            Step::HomeRows { followers, .. } => {
+                let s = followers
+                    .first()
+                    .map(|&f| p.of_user(f))
+                    .ok_or_else(|| Error::invalid("followers", "no follower"))?;
+                if followers.iter().any(|&f| p.of_user(f) != s) {
+                    return Err(Error::invalid("followers", "followers of several shards"));
+                }
+                s
+            }
+        })
+    }
+
+    /// Runs a step where its shard is: here if held (and, for a step that writes, held as
+    /// its primary), else through the node's [`Remote`].
+    pub(crate) fn step(&self, step: Step) -> Result<Reply> {
+        let shard = self.step_shard(&step)?;
+        let held = self.placement.holds(shard);
+        let here = if step.writes() {
+            self.is_primary_of(shard)
+        } else {
+            held
+        };
+        // Without a Remote a held replica copy answers (and refuses a write itself).
+        if here || (held && self.remote.get().is_none()) {
+            return self.run_local(shard, step);
+        }
+        // Another node is a network round trip: never on a thread that must not block (the
+        // caller redoes the request where blocking is fine).
+        if crate::shard::in_cache_only() {
+            return Err(Error::WouldBlock);
+        }
+        match self.remote.get() {
+            Some(remote) => remote.run(shard, &step),
+            None => Err(Error::NotHere(shard)),
+        }
+    }
+
+    /// Runs a step another node sent for `shard`, which must be the step's shard and held
+    /// here.
+    pub fn run_step(&self, shard: ShardId, step: Step) -> Result<Reply> {
+        let belongs = self.step_shard(&step)?;
+        if belongs != shard {
+            return Err(Error::invalid(
+                "shard",
+                format!("this step belongs on shard {belongs}, not {shard}"),
+            ));
+        }
+        if !self.placement.holds(shard) {
+            return Err(Error::NotHere(shard));
+        }
+        self.run_local(shard, step)
+    }
+
+    /// Learns the celebrities of the shards held elsewhere, so feeds read here merge their
+    /// tweets (they are not fanned out). Called every few seconds while a [`Remote`] is set;
+    /// a shard that cannot be asked keeps what was known of it.
+    pub(crate) fn refresh_remote_celebrities(&self) {
+        if self.remote.get().is_none() {
+            return;
+        }
+        for s in 0..self.placement.count() {
+            if self.placement.holds(s) {
+                continue;
+            }
+            match self
+                .step(Step::Celebrities { shard: s })
+                .and_then(Reply::ids)
+            {
+                Ok(ids) => self.celebrities.learn(&self.placement, s, ids),
+                Err(e) => tracing::debug!(shard = s, error = %e, "celebrities not refreshed"),
+            }
+        }
+    }
+
+    /// Installs how steps reach shards held elsewhere (once; later calls are ignored).
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    fn run_local(&self, s: ShardId, step: Step) -> Result<Reply> {
+        let shard = self.placement.shard(s)?;
+        Ok(match step {
+            Step::HandleOwner { handle } => Reply::User(self.local_handle_owner(&handle)?),
+            Step::ClaimHandle { handle, user } => {
+                self.local_claim_handle(&handle, user)?;
+                Reply::Done
+            }
+            Step::Profile { user } => Reply::Profile(
+                self.profile_doc(user)?
+                    .map(|d| self.profile_view(d))
+                    .transpose()?
+                    .map(Box::new),
+            ),
+            Step::Tweet { id } => Reply::Tweet(
+                shard
+                    .get(CF_TWEETS, &keys::id_key(id))?
+                    .map(|bytes| crate::doc::decode::<TweetDoc>(&bytes))
+                    .transpose()?
+                    .map(Box::new),
+            ),
+            Step::AddFollower { followee, follower } => {
+                let key = keys::pair_key(followee, follower);
+                if !shard.contains(CF_FOLLOWERS, &key)? {
+                    let mut batch = Batch::new();
+                    batch.put(CF_FOLLOWERS, key, []);
+                    batch.merge(
+                        CF_COUNTERS,
+                        keys::counter_key(followee, Counter::Followers),
+                        keys::counter_value(1),
+                    );
+                    shard.write(batch)?;
+                    self.celebrities
+                        .note(followee, self.counter(followee, Counter::Followers)?);
+                }
+                Reply::Done
+            }
+            Step::RemoveFollower { followee, follower } => {
+                let key = keys::pair_key(followee, follower);
+                if shard.contains(CF_FOLLOWERS, &key)? {
+                    let mut batch = Batch::new();
+                    batch.delete(CF_FOLLOWERS, key);
+                    batch.merge(
+                        CF_COUNTERS,
+                        keys::counter_key(followee, Counter::Followers),
+                        keys::counter_value(-1),
+                    );
+                    shard.write(batch)?;
+                    self.celebrities
+                        .note(followee, self.counter(followee, Counter::Followers)?);
+                }
+                Reply::Done
+            }
+            Step::RecentTweets {
+                user,
+                before,
+                limit,
+            } => Reply::Ids(
+                shard
+                    .scan_pairs_rev(CF_USER_TWEETS, user, before, limit.min(MAX_RECENT))?
+                    .into_iter()
+                    .map(|(tweet, _)| tweet)
+                    .collect(),
+            ),
+            Step::Search {
+                shard,
+                query,
+                before,
+                want,
+            } => Reply::Ids(self.hashtags.candidates(
+                &[shard],
+                &crate::search::parse(query)?,
+                before,
+                want.min(MAX_RECENT),
+            )?),
+            Step::Celebrities { shard } => {
+                Reply::Ids(self.celebrities.of_shard(&self.placement, shard))
+            }
+            Step::HomeRows {
+                tweet,
+                author,
+                adding,
+                followers,
+            } => {
+                let mut batch = Batch::new();
+                for &follower in &followers {
+                    let key = keys::pair_key(follower, tweet);
+                    if adding {
+                        batch.put(CF_HOME, key, keys::id_key(author));
+                    } else {
+                        batch.delete(CF_HOME, key);
+                    }
+                }
+                // Synced: the sender drops its outbox row once this answers.
+                shard.write(batch)?;
+                if adding {
+                    for &follower in &followers {
+                        crate::fanout::count_insert(self, follower)?;
+                    }
+                }
+                Reply::Done
+            }
+        })
+    }
+}
+
+/// Most ids one `RecentTweets` step returns.
+const MAX_RECENT: usize = 1_000;

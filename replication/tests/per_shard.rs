@@ -1,0 +1,303 @@
+//! Replication per shard: two cluster nodes each hold both shards, each the primary of one and
+//! a replica of the other, following it from the other node. Writes flow both ways, and one
+//! shard is promoted on the node that followed it while the other shard is untouched.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chirp_engine::ids::shard_of_handle;
+use chirp_engine::{NewTweet, NewUser, Node, NodeConfig};
+use chirp_replication::{AckMode, Config, Replication};
+
+const SHARDS: usize = 2;
+
+fn open(dir: &std::path::Path) -> Arc<Node> {
+    let mut c = NodeConfig::new(dir);
+    c.shards = SHARDS;
+    c.cluster = Some("per-shard".into());
+    c.hold = Some((0..SHARDS).collect());
+    c.block_cache_bytes = 8 << 20;
+    c.sync_writes = false;
+    Arc::new(Node::open(c).expect("open node"))
+}
+
+fn config(root: &std::path::Path, name: &str) -> Config {
+    let tls = root.join(format!("{name}-tls"));
+    chirp_replication::tls::issue_node_cert(&root.join("ca"), name, &tls).expect("cert");
+    Config {
+        node_name: name.into(),
+        cluster: "per-shard".into(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        api: String::new(),
+        tls_dir: tls,
+        primary: None,
+        ack: AckMode::Async,
+        sync_timeout: Duration::from_secs(5),
+        oplog_retain: u64::MAX / 2,
+        data_dir: root.join(format!("{name}-data")),
+    }
+}
+
+/// Signs up a user whose handle claim lives on `shard` (the shard the node is primary of).
+fn sign_up(node: &Node, prefix: &str, shard: usize) -> u64 {
+    let handle = (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|h| shard_of_handle(&h.to_ascii_lowercase(), SHARDS) == shard)
+        .expect("a handle");
+    node.sign_up(NewUser {
+        handle,
+        password: "a long enough password".into(),
+        display_name: None,
+    })
+    .expect("sign up")
+    .id
+}
+
+fn post(node: &Node, author: u64, text: &str) -> u64 {
+    let t = NewTweet {
+        text: text.into(),
+        ..NewTweet::default()
+    };
+    node.post_tweet(author, t).expect("post").id
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open(&root.join("a-data"));
+    let b = open(&root.join("b-data"));
+    a.set_shard_primary(0, true).expect("a: 0");
+    b.set_shard_primary(1, true).expect("b: 1");
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    ra.follow_shard(1, rb.local_addr());
+    rb.follow_shard(0, ra.local_addr());
+    ra.route_shard(1, rb.local_addr());
+    rb.route_shard(0, ra.local_addr());
+
+    // Each node mints users only on the shard it is primary of.
+    let on_a = sign_up(&a, "left", 0);
+    let on_b = sign_up(&b, "right", 1);
+    assert_eq!(a.placement().of_user(on_a), 0);
+    assert_eq!(b.placement().of_user(on_b), 1);
+    let ta = post(&a, on_a, "written on a");
+    let tb = post(&b, on_b, "written on b");
+    wait_for("a's tweet on b", || b.tweet(ta).is_ok()).await;
+    wait_for("b's tweet on a", || a.tweet(tb).is_ok()).await;
+    // A handle claimed on a shard a holds only as a replica is claimed on that shard's
+    // primary, b (a step that writes never runs on a replica copy).
+    let far = (0..)
+        .map(|i| format!("far{i}"))
+        .find(|h| shard_of_handle(h, SHARDS) == 1)
+        .expect("a handle");
+    let a2 = Arc::clone(&a);
+    let far_user = tokio::task::spawn_blocking(move || {
+        a2.sign_up(NewUser {
+            handle: far,
+            password: "a long enough password".into(),
+            display_name: None,
+        })
+    })
+    .await
+    .expect("blocking")
+    .expect("sign up with a handle on b's shard");
+    assert_eq!(a.placement().of_user(far_user.id), 0);
+
+    let status = ra.status();
+    let roles: Vec<&str> = status["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|s| s["role"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(roles, vec!["primary", "replica"], "{status}");
+    assert_eq!(
+        status["shards"][1]["following"],
+        rb.local_addr().to_string()
+    );
+
+    // b takes shard 0 over: a new epoch for shard 0 only, and b writes it; shard 1 is
+    // untouched (same epoch, b still its primary, a still following it).
+    let before = b.log_position(1).expect("pos").epoch;
+    let epoch = rb.promote_shard(0).await.expect("promote 0");
+    assert!(epoch > a.log_position(0).expect("pos").epoch);
+    assert_eq!(b.log_position(1).expect("pos").epoch, before);
+    assert!(b.is_primary_of(0) && b.is_primary_of(1));
+    let later = post(&b, on_a, "shard 0 written on b");
+    assert_eq!(b.tweet(later).expect("tweet").author_id, on_a);
+    let tb2 = post(&b, on_b, "shard 1 still replicated to a");
+    wait_for("b's shard-1 tweet on a", || a.tweet(tb2).is_ok()).await;
+
+    ra.shutdown().await;
+    rb.shutdown().await;
+}
+
+/// Opens a cluster node holding only `hold`, primary of each.
+fn open_holding(dir: &std::path::Path, hold: Vec<usize>) -> Arc<Node> {
+    let mut c = NodeConfig::new(dir);
+    c.shards = SHARDS;
+    c.cluster = Some("per-shard".into());
+    c.hold = Some(hold.clone());
+    c.block_cache_bytes = 8 << 20;
+    c.sync_writes = false;
+    let node = Arc::new(Node::open(c).expect("open node"));
+    for s in hold {
+        node.set_shard_primary(s, true).expect("primary");
+    }
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_reach_shards_held_by_the_other_node() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![0]);
+    let b = open_holding(&root.join("b-data"), vec![1]);
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    ra.route_shard(1, rb.local_addr());
+    rb.route_shard(0, ra.local_addr());
+
+    // Engine calls block on the network: run them where blocking is fine.
+    let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+    tokio::task::spawn_blocking(move || {
+        let (a, b) = (a2, b2);
+        // Handles claim on whichever node holds their shard, both ways.
+        let left = sign_up(&a, "left", 1);
+        let right = sign_up(&b, "right", 0);
+        assert_eq!(a.placement().of_user(left), 0);
+        let taken = b.sign_up(NewUser {
+            handle: (0..)
+                .map(|i| format!("left{i}"))
+                .find(|h| shard_of_handle(h, SHARDS) == 1)
+                .expect("handle"),
+            password: "a long enough password".into(),
+            display_name: None,
+        });
+        assert!(
+            matches!(
+                taken,
+                Err(chirp_engine::Error::Conflict {
+                    field: "handle",
+                    ..
+                })
+            ),
+            "{taken:?}"
+        );
+        // left (on a) follows right (on b); right's post reaches left's feed on a.
+        a.follow(left, left, right).expect("follow");
+        assert_eq!(b.profile(right).expect("right").followers_count, 1);
+        let t = post(&b, right, "across the wire #quic");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let feed = a
+                .home_feed(
+                    left,
+                    chirp_engine::PageRequest {
+                        after: None,
+                        limit: 10,
+                    },
+                )
+                .expect("feed");
+            if feed.items.iter().any(|x| x.id == t) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the post never reached the feed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let found = a
+            .search(
+                chirp_engine::TagQuery::Tag("quic".into()),
+                chirp_engine::PageRequest {
+                    after: None,
+                    limit: 10,
+                },
+            )
+            .expect("search");
+        assert_eq!(found.items.len(), 1);
+        // A shard nobody routes to is held elsewhere, said so.
+        assert!(matches!(
+            a.profile(right + 1_000_000_007),
+            Err(chirp_engine::Error::NotFound(_)) | Err(chirp_engine::Error::NotHere(_))
+        ));
+    })
+    .await
+    .expect("blocking part");
+    ra.shutdown().await;
+    rb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_take_the_parts_a_plan_gives_them() {
+    use chirp_replication::{Part, ShardPlan};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![]);
+    let b = open_holding(&root.join("b-data"), vec![]);
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
+    let plan = |s, part, primary| ShardPlan {
+        shard: s,
+        part,
+        primary,
+    };
+    // a: primary of 0, replica of 1; b the other way round.
+    ra.apply_plan(&[plan(0, Part::Primary, pa), plan(1, Part::Replica, pb)])
+        .await
+        .expect("a's plan");
+    rb.apply_plan(&[plan(0, Part::Replica, pa), plan(1, Part::Primary, pb)])
+        .await
+        .expect("b's plan");
+    assert_eq!(a.placement().local_ids(), vec![0, 1]);
+    assert!(a.is_primary_of(0) && !a.is_primary_of(1));
+    assert!(b.is_primary_of(1) && !b.is_primary_of(0));
+    let user = sign_up(&a, "planned", 0);
+    let t = post(&a, user, "under the first plan");
+    wait_for("the tweet on b", || b.tweet(t).is_ok()).await;
+    let epoch = a.log_position(0).expect("pos").epoch;
+
+    // Shard 0 changes hands: a closes its gate and follows b, b (which followed) is promoted.
+    ra.apply_plan(&[plan(0, Part::Replica, pb)])
+        .await
+        .expect("a steps down");
+    assert!(!a.is_primary_of(0));
+    rb.apply_plan(&[plan(0, Part::Primary, pb)])
+        .await
+        .expect("b takes over");
+    assert!(b.is_primary_of(0));
+    assert!(b.log_position(0).expect("pos").epoch > epoch);
+    let t2 = post(&b, user, "under the second plan");
+    wait_for("b's shard-0 tweet on a", || a.tweet(t2).is_ok()).await;
+    // Applying a plan again changes nothing.
+    rb.apply_plan(&[plan(0, Part::Primary, pb)])
+        .await
+        .expect("again");
+    assert!(b.is_primary_of(0));
+    ra.shutdown().await;
+    rb.shutdown().await;
+}
