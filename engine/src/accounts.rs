@@ -340,6 +340,15 @@ impl Inner {
         self.find_profile(user_id)?.ok_or(Error::NotFound("user"))
     }
 
+    /// Whether a user exists, wherever the user's shard is (one read when it is here).
+    pub(crate) fn user_exists(&self, user_id: u64) -> Result<bool> {
+        match self.user_shard(user_id) {
+            Ok(_) => Ok(self.profile_doc(user_id)?.is_some()),
+            Err(Error::NotHere(_)) => Ok(self.find_profile(user_id)?.is_some()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A user's profile with its counters, wherever the user's shard is; None if no such
     /// user.
     pub(crate) fn find_profile(&self, user_id: u64) -> Result<Option<Profile>> {

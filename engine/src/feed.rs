@@ -153,7 +153,7 @@ impl Inner {
 
     /// The tweets `user` posted, newest first.
     pub fn user_timeline(&self, user: u64, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
-        if self.profile_doc(user)?.is_none() {
+        if !self.user_exists(user)? {
             return Err(Error::NotFound("user"));
         }
         let before = page.after.unwrap_or(u64::MAX);

@@ -88,7 +88,7 @@ impl Inner {
         if follower == followee {
             return Err(Error::invalid("id", "you cannot follow yourself"));
         }
-        if self.find_profile(followee)?.is_none() {
+        if !self.user_exists(followee)? {
             return Err(Error::NotFound("user"));
         }
         Ok(())
@@ -111,18 +111,23 @@ impl Inner {
     }
 
     fn user_list(&self, cf: &'static str, user: u64, page: PageRequest) -> Result<Page<Profile>> {
-        if self.profile_doc(user)?.is_none() {
+        if !self.user_exists(user)? {
             return Err(Error::NotFound("user"));
         }
         let rows = self
-            .user_shard(user)?
-            .scan_pairs(cf, user, page.after, page.limit + 1)?;
+            .step(Step::UserList {
+                user,
+                followers: cf == CF_FOLLOWERS,
+                after: page.after,
+                limit: page.limit + 1,
+            })?
+            .ids()?;
         // The look-ahead row only proves there is a next page; it is not hydrated.
         let next_cursor = (rows.len() > page.limit)
-            .then(|| rows.get(page.limit - 1).map(|&(id, _)| encode_cursor(id)))
+            .then(|| rows.get(page.limit - 1).map(|&id| encode_cursor(id)))
             .flatten();
         let mut items = Vec::with_capacity(page.limit);
-        for &(id, _) in rows.iter().take(page.limit) {
+        for &id in rows.iter().take(page.limit) {
             if let Some(profile) = self.find_profile(id)? {
                 items.push(profile);
             }

@@ -73,6 +73,18 @@ pub enum Step {
         /// At most this many.
         limit: usize,
     },
+    /// A page of a user's followers (`followers`) or followees, by ascending user id after
+    /// `after`.
+    UserList {
+        /// The user.
+        user: u64,
+        /// Followers (true) or followees (false).
+        followers: bool,
+        /// Exclusive lower bound.
+        after: Option<u64>,
+        /// At most this many.
+        limit: usize,
+    },
     /// Up to `want` ids of a shard's tweets matching a hashtag query, older than `before`,
     /// newest first.
     Search {
@@ -273,7 +285,9 @@ impl Inner {
         let p = &self.placement;
         Ok(match step {
             Step::HandleOwner { handle } | Step::ClaimHandle { handle, .. } => p.of_handle(handle),
-            Step::Profile { user } | Step::RecentTweets { user, .. } => p.of_user(*user),
+            Step::Profile { user }
+            | Step::RecentTweets { user, .. }
+            | Step::UserList { user, .. } => p.of_user(*user),
             Step::Tweet { id } => p.of_id(*id).ok_or(Error::NotFound("tweet"))?,
             Step::AddFollower { followee, .. } | Step::RemoveFollower { followee, .. } => {
                 p.of_user(*followee)
@@ -297,18 +311,14 @@ impl Inner {
         })
     }
 
-    /// Runs a step where its shard is: here if held (and, for a step that writes, held as
-    /// its primary), else through the node's [`Remote`].
+    /// Runs a step where its shard's primary is: here if this node is it, else through the
+    /// node's [`Remote`]. Reads go to the primary too, so a user reads what they just wrote
+    /// (a replica copy may lag). Without a Remote (a standalone node), a held copy answers,
+    /// and refuses a write itself when it is a replica.
     pub(crate) fn step(&self, step: Step) -> Result<Reply> {
         let shard = self.step_shard(&step)?;
         let held = self.placement.holds(shard);
-        let here = if step.writes() {
-            self.is_primary_of(shard)
-        } else {
-            held
-        };
-        // Without a Remote a held replica copy answers (and refuses a write itself).
-        if here || (held && self.remote.get().is_none()) {
+        if self.is_primary_of(shard) || (held && self.remote.get().is_none()) {
             return self.run_local(shard, step);
         }
         // Another node is a network round trip: never on a thread that must not block (the
@@ -428,6 +438,25 @@ impl Inner {
                     .map(|(tweet, _)| tweet)
                     .collect(),
             ),
+            Step::UserList {
+                user,
+                followers,
+                after,
+                limit,
+            } => {
+                let cf = if followers {
+                    crate::keys::CF_FOLLOWERS
+                } else {
+                    crate::keys::CF_FOLLOWING
+                };
+                Reply::Ids(
+                    shard
+                        .scan_pairs(cf, user, after, limit.min(MAX_RECENT))?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect(),
+                )
+            }
             Step::Search {
                 shard,
                 query,

@@ -3,15 +3,25 @@
 //! here too): they are not part of the TOML config.
 //!
 //! A node with `--etcd` refuses to start unless the cluster exists (its `config` is in
-//! etcd), registers `nodes/<N>` with its addresses under a lease kept alive every third of
-//! its TTL, and follows the map: [`Membership::map`] always holds the latest one read. It
-//! does not yet open shards as the map assigns them; that is the engine's placement layer,
-//! which will read the map from here. Without `--etcd` none of this runs.
+//! etcd), opens its data dir as a cluster node of the cluster's shard count, registers
+//! `nodes/<N>` with its addresses under a lease kept alive every third of its TTL, and
+//! follows the map: [`Membership::map`] always holds the latest one read, and every map
+//! (the first one before the node serves) is applied by [`follow_map`]: the shards it names
+//! this node for are opened in the part it names (primary, or a replica following the
+//! primary), the steps of the others are routed to their primaries, and the public
+//! addresses of the primaries feed request forwarding. Without `--etcd` none of this runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
 use chirp_cluster::etcd::parse_endpoints;
+use chirp_engine::ShardId;
+use chirp_replication::{Part, Replication, ShardPlan};
+
+use crate::forward::Owners;
 use chirp_cluster::{ClusterMap, ControlPlane, Error, EtcdControlPlane, NodeInfo, Registration};
 use tokio::sync::{watch, Mutex};
 
@@ -152,4 +162,83 @@ async fn follow(plane: Arc<dyn ControlPlane>, tx: watch::Sender<Arc<ClusterMap>>
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// What a map says of each shard from `me`'s point of view, and where each shard's primary
+/// serves the public API. A node's live registration gives its addresses; a member's record
+/// stands in while it is down.
+pub fn plan_of(map: &ClusterMap, me: &str) -> (Vec<ShardPlan>, HashMap<ShardId, String>) {
+    let repl_of = |node: &str| -> Option<SocketAddr> {
+        let live = map.nodes.get(node).and_then(|n| n.repl.clone());
+        live.or_else(|| map.members.get(node).and_then(|m| m.repl.clone()))?
+            .parse()
+            .ok()
+    };
+    let api_of = |node: &str| -> Option<String> {
+        map.nodes
+            .get(node)
+            .map(|n| n.api.clone())
+            .or_else(|| map.members.get(node).map(|m| m.api.clone()))
+    };
+    let mut plans = Vec::with_capacity(map.shards.len());
+    let mut owners = HashMap::new();
+    for (&id, shard) in &map.shards {
+        let a = &shard.assignment;
+        let part = if a.primary == me {
+            Part::Primary
+        } else if a.replicas.iter().chain(&a.learners).any(|n| n == me) {
+            Part::Replica
+        } else {
+            Part::None
+        };
+        plans.push(ShardPlan {
+            shard: id as ShardId,
+            part,
+            primary: repl_of(&a.primary),
+        });
+        if let Some(api) = api_of(&a.primary) {
+            owners.insert(id as ShardId, api);
+        }
+    }
+    (plans, owners)
+}
+
+/// Applies the current map now, then every later one, until the node stops. A map that
+/// cannot be applied (a shard that fails to open) is logged and tried again at the next
+/// change.
+pub async fn follow_map(
+    membership: Arc<Membership>,
+    repl: Arc<Replication>,
+    owners: Arc<Owners>,
+    me: String,
+) -> Result<tokio::task::JoinHandle<()>, chirp_replication::Error> {
+    let mut maps = membership.map.clone();
+    let first = Arc::clone(&maps.borrow_and_update());
+    apply(&first, &repl, &owners, &me).await?;
+    Ok(tokio::spawn(async move {
+        while maps.changed().await.is_ok() {
+            let map = Arc::clone(&maps.borrow_and_update());
+            if let Err(e) = apply(&map, &repl, &owners, &me).await {
+                tracing::error!(revision = map.revision, error = %e, "applying the cluster map failed");
+            }
+        }
+    }))
+}
+
+async fn apply(
+    map: &ClusterMap,
+    repl: &Arc<Replication>,
+    owners: &Owners,
+    me: &str,
+) -> Result<(), chirp_replication::Error> {
+    let (plans, api) = plan_of(map, me);
+    owners.replace(api);
+    repl.apply_plan(&plans).await?;
+    tracing::info!(
+        revision = map.revision,
+        primary = plans.iter().filter(|p| p.part == Part::Primary).count(),
+        replica = plans.iter().filter(|p| p.part == Part::Replica).count(),
+        "applied the cluster map"
+    );
+    Ok(())
 }

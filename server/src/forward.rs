@@ -50,6 +50,36 @@ impl Owners {
     }
 }
 
+/// The public address of the node that must answer `req`, when that is not this node: the
+/// request acts as a user (its bearer token names one) whose shard another node is the
+/// primary of, or reads an image whose shard another node is the primary of. None on a standalone node, for a request already forwarded, and for one this
+/// node answers.
+pub fn owner_of(app: &crate::routes::App, req: &Request<hyper::body::Incoming>) -> Option<String> {
+    let owners = app.owners.as_ref()?;
+    if req.headers().contains_key(FORWARDED) {
+        return None;
+    }
+    let placement = app.node.placement();
+    // An image's file is on the node that took the upload: its shard's primary.
+    let media = req
+        .uri()
+        .path()
+        .strip_prefix("/media/")
+        .and_then(|id| id.parse::<u64>().ok())
+        .and_then(|id| placement.of_id(id));
+    let shard = match media {
+        Some(shard) => shard,
+        None => {
+            let token = crate::http::bearer(req.headers())?;
+            placement.of_user(chirp_engine::sessions::token_user(token)?)
+        }
+    };
+    if app.node.is_primary_of(shard) {
+        return None;
+    }
+    owners.api_of(shard)
+}
+
 /// Sends `req` (its body given whole or as it streams in) to the node at `api` and returns
 /// that node's answer. A node that cannot be reached is a 503: the client may retry.
 pub async fn forward<B>(api: &str, from_node: &str, req: Request<B>) -> ApiResult

@@ -73,6 +73,25 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
     if repl_args.replica_of.is_some() {
         node_config.role = NodeRole::Replica;
     }
+    if let Some(plane) = &plane {
+        // A cluster node: its data dir holds the cluster's shards the map gives it, which it
+        // reaches (and is reached through) over replication's endpoint.
+        anyhow::ensure!(
+            repl_args.repl_listen.is_some(),
+            "a cluster node (--etcd) needs --repl-listen and --tls-dir: shards are copied \
+             and reached between nodes over it"
+        );
+        anyhow::ensure!(
+            repl_args.replica_of.is_none(),
+            "a cluster node takes its roles from the cluster map, not --replica-of"
+        );
+        let cluster = runtime
+            .block_on(plane.config())
+            .context("reading the cluster's config")?
+            .context("the cluster has no config")?;
+        node_config.cluster = Some(repl_args.cluster.clone());
+        node_config.shards = cluster.shards as usize;
+    }
     let node =
         Node::open(node_config).with_context(|| format!("opening {}", config.data.display()))?;
     let node = Arc::new(node);
@@ -109,12 +128,29 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
             }
             None => None,
         };
+        // The node reads the map before it serves: its shards open in the parts it names.
+        let owners = Arc::new(chirp_server::forward::Owners::default());
+        let map_task = match (&membership, &repl) {
+            (Some(m), Some(r)) => Some(
+                chirp_server::cluster::follow_map(
+                    Arc::clone(m),
+                    Arc::clone(r),
+                    Arc::clone(&owners),
+                    repl_args.node_name.clone(),
+                )
+                .await
+                .context("applying the cluster map")?,
+            ),
+            _ => None,
+        };
         let app = Arc::new(App {
             node: Arc::clone(&node),
             metrics: Arc::clone(&metrics),
             repl: repl.clone(),
             limits: chirp_server::limits::Limits::new(&config.limit_settings()),
             cluster: membership.clone(),
+            owners: membership.as_ref().map(|_| Arc::clone(&owners)),
+            node_name: repl_args.node_name.clone(),
         });
         let token_path = config.admin_token_path();
         let token = chirp_server::admin_token::load_or_create(&token_path)
@@ -157,6 +193,9 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
         )
         .await;
         let _ = admin_task.await;
+        if let Some(task) = map_task {
+            task.abort();
+        }
         if let Some(membership) = membership {
             membership.leave().await;
         }

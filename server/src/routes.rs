@@ -29,6 +29,11 @@ pub struct App {
     pub limits: crate::limits::Limits,
     /// The cluster this node joined (`--etcd`): control plane and latest map.
     pub cluster: Option<Arc<crate::cluster::Membership>>,
+    /// On a cluster node, where each shard's primary serves: requests acting as a user held
+    /// elsewhere are forwarded there.
+    pub owners: Option<Arc<crate::forward::Owners>>,
+    /// This node's name (`X-Chirp-Node` on a cluster node's responses).
+    pub node_name: String,
 }
 
 /// The TCP peer a request came from (the client address rate limits key on).
@@ -171,11 +176,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         _ => UNMATCHED,
     };
     let span = tracing::info_span!("request", request_id = %id, %method, route = label);
+    let owner = crate::forward::owner_of(&app, &req);
     let mut resp = async {
-        let resp = match matched {
-            Matched::Route(route, params) => dispatch(&app, route, req, &params).await,
-            Matched::Method(allow) => Err(ApiError::Method(allow)),
-            Matched::None => Err(ApiError::NoRoute),
+        let resp = match (matched, owner) {
+            (Matched::Route(..), Some(api)) => {
+                crate::forward::forward(&api, &app.node_name, req).await
+            }
+            (Matched::Route(route, params), None) => dispatch(&app, route, req, &params).await,
+            (Matched::Method(allow), _) => Err(ApiError::Method(allow)),
+            (Matched::None, _) => Err(ApiError::NoRoute),
         }
         .unwrap_or_else(ApiError::into_response);
         tracing::debug!(
@@ -196,6 +205,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     );
     if let Ok(value) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    // A forwarded answer keeps the owner's name.
+    if app.owners.is_some() && !resp.headers().contains_key(crate::forward::NODE_HEADER) {
+        if let Ok(value) = HeaderValue::from_str(&app.node_name) {
+            resp.headers_mut()
+                .insert(crate::forward::NODE_HEADER, value);
+        }
     }
     resp
 }

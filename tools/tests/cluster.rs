@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use chirp_testkit::cluster::Cluster;
 use chirp_testkit::etcd::Etcd;
 use chirp_testkit::node::{data_dir, Chirp};
 use serde_json::Value;
@@ -51,23 +52,17 @@ fn status(etcd: &Etcd, cluster: &str) -> Value {
     serde_json::from_str(&out).expect("status JSON")
 }
 
-/// A node of `cluster` named `name`, on its own temp data dir.
-fn node(etcd: &Etcd, cluster: &str, name: &str) -> (tempfile::TempDir, Chirp) {
-    let (tmp, dir) = data_dir();
-    let chirp = Chirp::start(
-        &dir,
-        &[
-            "--etcd",
-            &etcd.url,
-            "--cluster",
-            cluster,
-            "--node-name",
-            name,
-            "--lease-ttl-secs",
-            TTL,
-        ],
-    );
-    (tmp, chirp)
+/// A node of `cluster` named `name`, with its own data dir, a certificate from the test's CA
+/// and a replication port: cluster nodes reach each other's shards over it.
+fn node(ca: &Cluster, etcd: &Etcd, cluster: &str, name: &str) -> Chirp {
+    ca.node(name).primary(&[
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        cluster,
+        "--lease-ttl-secs",
+        TTL,
+    ])
 }
 
 fn names(v: &Value) -> Vec<String> {
@@ -95,9 +90,10 @@ fn create_add_status_and_a_node_that_dies() {
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again).contains("already exists"), "{}", text(&again));
 
-    let nodes: Vec<(tempfile::TempDir, Chirp)> = ["n1", "n2", "n3"]
+    let ca = Cluster::new();
+    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
         .iter()
-        .map(|n| node(&etcd, "c1", n))
+        .map(|n| node(&ca, &etcd, "c1", n))
         .collect();
 
     // Running but not added: alive, no state, no shards.
@@ -148,7 +144,7 @@ fn create_add_status_and_a_node_that_dies() {
     assert!(s["controller"].is_null());
     let listed = s["nodes"].as_array().expect("nodes");
     assert_eq!(listed.len(), 3);
-    for (n, (_, chirp)) in listed.iter().zip(&nodes) {
+    for (n, chirp) in listed.iter().zip(&nodes) {
         let keys: BTreeSet<&str> = n
             .as_object()
             .expect("node")
@@ -203,7 +199,7 @@ fn create_add_status_and_a_node_that_dies() {
     assert!(table.contains("controller: none"), "{table}");
 
     // A node added later is a member holding nothing.
-    let (_tmp4, _n4) = node(&etcd, "c1", "n4");
+    let _n4 = node(&ca, &etcd, "c1", "n4");
     let later = ok(&["node", "add", "n4", "--etcd", &etcd.url, "--cluster", "c1"]);
     assert!(later.contains("no shards"), "{later}");
     let s = status(&etcd, "c1");
@@ -225,7 +221,7 @@ fn create_add_status_and_a_node_that_dies() {
 
     // Kill n3: it stays a member but is no longer alive once its lease runs out.
     let mut nodes = nodes;
-    let (_tmp3, mut n3) = nodes.pop().expect("n3");
+    let mut n3 = nodes.pop().expect("n3");
     n3.kill();
     let killed = Instant::now();
     let deadline = killed + Duration::from_secs(15);
@@ -297,7 +293,8 @@ fn a_stopped_node_leaves_at_once() {
     ok(&[
         "cluster", "create", "--etcd", &etcd.url, "--name", "c2", "--shards", "4", "--rf", "1",
     ]);
-    let (_tmp, mut n1) = node(&etcd, "c2", "n1");
+    let ca = Cluster::new();
+    let mut n1 = node(&ca, &etcd, "c2", "n1");
     ok(&["node", "add", "n1", "--etcd", &etcd.url, "--cluster", "c2"]);
     let s = status(&etcd, "c2");
     assert_eq!(s["nodes"][0]["alive"], true);
@@ -310,4 +307,112 @@ fn a_stopped_node_leaves_at_once() {
     assert!(n1.terminate().success());
     let s = status(&etcd, "c2");
     assert_eq!(s["nodes"][0]["alive"], false);
+}
+
+/// The shards a node holds and those it is the primary of, from its `/replication` report.
+fn parts(node: &Chirp) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let (s, v) = node.call("GET", "/replication", None, None);
+    assert_eq!(s, 200, "{v}");
+    let shards = v["shards"].as_array().cloned().unwrap_or_default();
+    let held = shards.iter().filter_map(|s| s["shard"].as_u64()).collect();
+    let primary = shards
+        .iter()
+        .filter(|s| s["role"] == "primary")
+        .filter_map(|s| s["shard"].as_u64())
+        .collect();
+    (held, primary)
+}
+
+#[test]
+fn every_node_serves_the_whole_service() {
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c3", "--shards", "8", "--rf", "2",
+    ]);
+    let ca = Cluster::new();
+    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| node(&ca, &etcd, "c3", n))
+        .collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c3",
+    ]);
+
+    // Each node opens the shards the map gives it, in the parts it gives.
+    let map = status(&etcd, "c3");
+    for (i, chirp) in nodes.iter().enumerate() {
+        let me = format!("n{}", i + 1);
+        let mut held = BTreeSet::new();
+        let mut primary = BTreeSet::new();
+        for shard in map["shards"].as_array().expect("shards") {
+            let id = shard["id"].as_u64().expect("id");
+            if shard["primary"] == me.as_str() {
+                primary.insert(id);
+                held.insert(id);
+            }
+            if names(&shard["replicas"]).contains(&me) {
+                held.insert(id);
+            }
+        }
+        chirp.eventually(&format!("{me} to take its parts"), || {
+            parts(chirp) == (held.clone(), primary.clone())
+        });
+    }
+
+    // Users signed up at different nodes; each logs in and acts through any node.
+    let (alice, alice_token) = nodes[0].user("alice");
+    let (bob, bob_token) = nodes[1].user("bob");
+    let (s, session) = nodes[2].call(
+        "POST",
+        "/sessions",
+        None,
+        Some(serde_json::json!({"handle": "bob", "password": "correct horse"})),
+    );
+    assert_eq!(s, 200, "log-in through another node: {session}");
+    let post = nodes[2].send(
+        "POST",
+        "/tweet",
+        Some(&bob_token),
+        &[("content-type", "application/json")],
+        Some(br#"{"text":"hello from wherever #everywhere"}"#),
+    );
+    assert_eq!(post.status, 201, "{}", String::from_utf8_lossy(&post.body));
+    assert!(
+        post.header("x-chirp-node").is_some(),
+        "every answer names its node"
+    );
+    let tweet = post.json()["id"].as_str().expect("id").to_string();
+    let (s, v) = nodes[1].call(
+        "POST",
+        &format!("/{alice}/follow/{bob}"),
+        Some(&alice_token),
+        None,
+    );
+    assert!(s == 200 || s == 204, "follow through a third node: {s} {v}");
+
+    // Whatever node is asked, the service is the same.
+    for chirp in &nodes {
+        let (s, t) = chirp.call("GET", &format!("/tweets/{tweet}"), None, None);
+        assert_eq!(s, 200, "{t}");
+        let (s, p) = chirp.call("GET", "/@bob/profile", None, None);
+        assert_eq!((s, p["followers_count"].as_u64()), (200, Some(1)), "{p}");
+        let (s, f) = chirp.call("GET", &format!("/{bob}/followers"), None, None);
+        assert_eq!(s, 200, "{f}");
+        assert_eq!(f["users"][0]["id"], alice.as_str(), "{f}");
+        let (s, found) = chirp.call("GET", "/search/tags/everywhere", None, None);
+        assert_eq!(s, 200, "{found}");
+        assert_eq!(found["tweets"][0]["id"], tweet.as_str(), "{found}");
+        chirp.eventually("bob's tweet in alice's feed", || {
+            let (s, feed) = chirp.call("GET", "/feed", Some(&alice_token), None);
+            s == 200 && feed["tweets"][0]["id"] == tweet.as_str()
+        });
+    }
 }

@@ -130,11 +130,21 @@ pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
     ))]
 pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     let client = app.limits.client(&req);
+    let forwarded = req.headers().contains_key(crate::forward::FORWARDED);
     let b: LogInBody = body(req).await?;
     app.limits
         .login_allowed(&b.handle, client)
         .map_err(ApiError::RateLimited)?;
     let handle = b.handle.clone();
+    // On a cluster node, a user whose shard another node is the primary of logs in there.
+    if let Some(api) = login_owner(app, forwarded, &b.handle).await {
+        let body = serde_json::json!({"handle": b.handle, "password": b.password}).to_string();
+        let req = Request::post("/sessions")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| EngineError::Storage(e.to_string()))?;
+        return crate::forward::forward(&api, &app.node_name, req).await;
+    }
     let session = match blocking(app, move |n| n.log_in(&b.handle, &b.password)).await {
         Err(ApiError::Engine(EngineError::Unauthenticated(why))) => {
             app.limits.login_failed(&handle, client);
@@ -149,6 +159,21 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
         expires_at: crate::views::rfc3339(session.expires_at_ms),
     };
     json(StatusCode::OK, &out)
+}
+
+/// Where a log-in as `handle` must run, when not here: the public address of the primary of
+/// the user's shard, on a cluster node that is not it (an unknown handle logs in here, and
+/// fails like any unknown handle).
+async fn login_owner(app: &App, forwarded: bool, handle: &str) -> Option<String> {
+    let owners = app.owners.as_ref().filter(|_| !forwarded)?;
+    let reference = format!("@{handle}");
+    let user = super::read(app, move |n| n.resolve_user(&reference))
+        .await
+        .ok()?;
+    let shard = app.node.placement().of_user(user);
+    (!app.node.is_primary_of(shard))
+        .then(|| owners.api_of(shard))
+        .flatten()
 }
 
 /// Log out: the bearer token of the request stops working at once.
