@@ -416,3 +416,84 @@ fn every_node_serves_the_whole_service() {
         });
     }
 }
+
+/// `scripts/cluster-demo 2`: prints the etcd URL, the cluster and one line per serving node,
+/// and stops everything on SIGTERM.
+#[test]
+fn the_cluster_demo_starts_and_stops() {
+    use std::io::{BufRead, BufReader};
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_chirpctl"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    // The demo runs the same binaries as every other test (fails on a stale chirp).
+    let _ = chirp_testkit::bin::chirp();
+    let demo = tempfile::tempdir().expect("tempdir");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster-demo");
+    let mut child = Command::new(script)
+        .arg("2")
+        .env("CHIRP_BIN", &bin_dir)
+        .env("CHIRP_DEMO_DIR", demo.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run scripts/cluster-demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut read = Vec::new();
+    while read.len() < 4 {
+        match lines.next() {
+            Some(Ok(line)) => read.push(line),
+            other => panic!("the demo stopped early after {read:?}: {other:?}"),
+        }
+    }
+    assert!(read[0].starts_with("etcd http://127.0.0.1:"), "{read:?}");
+    assert_eq!(read[1], "cluster demo");
+    let urls: Vec<String> = read[2..]
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let prefix = format!("node n{} ", i + 1);
+            line.strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{line:?}"))
+                .to_string()
+        })
+        .collect();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    for url in &urls {
+        let resp = agent.get(&format!("{url}/health")).call().expect("health");
+        assert!(resp.header("x-chirp-node").is_some(), "{url}");
+    }
+    let etcd = read[0].trim_start_matches("etcd ").to_string();
+    let s: Value = serde_json::from_str(&ok(&[
+        "cluster",
+        "status",
+        "--etcd",
+        &etcd,
+        "--cluster",
+        "demo",
+        "--json",
+    ]))
+    .expect("status");
+    assert_eq!(s["shards"].as_array().map(Vec::len), Some(64));
+
+    // SIGTERM stops the nodes and etcd with it.
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for url in &urls {
+        assert!(
+            agent.get(&format!("{url}/health")).call().is_err(),
+            "{url} still answers"
+        );
+    }
+}
