@@ -24,6 +24,8 @@ const CHIRP_SOURCES: &[&str] = &[
     "engine/Cargo.toml",
     "index/src",
     "index/Cargo.toml",
+    "codec/src",
+    "codec/Cargo.toml",
     "replication/src",
     "replication/Cargo.toml",
     "cluster/src",
