@@ -119,11 +119,15 @@ pub(crate) fn run(inner: &Inner, jobs: Receiver<u64>) {
             .fanout
             .failures
             .fetch_add(failed.len() as u64, Ordering::Relaxed);
-        if !inner.is_writable() {
-            // Demoted: the rows stay in the outbox, and a promotion queues them again.
-            inner.fanout.settled(failed.len() as u64);
-            continue;
-        }
+        // Jobs of a shard no longer primary here (demoted): the rows stay in the outbox, and
+        // a promotion queues them again.
+        let (failed, demoted): (Vec<u64>, Vec<u64>) = failed.into_iter().partition(|&id| {
+            inner
+                .placement
+                .of_id(id)
+                .is_some_and(|s| inner.is_primary_of(s))
+        });
+        inner.fanout.settled(demoted.len() as u64);
         for id in failed {
             if retrying.len() >= MAX_RETRYING {
                 inner.fanout.settled(1);
@@ -206,6 +210,11 @@ fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec
     let Some(shard) = inner.tweet_shard(tweet)? else {
         return Ok(None);
     };
+    // A copy that is not the tweet's primary leaves the job to it (the row stays, and is
+    // queued again if this copy is promoted).
+    if !shard.is_writable() {
+        return Ok(None);
+    }
     let Some(raw) = shard.get(CF_OUTBOX, &keys::id_key(tweet))? else {
         return Ok(None);
     };

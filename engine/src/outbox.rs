@@ -152,7 +152,9 @@ impl Inner {
     /// thread queues them.
     pub(crate) fn resume_fanout(&self) -> Result<()> {
         let mut pending = 0;
-        for shard in self.placement.local() {
+        // Only the shards this node is the primary of: a replica's outbox rows are its
+        // primary's jobs.
+        for shard in self.placement.local().filter(|s| s.is_writable()) {
             pending += shard.scan_all(CF_OUTBOX)?.len() as u64;
         }
         if pending > 0 {
@@ -179,7 +181,9 @@ impl Inner {
         // so this pass covers them; later ones set `sweep_due` again.
         let owed = q.unqueued.load(Ordering::SeqCst);
         let mut queued = 0u64;
-        for shard in self.placement.local() {
+        // Only the shards this node is the primary of: a replica's outbox rows are its
+        // primary's jobs.
+        for shard in self.placement.local().filter(|s| s.is_writable()) {
             let rows = match shard.scan_all(CF_OUTBOX) {
                 Ok(rows) => rows,
                 Err(e) => {

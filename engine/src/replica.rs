@@ -134,6 +134,12 @@ impl Inner {
     /// writes are taken and the fan-out jobs in the outbox (the old primary's unfinished
     /// ones) are run. Returns the new epochs.
     pub fn promote(&self) -> Result<Vec<u64>> {
+        if self.config.cluster.is_some() {
+            return Err(Error::invalid(
+                "role",
+                "a cluster node's shards take their roles from the cluster map, shard by shard",
+            ));
+        }
         if self.config.mode != OpenMode::Serve {
             return Err(Error::invalid(
                 "role",
