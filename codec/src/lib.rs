@@ -13,6 +13,7 @@ pub mod body;
 pub mod doc;
 pub mod error;
 pub mod frame;
+pub mod fuzz_checks;
 pub mod keys;
 pub mod text;
 
