@@ -100,9 +100,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             }
             let path = e.path().to_string();
             let message = inner.to_string();
-            // "missing field `x`" and "unknown field `x`" name the field only in the message.
-            let field = if path == "." {
-                message.split('`').nth(1).unwrap_or("body").to_string()
+            // An unknown field's path is its own name, which may be empty.
+            let field = if path == "." || path.is_empty() {
+                named_field(&message)
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or("body")
+                    .to_string()
             } else {
                 path
             };
@@ -111,9 +114,31 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
+/// The field a top-level error names only in its message: "missing field `x` at line 1
+/// column 2" or "unknown field `x`, expected ...". The name is taken whole: it may hold
+/// backticks, and an empty one names nothing.
+fn named_field(message: &str) -> Option<&str> {
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        return rest.rsplit_once('`').map(|(name, _)| name);
+    }
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once("`, expected")
+        .or_else(|| rest.split_once("`, there are no fields"))
+        .map(|(name, _)| name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Found by the request_body fuzz target: `{"":1}` answered 422 with `"field": ""`.
+    #[test]
+    fn an_empty_unknown_field_is_named_as_the_body() {
+        assert!(matches!(
+            parse_json::<TweetBody>(br#"{"":1}"#),
+            Err(Error::InvalidField { field, .. }) if field == "body"
+        ));
+    }
 
     #[test]
     fn bodies_parse_and_name_bad_fields() {
@@ -130,6 +155,10 @@ mod tests {
         assert!(matches!(
             parse_json::<SignUpBody>(br#"{"handle":"a","password":"p","x":1}"#),
             Err(Error::InvalidField { field, .. }) if field == "x"
+        ));
+        assert!(matches!(
+            parse_json::<LogInBody>(br#"{"handle":"a","password":"p","a`b":1}"#),
+            Err(Error::InvalidField { field, .. }) if field == "a`b"
         ));
         assert!(matches!(
             parse_json::<ProfileBody>(b"{} {}"),
