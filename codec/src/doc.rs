@@ -126,14 +126,14 @@ pub struct TweetDoc {
 }
 
 /// A user's password credential as stored in `auth`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PasswordDoc {
     /// PHC string of the argon2id hash.
     pub phc: String,
 }
 
 /// A session token as stored in `auth` under its digest: what authenticating a request reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenDoc {
     /// The user the token authenticates.
     pub user_id: u64,

@@ -9,6 +9,17 @@ pub enum Error {
     /// Bytes from a peer that can never be a valid replication frame.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A request body that is not JSON.
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// A request body field that is missing, unknown or of the wrong type.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The offending field, as a JSON path.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The codec crate's result type.

@@ -2,15 +2,18 @@
 //! engine, no I/O and no async runtime, so it can be fuzzed and property-tested on its own.
 //!
 //! It owns the key schema ([`keys`]), the stored documents ([`doc`]), the oplog entry codec
-//! ([`batch`]), the replication wire format ([`frame`]) and the tweet text rules ([`text`]).
+//! ([`batch`]), the replication wire format ([`frame`]), the public API's JSON request bodies ([`body`])
+//! and the tweet text rules ([`text`]).
 //! `chirp-engine` and `chirp-replication` re-export these modules under their old paths.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod batch;
+pub mod body;
 pub mod doc;
 pub mod error;
 pub mod frame;
+pub mod fuzz_checks;
 pub mod keys;
 pub mod text;
 

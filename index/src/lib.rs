@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod fuzz_check;
 mod index;
 mod order;
 mod persist;

@@ -58,6 +58,18 @@ pub enum ApiError {
     Engine(#[from] EngineError),
 }
 
+impl From<chirp_codec::Error> for ApiError {
+    fn from(e: chirp_codec::Error) -> Self {
+        match e {
+            chirp_codec::Error::MalformedJson(why) => ApiError::MalformedJson(why),
+            chirp_codec::Error::InvalidField { field, message } => {
+                ApiError::InvalidBody { field, message }
+            }
+            other => ApiError::Engine(other.into()),
+        }
+    }
+}
+
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<&str>) {
         use EngineError as E;
@@ -343,30 +355,9 @@ pub async fn read_body(headers: &HeaderMap, mut body: Incoming, limit: usize) ->
 }
 
 /// Parses a JSON body into `T`: syntax errors are 400, wrong or missing fields 422 naming
-/// the field.
+/// the field (the parsing itself is `chirp_codec::body`, fuzzed without the server).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => match de.end() {
-            Ok(()) => Ok(v),
-            Err(e) => Err(ApiError::MalformedJson(e.to_string())),
-        },
-        Err(e) => {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::MalformedJson(inner.to_string()));
-            }
-            let path = e.path().to_string();
-            let message = inner.to_string();
-            // "missing field `x`" and "unknown field `x`" name the field only in the message.
-            let field = if path == "." {
-                message.split('`').nth(1).unwrap_or("body").to_string()
-            } else {
-                path
-            };
-            Err(ApiError::InvalidBody { field, message })
-        }
-    }
+    Ok(chirp_codec::body::parse_json(bytes)?)
 }
 
 /// The bearer token of a request, if any.

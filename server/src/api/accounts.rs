@@ -2,46 +2,16 @@
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
 use utoipa::ToSchema;
 
+use chirp_codec::body::{LogInBody, ProfileBody, SignUpBody};
 use chirp_engine::{Error as EngineError, NewUser, ProfilePatch};
 
 use super::{authenticate, authenticate_writer, blocking, body, param, read, resolve};
 use crate::http::{json, ApiError, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::ProfileView;
-
-/// A sign-up request.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignUpBody {
-    /// 1–15 of `A-Z a-z 0-9 _`, unique ignoring case.
-    #[schema(pattern = "^[A-Za-z0-9_]{1,15}$", min_length = 1, max_length = 15)]
-    handle: String,
-    /// 8–256 bytes.
-    #[schema(min_length = 8, max_length = 256)]
-    password: String,
-    /// 1–50 characters, not only spaces, no control characters; defaults to the handle.
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 50,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    display_name: Option<String>,
-}
-
-/// A log-in request.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogInBody {
-    /// The handle (any case).
-    handle: String,
-    /// The password.
-    password: String,
-}
 
 /// A fresh session.
 #[derive(Serialize, ToSchema)]
@@ -54,32 +24,6 @@ pub struct SessionView {
     session_id: String,
     /// When it expires unless it is used (each use extends it), RFC 3339 UTC.
     expires_at: String,
-}
-
-/// A profile update; absent fields stay as they are.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileBody {
-    /// 1–50 characters, not only spaces, no control characters.
-    #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 50,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    display_name: Option<String>,
-    /// Up to 160 characters.
-    #[serde(default)]
-    #[schema(max_length = 160)]
-    bio: Option<String>,
-    /// An http(s) URL without spaces of at most 512 bytes, or `""` to clear it.
-    #[serde(default)]
-    #[schema(max_length = 512, pattern = r"^(https?://\S*)?$")]
-    avatar_url: Option<String>,
-    /// Merged into the stored properties; a property set to null is removed (4 KiB at most).
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    extra: Option<Map<String, Value>>,
 }
 
 /// Sign up.

@@ -2,10 +2,8 @@
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
-use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
+use chirp_codec::body::TweetBody;
 use chirp_engine::{Error as EngineError, NewTweet};
 
 use super::{
@@ -15,23 +13,6 @@ use super::{
 use crate::http::{empty, json, ApiError, ApiResult, Problem};
 use crate::routes::App;
 use crate::views::{TweetPage, TweetView};
-
-/// A tweet to post.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TweetBody {
-    /// 1–140 characters by twitter-text's rule (NFC code points, URLs count 23).
-    #[schema(min_length = 1)]
-    text: String,
-    /// Ids of uploaded images (at most 4).
-    #[serde(default)]
-    #[schema(max_items = 4)]
-    media: Vec<String>,
-    /// Free-form metadata (4 KiB of JSON at most).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    extra: Map<String, Value>,
-}
 
 fn tweet_id(raw: &str) -> ApiResult<u64> {
     raw.parse()
