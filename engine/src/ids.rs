@@ -82,6 +82,20 @@ impl IdGen {
         }
     }
 
+    /// Never returns an id at or below `floor` from now on: a copy that was a replica
+    /// received ids another primary minted (perhaps on a clock ahead of this one's) and
+    /// raises its floor to the newest before it mints.
+    pub fn raise_floor(&self, floor: u64) {
+        let at = (floor >> (SEQ_BITS + SHARD_BITS), floor & SEQ_MASK);
+        let mut state = match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if at > *state {
+            *state = at;
+        }
+    }
+
     /// The next id.
     pub fn next_id(&self) -> u64 {
         let now = now_unix_ms().saturating_sub(EPOCH_MS);
@@ -125,6 +139,14 @@ mod tests {
         let far = (now_unix_ms() - EPOCH_MS + 60_000) << (SEQ_BITS + SHARD_BITS);
         let gen = IdGen::new(1, far | (1 << SEQ_BITS) | 5);
         assert!(gen.next_id() > far | (1 << SEQ_BITS) | 5);
+        // Raised later: above the new floor; a lower one changes nothing.
+        let gen = IdGen::new(1, 0);
+        let first = gen.next_id();
+        gen.raise_floor(far | (1 << SEQ_BITS) | 9);
+        let raised = gen.next_id();
+        assert!(raised > far | (1 << SEQ_BITS) | 9, "{raised} {first}");
+        gen.raise_floor(first);
+        assert!(gen.next_id() > raised);
     }
 
     #[test]

@@ -346,11 +346,14 @@ impl Inner {
     /// Opens or closes a held shard's write gate (the map made this copy its primary, or
     /// another). Opening it resumes the fan-out left in the outbox.
     pub fn set_shard_primary(&self, s: ShardId, primary: bool) -> Result<()> {
-        let shard = self.placement.shard(s)?;
-        if shard.is_writable() == primary {
+        let held = self.placement.held(s)?;
+        if held.shard.is_writable() == primary {
             return Ok(());
         }
-        shard.set_writable(primary);
+        if primary {
+            held.raise_floors()?;
+        }
+        held.shard.set_writable(primary);
         if primary && self.config.mode == OpenMode::Serve {
             self.resume_fanout()?;
         }

@@ -35,20 +35,31 @@ impl Held {
     /// A shard opened here, its generators set above the newest ids it stores (so a clock
     /// stepped back across a restart cannot repeat one).
     pub(crate) fn open(shard: Shard) -> Result<Held> {
-        let newest = |cf| -> Result<u64> {
-            Ok(shard
-                .last_key(cf)?
-                .and_then(|k| keys::decode_id(&k))
-                .unwrap_or(0))
-        };
         let s = shard.index();
         Ok(Held {
-            tweet_ids: IdGen::new(s, newest(CF_TWEETS)?),
-            media_ids: IdGen::new(s, newest(CF_MEDIA)?),
-            user_ids: IdGen::new(s, newest(CF_PROFILES)?),
+            tweet_ids: IdGen::new(s, newest(&shard, CF_TWEETS)?),
+            media_ids: IdGen::new(s, newest(&shard, CF_MEDIA)?),
+            user_ids: IdGen::new(s, newest(&shard, CF_PROFILES)?),
             shard,
         })
     }
+
+    /// Raises the generators above the newest ids stored now: done before the copy starts
+    /// minting as a primary, since as a replica it stored ids another primary minted.
+    pub(crate) fn raise_floors(&self) -> Result<()> {
+        self.tweet_ids.raise_floor(newest(&self.shard, CF_TWEETS)?);
+        self.media_ids.raise_floor(newest(&self.shard, CF_MEDIA)?);
+        self.user_ids.raise_floor(newest(&self.shard, CF_PROFILES)?);
+        Ok(())
+    }
+}
+
+/// The largest id keyed in a column family of a shard (0 if none).
+fn newest(shard: &Shard, cf: &str) -> Result<u64> {
+    Ok(shard
+        .last_key(cf)?
+        .and_then(|k| keys::decode_id(&k))
+        .unwrap_or(0))
 }
 
 /// The shards of the service and the ones this node holds.

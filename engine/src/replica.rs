@@ -155,6 +155,9 @@ impl Inner {
         // is promoted again; the other order could restart a primary in the old epoch.
         crate::role::write_role(&self.config.data_dir, NodeRole::Primary)?;
         self.shard_opts.shared.set_primary_hint("");
+        for s in self.placement.local_ids() {
+            self.placement.held(s)?.raise_floors()?;
+        }
         self.placement.local().for_each(|s| s.set_writable(true));
         self.resume_fanout()?;
         tracing::info!(?epochs, "promoted to primary");
@@ -200,6 +203,16 @@ impl Inner {
             return self.demote(primary_hint);
         }
         self.set_shard_primary(shard, false)
+    }
+
+    /// Closes one shard's gate for a planned handover and returns its last LSN once every
+    /// write that got past the gate is settled: the new primary must hold that LSN before
+    /// it takes over. Reopened with [`Node::set_shard_primary`] if the handover is called
+    /// off.
+    pub fn fence_shard(&self, shard: usize) -> Result<u64> {
+        let last = self.shard_checked(shard)?.close_gate();
+        tracing::info!(shard, last_lsn = last, "shard gate closed for a handover");
+        Ok(last)
     }
 
     fn follow_entry(&self, entry: &Entry) -> Result<()> {

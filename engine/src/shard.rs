@@ -401,11 +401,12 @@ impl Shard {
                 op.cf
             )));
         }
-        if !self.is_writable() {
-            return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
-        }
         let ticket = {
             let mut q = lock(&self.queue);
+            // Checked under the queue lock, so `close_gate` knows every batch that passed.
+            if !self.is_writable() {
+                return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
+            }
             let ticket = q.next_ticket;
             q.next_ticket += 1;
             q.pending.push(Pending {
@@ -416,16 +417,22 @@ impl Shard {
             ticket
         };
         let mut log = lock(&self.log);
-        if ticket < log.decided {
-            return self.finish(&mut log, ticket);
+        if ticket >= log.decided {
+            self.write_pending(&mut log);
         }
+        self.finish(&mut log, ticket)
+    }
+
+    /// Writes every queued batch as one group and decides each of their tickets. Called
+    /// with the log lock held.
+    fn write_pending(&self, log: &mut LogState) {
         let group = std::mem::take(&mut lock(&self.queue).pending);
         let Some(last) = group.last().map(|p| p.ticket) else {
-            return self.finish(&mut log, ticket);
+            return;
         };
         // Every batch of the group gets the group's outcome, whatever step fails: nothing
         // below may return early.
-        match self.write_group(&mut log, &group) {
+        match self.write_group(log, &group) {
             Ok(lsn) => {
                 log.last_lsn = lsn;
                 self.opts.shared.committed(self.index, lsn);
@@ -438,7 +445,20 @@ impl Shard {
             }
         }
         log.decided = last + 1;
-        self.finish(&mut log, ticket)
+    }
+
+    /// Closes the write gate and settles every write that got past it: those queued are
+    /// written (or failed) now, so nothing is committed after this returns until the gate
+    /// opens again. Returns the last LSN: everything this copy will ever have acknowledged
+    /// at its current epoch. A planned handover waits for the new primary to hold it.
+    pub(crate) fn close_gate(&self) -> u64 {
+        {
+            let _queue = lock(&self.queue);
+            self.set_writable(false);
+        }
+        let mut log = lock(&self.log);
+        self.write_pending(&mut log);
+        log.last_lsn
     }
 
     /// Writes a group of batches in one RocksDB write, each with the next LSN; returns the

@@ -198,3 +198,58 @@ fn a_data_dir_opens_only_as_what_it_was_made_for() {
         Err(Error::Invalid { field: "shard", .. })
     ));
 }
+
+/// A copy that was a replica stored ids another primary minted, perhaps on a clock ahead of
+/// this one's: once it is the primary it mints above them, never a repeat.
+#[test]
+fn a_promoted_copy_mints_above_every_id_it_received() {
+    use chirp_engine::batch::{encode_entry, Batch};
+    use chirp_engine::doc::{self, TweetDoc};
+    use chirp_engine::keys::{self, CF_TWEETS};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = config(dir.path());
+    c.cluster = Some("test".into());
+    c.hold = Some(vec![0]);
+    let node = Node::open(c).expect("open");
+
+    // A tweet minted an hour ahead of this node's clock arrives as a replicated entry.
+    let ahead_ms = ids::now_unix_ms() + 3_600_000;
+    let far = ids::IdGen::new(0, ids::min_id_at(ahead_ms)).next_id();
+    assert_eq!(ids::shard_of_id(far), 0);
+    let tweet = TweetDoc {
+        id: far,
+        author_id: 1,
+        author_handle: "ahead".into(),
+        text: "from a clock ahead".into(),
+        hashtags: vec![],
+        media: vec![],
+        created_at_ms: ahead_ms,
+        extra: Default::default(),
+        rest: Default::default(),
+    };
+    let mut batch = Batch::new();
+    batch.put(
+        CF_TWEETS,
+        keys::id_key(far),
+        doc::encode(&tweet).expect("encode"),
+    );
+    let epoch = node.log_position(0).expect("position").epoch;
+    node.apply_replicated(0, &encode_entry(epoch, 1, batch.ops()))
+        .expect("apply");
+
+    // Promoted by the map: what it mints now is above the tweet it received.
+    node.set_shard_primary(0, true).expect("primary of 0");
+    let handle = &handle_on("floor", &[0], 4, 1)[0];
+    let author = node.sign_up(user(handle)).expect("sign up");
+    let mine = node
+        .post_tweet(
+            author.id,
+            NewTweet {
+                text: "after the promotion".into(),
+                ..NewTweet::default()
+            },
+        )
+        .expect("post");
+    assert!(mine.id > far, "minted {} at or below {far}", mine.id);
+}
