@@ -407,6 +407,7 @@ impl Shard {
             if !self.is_writable() {
                 return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
             }
+            fail::fail_point!("shard::commit::gate");
             let ticket = q.next_ticket;
             q.next_ticket += 1;
             q.pending.push(Pending {

@@ -306,3 +306,36 @@ fn losers_of_a_handle_race_leave_no_profile_behind() {
     let report = node.verify(&mut |_| {}).expect("verify");
     assert_eq!(report.users, 1, "{report:?}");
 }
+
+/// Fencing a shard for a handover settles every write that got past its gate: the LSN it
+/// returns is final (the new primary waits for exactly that one), later writes are refused,
+/// and reopening the gate takes writes again.
+#[test]
+fn a_fenced_shard_settles_every_write_that_passed_its_gate() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = open(dir.path(), 1);
+    let author = user(&node, "fenced");
+    // A writer past the gate is held there while the fence comes.
+    fail::cfg("shard::commit::gate", "1*sleep(400)").expect("failpoint");
+    let writer = {
+        let node = Arc::clone(&node);
+        std::thread::spawn(move || post(&node, author, "past the gate"))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let last = node.fence_shard(0).expect("fence");
+    let id = writer.join().expect("writer").expect("a write past the gate succeeds");
+    assert_eq!(
+        node.log_position(0).expect("position").last_lsn,
+        last,
+        "nothing is committed after the fence returned"
+    );
+    assert_eq!(node.tweet(id).expect("stored").text, "past the gate");
+    assert!(matches!(
+        post(&node, author, "after the fence"),
+        Err(chirp_engine::Error::NotPrimary(_))
+    ));
+    node.set_shard_primary(0, true).expect("reopen");
+    post(&node, author, "after the reopening").expect("writes again");
+    assert!(node.log_position(0).expect("position").last_lsn > last);
+}
