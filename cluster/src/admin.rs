@@ -1,9 +1,11 @@
 //! Operator steps over a [`ControlPlane`]: adding nodes (and creating the shard map with the
 //! first ones) and the status report. `chirpctl` is a thin command line over these.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
-use crate::map::{ClusterMap, Member, MemberState, ShardUpdate};
+use crate::map::{ClusterMap, Handover, Member, MemberState, ShardUpdate};
 use crate::placement::initial_placement;
 use crate::plane::ControlPlane;
 use crate::{check_name, Error, Result};
@@ -92,6 +94,152 @@ pub async fn add_nodes(plane: &dyn ControlPlane, names: &[String]) -> Result<Add
         shards_created,
         revision,
     })
+}
+
+/// What [`planned_failover`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailoverReport {
+    /// The shard.
+    pub shard: u32,
+    /// Its primary before.
+    pub from: String,
+    /// Its primary now.
+    pub to: String,
+    /// Its epoch now.
+    pub epoch: u64,
+    /// The revision of the map that made `to` the primary.
+    pub revision: u64,
+    /// From the request to the new map, in milliseconds.
+    pub took_ms: u64,
+}
+
+/// A planned handover of `shard` to `to` (by default the first live member of its sync set,
+/// else its first live replica), carried out by the primary (see [`Handover`]). Both must be
+/// alive. Returns once the map names `to` the primary; fails if the primary calls the
+/// handover off (`to` did not catch up within `timeout`), and withdraws the request itself
+/// if nothing happens within twice `timeout` and 2 s (a primary that died meanwhile).
+pub async fn planned_failover(
+    plane: &dyn ControlPlane,
+    shard: u32,
+    to: Option<&str>,
+    timeout: Duration,
+) -> Result<FailoverReport> {
+    let started = Instant::now();
+    let map = plane.read_map().await?;
+    if map.config.is_none() {
+        return Err(Error::NoConfig {
+            cluster: plane.cluster().to_string(),
+        });
+    }
+    let current = map
+        .shards
+        .get(&shard)
+        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    let a = &current.assignment;
+    if let Some(h) = &a.handover {
+        return Err(Error::Invalid(format!(
+            "a handover of shard {shard} to {} is already under way",
+            h.to
+        )));
+    }
+    if !map.nodes.contains_key(&a.primary) {
+        return Err(Error::Invalid(format!(
+            "shard {shard}'s primary {} is not alive: a planned handover needs it running              (it stops taking writes and waits for the new primary to catch up)",
+            a.primary
+        )));
+    }
+    let to = match to {
+        Some(to) if to == a.primary => {
+            return Err(Error::Invalid(format!(
+                "{to} is already the primary of shard {shard}"
+            )))
+        }
+        Some(to) if !a.replicas.iter().any(|r| r == to) => {
+            return Err(Error::Invalid(format!(
+                "{to} is not a replica of shard {shard} (its replicas: {})",
+                a.replicas.join(", ")
+            )))
+        }
+        Some(to) if !map.nodes.contains_key(to) => {
+            return Err(Error::Invalid(format!("{to} is not alive")))
+        }
+        Some(to) => to.to_string(),
+        None => a
+            .sync
+            .iter()
+            .chain(&a.replicas)
+            .find(|n| map.nodes.contains_key(n.as_str()))
+            .cloned()
+            .ok_or_else(|| {
+                Error::Invalid(format!("shard {shard} has no live replica to hand over to"))
+            })?,
+    };
+    let mut asked = a.clone();
+    asked.handover = Some(Handover {
+        to: to.clone(),
+        timeout_ms: timeout.as_millis() as u64,
+    });
+    let asked_at = plane
+        .update_shards(&[ShardUpdate {
+            id: shard,
+            expected_mod_revision: current.mod_revision,
+            assignment: asked,
+        }])
+        .await?;
+    // The primary gives up after `timeout`; past twice that and a margin it is not acting.
+    let deadline = Instant::now() + timeout * 2 + Duration::from_secs(2);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let map = plane.read_map().await?;
+        let Some(now) = map.shards.get(&shard) else {
+            return Err(Error::Invalid(format!("shard {shard} disappeared")));
+        };
+        let b = &now.assignment;
+        if b.epoch > a.epoch {
+            if b.primary != to {
+                return Err(Error::Invalid(format!(
+                    "shard {shard} changed primary to {} at epoch {} meanwhile",
+                    b.primary, b.epoch
+                )));
+            }
+            return Ok(FailoverReport {
+                shard,
+                from: a.primary.clone(),
+                to,
+                epoch: b.epoch,
+                revision: now.mod_revision,
+                took_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        if b.handover.is_none() {
+            return Err(Error::Invalid(format!(
+                "{} called the handover off: {to} did not catch up within {} ms (see {}'s                  log); it takes writes again",
+                a.primary,
+                timeout.as_millis(),
+                a.primary
+            )));
+        }
+        if Instant::now() > deadline && now.mod_revision == asked_at {
+            // The primary never acted (it died or lost etcd): take the request back, unless
+            // it acts in between (then the comparison fails and the next read tells).
+            let mut back = b.clone();
+            back.handover = None;
+            let withdrawn = plane
+                .update_shards(&[ShardUpdate {
+                    id: shard,
+                    expected_mod_revision: now.mod_revision,
+                    assignment: back,
+                }])
+                .await;
+            if withdrawn.is_ok() {
+                return Err(Error::Invalid(format!(
+                    "{} did not act on the handover within {} ms; the request is withdrawn",
+                    a.primary,
+                    deadline.duration_since(started).as_millis()
+                )));
+            }
+        }
+    }
 }
 
 /// `chirpctl cluster status --json`: exactly these fields.

@@ -29,8 +29,8 @@ pub mod plane;
 
 pub use etcd::EtcdControlPlane;
 pub use map::{
-    ClusterConfig, ClusterMap, Member, MemberState, NodeInfo, ShardAssignment, ShardUpdate,
-    VersionedShard,
+    ClusterConfig, ClusterMap, Handover, Member, MemberState, NodeInfo, ShardAssignment,
+    ShardUpdate, VersionedShard,
 };
 pub use memory::MemoryControlPlane;
 pub use placement::initial_placement;

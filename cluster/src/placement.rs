@@ -67,6 +67,7 @@ pub fn initial_placement(
                 replicas,
                 sync,
                 learners: Vec::new(),
+                handover: None,
             }
         })
         .collect()

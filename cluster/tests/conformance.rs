@@ -153,6 +153,7 @@ fn shard(primary: &str, epoch: u64) -> ShardAssignment {
         replicas: vec!["b".into()],
         sync: vec!["b".into()],
         learners: vec![],
+        handover: None,
     }
 }
 

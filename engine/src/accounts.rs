@@ -343,8 +343,8 @@ impl Inner {
     /// Whether a user exists, wherever the user's shard is (one read when it is here).
     pub(crate) fn user_exists(&self, user_id: u64) -> Result<bool> {
         match self.user_shard(user_id) {
-            Ok(_) => Ok(self.profile_doc(user_id)?.is_some()),
-            Err(Error::NotHere(_)) => Ok(self.find_profile(user_id)?.is_some()),
+            Ok(shard) if self.reads_here(shard.index()) => Ok(self.profile_doc(user_id)?.is_some()),
+            Ok(_) | Err(Error::NotHere(_)) => Ok(self.find_profile(user_id)?.is_some()),
             Err(e) => Err(e),
         }
     }

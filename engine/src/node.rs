@@ -347,7 +347,12 @@ impl Inner {
     /// another). Opening it resumes the fan-out left in the outbox.
     pub fn set_shard_primary(&self, s: ShardId, primary: bool) -> Result<()> {
         let held = self.placement.held(s)?;
-        if held.shard.is_writable() == primary {
+        if !primary {
+            // Also ends a fence.
+            held.shard.set_writable(false);
+            return Ok(());
+        }
+        if held.shard.is_writable() {
             return Ok(());
         }
         if primary {

@@ -130,6 +130,20 @@ impl Inner {
         self.placement.shard(shard).is_ok_and(|s| s.is_writable())
     }
 
+    /// Whether this node serves a shard's oplog to replicas: it is the primary, or was and
+    /// is fenced for a handover (its log is final; the new primary catches up from it).
+    pub fn serves_oplog(&self, shard: usize) -> bool {
+        self.placement
+            .shard(shard)
+            .is_ok_and(|s| s.is_writable() || s.is_fenced())
+    }
+
+    /// Whether this node's copy of a shard is fenced for a handover (see
+    /// [`Node::fence_shard`]).
+    pub fn is_fenced(&self, shard: usize) -> bool {
+        self.placement.shard(shard).is_ok_and(|s| s.is_fenced())
+    }
+
     /// Makes this node the primary: every shard starts a new epoch, the role is recorded,
     /// writes are taken and the fan-out jobs in the outbox (the old primary's unfinished
     /// ones) are run. Returns the new epochs.

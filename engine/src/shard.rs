@@ -49,6 +49,9 @@ pub struct Shard {
     /// The write gate: open while this copy is the shard's primary. Closed at open; the
     /// node opens it once the shard's role is settled.
     writable: AtomicBool,
+    /// Closed by [`Shard::close_gate`] for a handover: this copy's log is final and it
+    /// still serves it (and reads) until the map names the new primary.
+    fenced: AtomicBool,
 }
 
 /// Batches waiting to be committed, in arrival order.
@@ -235,6 +238,7 @@ impl Shard {
             sync_writes: opts.sync_writes,
             queue: Mutex::new(Queue::default()),
             writable: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
             log: Mutex::new(LogState {
                 last_lsn: 0,
                 epoch: 1,
@@ -255,9 +259,17 @@ impl Shard {
         self.writable.load(Ordering::SeqCst)
     }
 
-    /// Opens or closes the write gate. Closing it does not wait for writes already past it.
+    /// Opens or closes the write gate (ending a fence). Closing it does not wait for writes
+    /// already past it: [`Shard::close_gate`] does.
     pub(crate) fn set_writable(&self, writable: bool) {
         self.writable.store(writable, Ordering::SeqCst);
+        self.fenced.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether this copy was the primary and is fenced for a handover: it takes no writes,
+    /// its log is final, and it still serves that log and reads.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
     }
 
     /// Reads the log position (last LSN, epoch) from the open instance.
@@ -456,6 +468,7 @@ impl Shard {
         {
             let _queue = lock(&self.queue);
             self.set_writable(false);
+            self.fenced.store(true, Ordering::SeqCst);
         }
         let mut log = lock(&self.log);
         self.write_pending(&mut log);

@@ -313,12 +313,16 @@ impl Inner {
 
     /// Runs a step where its shard's primary is: here if this node is it, else through the
     /// node's [`Remote`]. Reads go to the primary too, so a user reads what they just wrote
-    /// (a replica copy may lag). Without a Remote (a standalone node), a held copy answers,
-    /// and refuses a write itself when it is a replica.
+    /// (a replica copy may lag); a primary fenced for a handover still answers them (its log
+    /// is final). Without a Remote (a standalone node), a held copy answers, and refuses a
+    /// write itself when it is a replica.
     pub(crate) fn step(&self, step: Step) -> Result<Reply> {
         let shard = self.step_shard(&step)?;
         let held = self.placement.holds(shard);
-        if self.is_primary_of(shard) || (held && self.remote.get().is_none()) {
+        if self.is_primary_of(shard)
+            || (!step.writes() && self.is_fenced(shard))
+            || (held && self.remote.get().is_none())
+        {
             return self.run_local(shard, step);
         }
         // Another node is a network round trip: never on a thread that must not block (the
@@ -330,6 +334,16 @@ impl Inner {
             Some(remote) => remote.run(shard, &step),
             None => Err(Error::NotHere(shard)),
         }
+    }
+
+    /// Whether reads of `shard` are answered from this node's copy: it is the primary (or
+    /// was, fenced for a handover: its log is final), or a standalone node holds it. A
+    /// replica copy on a cluster node may lag, so reads go to the primary (a user reads
+    /// what they just wrote, through any node).
+    pub(crate) fn reads_here(&self, shard: ShardId) -> bool {
+        self.is_primary_of(shard)
+            || self.is_fenced(shard)
+            || (self.placement.holds(shard) && self.remote.get().is_none())
     }
 
     /// Runs a step another node sent for `shard`, which must be the step's shard and held

@@ -90,7 +90,16 @@ impl Inner {
             Err(ticket) => ticket,
         };
         let shard = match self.tweet_shard(id) {
-            Ok(Some(shard)) => shard,
+            Ok(Some(shard)) if self.reads_here(shard.index()) => shard,
+            // A replica copy may lag: read at the primary. Cached, since this copy sees the
+            // deletes (the ticket refuses a read older than an invalidation).
+            Ok(Some(_)) => {
+                let tweet = self.step(Step::Tweet { id })?.tweet()?.map(Arc::new);
+                if let Some(t) = &tweet {
+                    self.cache.insert_read(Arc::clone(t), ticket);
+                }
+                return Ok(tweet);
+            }
             Ok(None) => return Ok(None),
             // Held elsewhere: read where it is, not cached here (its deletes are not seen
             // here to invalidate it).

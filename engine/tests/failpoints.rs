@@ -324,7 +324,10 @@ fn a_fenced_shard_settles_every_write_that_passed_its_gate() {
     };
     std::thread::sleep(Duration::from_millis(100));
     let last = node.fence_shard(0).expect("fence");
-    let id = writer.join().expect("writer").expect("a write past the gate succeeds");
+    let id = writer
+        .join()
+        .expect("writer")
+        .expect("a write past the gate succeeds");
     assert_eq!(
         node.log_position(0).expect("position").last_lsn,
         last,

@@ -164,6 +164,11 @@ impl Replication {
         self.endpoint.local_addr().unwrap_or(self.config.listen)
     }
 
+    /// The storage node this replicates.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     /// The acknowledgement mode.
     pub fn ack_mode(&self) -> AckMode {
         self.config.ack
@@ -227,7 +232,7 @@ impl Replication {
                 }
                 Part::Primary => self.node.set_shard_primary(p.shard, true)?,
                 Part::Replica => {
-                    if self.node.is_primary_of(p.shard) {
+                    if self.node.is_primary_of(p.shard) || self.node.is_fenced(p.shard) {
                         let hint = p.primary.map(|a| a.to_string()).unwrap_or_default();
                         self.node.demote_shard(p.shard, &hint)?;
                     }
@@ -309,6 +314,32 @@ impl Replication {
             }
         }
         Ok(())
+    }
+
+    /// Waits until the replica named `node` has acknowledged `lsn` of `shard` (it holds
+    /// every entry up to it); false if it has not within `timeout`.
+    pub async fn wait_acked_by(
+        &self,
+        shard: usize,
+        node: &str,
+        lsn: u64,
+        timeout: Duration,
+    ) -> bool {
+        let Some(state) = self.shards.get(shard) else {
+            return false;
+        };
+        let has = || state.replicas().get(node).is_some_and(|p| p.acked >= lsn);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut acks = state.acked.subscribe();
+        while !has() {
+            // Any replica's acknowledgement wakes us; the poll bounds a missed one.
+            let tick = tokio::time::Instant::now() + Duration::from_millis(20);
+            if tick >= deadline {
+                return has();
+            }
+            let _ = tokio::time::timeout_at(tick, acks.changed()).await;
+        }
+        true
     }
 
     /// Makes this node the primary: stops following, waits for an apply in flight, raises

@@ -118,7 +118,7 @@ async fn serve_stream(
         .shards
         .get(shard)
         .ok_or_else(|| refuse(ErrorCode::BadRequest, format!("no shard {shard}")))?;
-    if !repl.node.is_primary_of(shard) {
+    if !repl.node.serves_oplog(shard) {
         return Err(refuse(
             ErrorCode::NotPrimary,
             format!("this node is not the primary of shard {shard}"),
@@ -189,7 +189,7 @@ async fn serve_pulls(
                 wait_ms,
                 ..
             } => {
-                if !repl.node.is_primary_of(shard) {
+                if !repl.node.serves_oplog(shard) {
                     return Err(refuse(
                         ErrorCode::NotPrimary,
                         "this node is no longer the shard's primary",

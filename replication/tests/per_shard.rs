@@ -61,6 +61,16 @@ fn post(node: &Node, author: u64, text: &str) -> u64 {
     node.post_tweet(author, t).expect("post").id
 }
 
+/// Whether `copy` holds exactly what `primary` holds of `shard`, tweet `id` included. A
+/// replica copy is compared by digest: reading it through the engine on a cluster node goes
+/// to the shard's primary.
+fn same_copy(copy: &Node, primary: &Node, shard: usize, id: u64) -> bool {
+    let (Ok(mine), Ok(theirs)) = (copy.digest(shard, 0), primary.digest(shard, 0)) else {
+        return false;
+    };
+    mine == theirs && primary.placement().of_id(id) == Some(shard)
+}
+
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cond() {
@@ -96,8 +106,8 @@ async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
     assert_eq!(b.placement().of_user(on_b), 1);
     let ta = post(&a, on_a, "written on a");
     let tb = post(&b, on_b, "written on b");
-    wait_for("a's tweet on b", || b.tweet(ta).is_ok()).await;
-    wait_for("b's tweet on a", || a.tweet(tb).is_ok()).await;
+    wait_for("a's tweet on b", || same_copy(&b, &a, 0, ta)).await;
+    wait_for("b's tweet on a", || same_copy(&a, &b, 1, tb)).await;
     // A handle claimed on a shard a holds only as a replica is claimed on that shard's
     // primary, b (a step that writes never runs on a replica copy).
     let far = (0..)
@@ -140,7 +150,7 @@ async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
     let later = post(&b, on_a, "shard 0 written on b");
     assert_eq!(b.tweet(later).expect("tweet").author_id, on_a);
     let tb2 = post(&b, on_b, "shard 1 still replicated to a");
-    wait_for("b's shard-1 tweet on a", || a.tweet(tb2).is_ok()).await;
+    wait_for("b's shard-1 tweet on a", || same_copy(&a, &b, 1, tb2)).await;
 
     ra.shutdown().await;
     rb.shutdown().await;
@@ -278,7 +288,7 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     assert!(b.is_primary_of(1) && !b.is_primary_of(0));
     let user = sign_up(&a, "planned", 0);
     let t = post(&a, user, "under the first plan");
-    wait_for("the tweet on b", || b.tweet(t).is_ok()).await;
+    wait_for("the tweet on b", || same_copy(&b, &a, 0, t)).await;
     let epoch = a.log_position(0).expect("pos").epoch;
 
     // Shard 0 changes hands: a closes its gate and follows b, b (which followed) is promoted.
@@ -292,7 +302,7 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     assert!(b.is_primary_of(0));
     assert!(b.log_position(0).expect("pos").epoch > epoch);
     let t2 = post(&b, user, "under the second plan");
-    wait_for("b's shard-0 tweet on a", || a.tweet(t2).is_ok()).await;
+    wait_for("b's shard-0 tweet on a", || same_copy(&a, &b, 0, t2)).await;
     // Applying a plan again changes nothing.
     rb.apply_plan(&[plan(0, Part::Primary, pb)])
         .await

@@ -18,7 +18,7 @@
 //! | `POST /users/{user}/password` `{"password"}` | sets it, revokes sessions |
 //! | `POST /users/{user}/tokens` | mints a bearer token |
 //! | `POST /promote` | makes this replica the primary (epochs raised) |
-//! | `GET /digest?oplog_from=LSN` | SHA-256 of each column family per shard |
+//! | `GET /digest?oplog_from=LSN` | SHA-256 of each column family per shard (null: not held here) |
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -283,12 +283,16 @@ async fn route(app: &AdminApp, req: Request<Incoming>) -> ApiResult {
     }
 }
 
-/// Per shard, the digest of each column family but meta (the oplog from `from`).
+/// Per shard, the digest of each column family but meta (the oplog from `from`); null for a
+/// shard a cluster node does not hold.
 fn digests(n: &Node, from: u64) -> Result<Vec<Value>, EngineError> {
     (0..n.shard_count())
         .map(|s| {
-            let cfs: Map<String, Value> = n
-                .digest(s, from)?
+            let digest = match n.digest(s, from) {
+                Err(EngineError::NotHere(_)) => return Ok(Value::Null),
+                other => other?,
+            };
+            let cfs: Map<String, Value> = digest
                 .into_iter()
                 .map(|(cf, d)| (cf.to_string(), Value::String(d)))
                 .collect();

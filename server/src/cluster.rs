@@ -22,7 +22,10 @@ use chirp_engine::ShardId;
 use chirp_replication::{Part, Replication, ShardPlan};
 
 use crate::forward::Owners;
-use chirp_cluster::{ClusterMap, ControlPlane, Error, EtcdControlPlane, NodeInfo, Registration};
+use chirp_cluster::{
+    ClusterMap, ControlPlane, Error, EtcdControlPlane, Handover, NodeInfo, Registration,
+    ShardAssignment, ShardUpdate, VersionedShard,
+};
 use tokio::sync::{watch, Mutex};
 
 /// The cluster flags.
@@ -213,32 +216,134 @@ pub async fn follow_map(
     me: String,
 ) -> Result<tokio::task::JoinHandle<()>, chirp_replication::Error> {
     let mut maps = membership.map.clone();
+    let applier = Arc::new(Applier {
+        plane: Arc::clone(&membership.plane),
+        repl,
+        owners,
+        me,
+        handovers: std::sync::Mutex::new(HashMap::new()),
+    });
     let first = Arc::clone(&maps.borrow_and_update());
-    apply(&first, &repl, &owners, &me).await?;
+    applier.apply(&first).await?;
     Ok(tokio::spawn(async move {
         while maps.changed().await.is_ok() {
             let map = Arc::clone(&maps.borrow_and_update());
-            if let Err(e) = apply(&map, &repl, &owners, &me).await {
+            if let Err(e) = applier.apply(&map).await {
                 tracing::error!(revision = map.revision, error = %e, "applying the cluster map failed");
             }
         }
     }))
 }
 
-async fn apply(
-    map: &ClusterMap,
-    repl: &Arc<Replication>,
-    owners: &Owners,
-    me: &str,
-) -> Result<(), chirp_replication::Error> {
-    let (plans, api) = plan_of(map, me);
-    owners.replace(api);
-    repl.apply_plan(&plans).await?;
-    tracing::info!(
-        revision = map.revision,
-        primary = plans.iter().filter(|p| p.part == Part::Primary).count(),
-        replica = plans.iter().filter(|p| p.part == Part::Replica).count(),
-        "applied the cluster map"
-    );
-    Ok(())
+/// Applies maps to this node, and carries out the handovers asked of it.
+struct Applier {
+    plane: Arc<dyn ControlPlane>,
+    repl: Arc<Replication>,
+    owners: Arc<Owners>,
+    me: String,
+    /// Shards this node is handing over, with the `mod_revision` of the request: their gate
+    /// stays as the handover left it until a map without the request comes.
+    handovers: std::sync::Mutex<HashMap<ShardId, u64>>,
+}
+
+impl Applier {
+    async fn apply(self: &Arc<Self>, map: &ClusterMap) -> Result<(), chirp_replication::Error> {
+        let (mut plans, api) = plan_of(map, &self.me);
+        self.owners.replace(api);
+        let handing: Vec<ShardId> = {
+            let mut handovers = lock(&self.handovers);
+            // A request that is gone (done, or called off) no longer holds its shard back.
+            handovers.retain(|&s, rev| {
+                map.shards
+                    .get(&(s as u32))
+                    .is_some_and(|v| v.mod_revision == *rev && v.assignment.primary == self.me)
+            });
+            for (&id, shard) in &map.shards {
+                let a = &shard.assignment;
+                let Some(h) = &a.handover else { continue };
+                if a.primary != self.me || handovers.contains_key(&(id as ShardId)) {
+                    continue;
+                }
+                handovers.insert(id as ShardId, shard.mod_revision);
+                tokio::spawn(Arc::clone(self).hand_over(shard.clone(), h.clone()));
+            }
+            handovers.keys().copied().collect()
+        };
+        plans.retain(|p| !handing.contains(&p.shard));
+        self.repl.apply_plan(&plans).await?;
+        tracing::info!(
+            revision = map.revision,
+            primary = plans.iter().filter(|p| p.part == Part::Primary).count(),
+            replica = plans.iter().filter(|p| p.part == Part::Replica).count(),
+            handing_over = handing.len(),
+            "applied the cluster map"
+        );
+        Ok(())
+    }
+
+    /// A planned handover of a shard this node is the primary of: close the gate, wait
+    /// until the target has acknowledged the last LSN, then make it the primary at the next
+    /// epoch in one transaction that compares the shard's `mod_revision` (so a request
+    /// called off in between changes nothing). On failure the request is removed, which
+    /// brings a map in which this node opens its gate again.
+    async fn hand_over(self: Arc<Self>, shard: VersionedShard, handover: Handover) {
+        let id = shard.id as ShardId;
+        let outcome = self.try_hand_over(&shard, &handover).await;
+        let update = match &outcome {
+            Ok(()) => shard.assignment.handed_over(&handover.to),
+            Err(why) => {
+                tracing::warn!(shard = id, to = %handover.to, reason = %why, "handover called off; taking writes again");
+                ShardAssignment {
+                    handover: None,
+                    ..shard.assignment.clone()
+                }
+            }
+        };
+        let written = self
+            .plane
+            .update_shards(&[ShardUpdate {
+                id: shard.id,
+                expected_mod_revision: shard.mod_revision,
+                assignment: update,
+            }])
+            .await;
+        match (&outcome, written) {
+            (Ok(()), Ok(revision)) => {
+                tracing::info!(shard = id, to = %handover.to, revision, "handed over")
+            }
+            (_, Err(e)) => {
+                tracing::warn!(shard = id, error = %e, "writing the handover's outcome failed");
+                // Nothing changed in the map: this node is still the primary of record.
+                lock(&self.handovers).remove(&id);
+                if let Err(e) = self.repl.node().set_shard_primary(id, true) {
+                    tracing::error!(shard = id, error = %e, "reopening the gate failed");
+                }
+            }
+            (Err(_), Ok(_)) => {}
+        }
+    }
+
+    async fn try_hand_over(&self, shard: &VersionedShard, h: &Handover) -> Result<(), String> {
+        let id = shard.id as ShardId;
+        if !shard.assignment.replicas.contains(&h.to) {
+            return Err(format!("{} is not a replica of shard {id}", h.to));
+        }
+        let node = Arc::clone(self.repl.node());
+        let last = tokio::task::spawn_blocking(move || node.fence_shard(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let timeout = Duration::from_millis(h.timeout_ms);
+        if !self.repl.wait_acked_by(id, &h.to, last, timeout).await {
+            return Err(format!(
+                "{} did not acknowledge LSN {last} within {} ms",
+                h.to, h.timeout_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -6,9 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chirp_testkit::cluster::Cluster;
+use chirp_testkit::cluster::{digests, Cluster, NodeSpec};
 use chirp_testkit::etcd::Etcd;
 use chirp_testkit::node::{data_dir, Chirp};
 use serde_json::Value;
@@ -55,7 +57,12 @@ fn status(etcd: &Etcd, cluster: &str) -> Value {
 /// A node of `cluster` named `name`, with its own data dir, a certificate from the test's CA
 /// and a replication port: cluster nodes reach each other's shards over it.
 fn node(ca: &Cluster, etcd: &Etcd, cluster: &str, name: &str) -> Chirp {
-    ca.node(name).primary(&[
+    start(&ca.node(name), etcd, cluster)
+}
+
+/// Starts (or starts again, on the same data dir and replication port) a node of `cluster`.
+fn start(spec: &NodeSpec, etcd: &Etcd, cluster: &str) -> Chirp {
+    spec.primary(&[
         "--etcd",
         &etcd.url,
         "--cluster",
@@ -323,6 +330,30 @@ fn parts(node: &Chirp) -> (BTreeSet<u64>, BTreeSet<u64>) {
     (held, primary)
 }
 
+/// Waits until node `n<i+1>` of `nodes` holds exactly the shards the map gives it, and is
+/// the primary of exactly those it names it for.
+fn wait_for_parts(etcd: &Etcd, cluster: &str, nodes: &[Chirp]) {
+    let map = status(etcd, cluster);
+    for (i, chirp) in nodes.iter().enumerate() {
+        let me = format!("n{}", i + 1);
+        let mut held = BTreeSet::new();
+        let mut primary = BTreeSet::new();
+        for shard in map["shards"].as_array().expect("shards") {
+            let id = shard["id"].as_u64().expect("id");
+            if shard["primary"] == me.as_str() {
+                primary.insert(id);
+                held.insert(id);
+            }
+            if names(&shard["replicas"]).contains(&me) {
+                held.insert(id);
+            }
+        }
+        chirp.eventually(&format!("{me} to take its parts"), || {
+            parts(chirp) == (held.clone(), primary.clone())
+        });
+    }
+}
+
 #[test]
 fn every_node_serves_the_whole_service() {
     let etcd = Etcd::start();
@@ -347,25 +378,7 @@ fn every_node_serves_the_whole_service() {
     ]);
 
     // Each node opens the shards the map gives it, in the parts it gives.
-    let map = status(&etcd, "c3");
-    for (i, chirp) in nodes.iter().enumerate() {
-        let me = format!("n{}", i + 1);
-        let mut held = BTreeSet::new();
-        let mut primary = BTreeSet::new();
-        for shard in map["shards"].as_array().expect("shards") {
-            let id = shard["id"].as_u64().expect("id");
-            if shard["primary"] == me.as_str() {
-                primary.insert(id);
-                held.insert(id);
-            }
-            if names(&shard["replicas"]).contains(&me) {
-                held.insert(id);
-            }
-        }
-        chirp.eventually(&format!("{me} to take its parts"), || {
-            parts(chirp) == (held.clone(), primary.clone())
-        });
-    }
+    wait_for_parts(&etcd, "c3", &nodes);
 
     // Users signed up at different nodes; each logs in and acts through any node.
     let (alice, alice_token) = nodes[0].user("alice");
@@ -496,4 +509,217 @@ fn the_cluster_demo_starts_and_stops() {
             "{url} still answers"
         );
     }
+}
+
+/// One shard's entry in a node's `/replication` report.
+fn shard_report(node: &Chirp, shard: u64) -> Option<Value> {
+    let (s, v) = node.call("GET", "/replication", None, None);
+    assert_eq!(s, 200, "{v}");
+    v["shards"]
+        .as_array()?
+        .iter()
+        .find(|r| r["shard"] == shard)
+        .cloned()
+}
+
+/// Posts `text` as `token` through `via`, retrying a 421 or 503 (a shard changing hands)
+/// for up to 20 s; the new tweet's id.
+fn post_retrying(via: &Chirp, token: &str, text: &str, retried: &AtomicUsize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match via.try_call(
+            "POST",
+            "/tweet",
+            Some(token),
+            Some(serde_json::json!({ "text": text })),
+        ) {
+            Ok((201, v)) => return v["id"].as_str().expect("id").to_string(),
+            Ok((421 | 503, v)) if Instant::now() < deadline => {
+                let _ = v;
+                retried.fetch_add(1, Ordering::Relaxed);
+            }
+            other => panic!("posting {text:?} through {}: {other:?}", via.base),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `chirpctl shard failover` while clients post through every node, with the target
+/// replica paused across the request so it must catch up before it takes over: every
+/// acknowledged tweet reads back through every node, the map names the new primary at the
+/// next epoch, and the old primary, killed and restarted, serves the shard as a replica
+/// whose digests equal the new primary's.
+#[test]
+fn a_planned_failover_under_writes_loses_nothing() {
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c5", "--shards", "4", "--rf", "2",
+    ]);
+    let ca = Cluster::new();
+    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let mut nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "c5")).collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c5",
+    ]);
+    wait_for_parts(&etcd, "c5", &nodes);
+    let users: Vec<(String, String)> = (0..8)
+        .map(|i| nodes[i % 3].user(&format!("writer{i}")))
+        .collect();
+
+    // Each user's first tweet tells its shard (tweet ids carry the shard bits); writer0's
+    // shard is handed over.
+    let shard_of = |id: &str| chirp_engine::ids::shard_of_id(id.parse().expect("id")) as u64;
+    let mut acked: Vec<(String, String, Instant)> = Vec::new();
+    let mut user_shard = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let text = format!("hello from writer{i}");
+        let id = nodes[i % 3].tweet(token, &text);
+        user_shard.push(shard_of(&id));
+        acked.push((id, text, Instant::now()));
+    }
+    let shard = user_shard[0];
+    let map = status(&etcd, "c5");
+    let before = map["shards"][shard as usize].clone();
+    assert_eq!(before["epoch"], 1, "{before}");
+    let from = before["primary"].as_str().expect("primary").to_string();
+    let to = names(&before["replicas"])[0].clone();
+    let index = |name: &str| name[1..].parse::<usize>().expect("n<i>") - 1;
+    let (p, t) = (index(&from), index(&to));
+    // The writers keep to users and entry nodes the paused target does not hold up.
+    let writers: Vec<&(String, String)> = users
+        .iter()
+        .zip(&user_shard)
+        .filter(|(_, &s)| map["shards"][s as usize]["primary"] != to.as_str())
+        .map(|(u, _)| u)
+        .collect();
+    let entries: Vec<&Chirp> = (0..3).filter(|&i| i != t).map(|i| &nodes[i]).collect();
+
+    let stop = AtomicBool::new(false);
+    let retried = AtomicUsize::new(0);
+    let acked = Mutex::new(acked);
+    let handed_over = std::thread::scope(|scope| {
+        for w in 0..4 {
+            let (entries, writers, stop, retried, acked) =
+                (&entries, &writers, &stop, &retried, &acked);
+            scope.spawn(move || {
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, token) = writers[(w + k) % writers.len()];
+                    let text = format!("writer {w} post {k}");
+                    let id = post_retrying(entries[(w + k) % 2], token, &text, retried);
+                    acked
+                        .lock()
+                        .expect("acked")
+                        .push((id, text, Instant::now()));
+                    k += 1;
+                    // Each user stays well under the per-user write limit.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        // The target falls behind: the primary must wait for it before handing over.
+        // SAFETY: kill(2) on a child process this test started.
+        unsafe { libc::kill(nodes[t].pid() as i32, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(300));
+        let failover = scope.spawn(|| {
+            ctl(&[
+                "shard",
+                "failover",
+                &shard.to_string(),
+                "--to",
+                &to,
+                "--etcd",
+                &etcd.url,
+                "--cluster",
+                "c5",
+            ])
+        });
+        std::thread::sleep(Duration::from_millis(1000));
+        // SAFETY: as above.
+        unsafe { libc::kill(nodes[t].pid() as i32, libc::SIGCONT) };
+        let out = failover.join().expect("chirpctl");
+        let done = Instant::now();
+        std::thread::sleep(Duration::from_millis(700));
+        stop.store(true, Ordering::Relaxed);
+        (out, done)
+    });
+    let (out, done) = handed_over;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "shard {shard} handed over from {from} to {to} at epoch 2"
+        )),
+        "{}",
+        text(&out)
+    );
+    let after = status(&etcd, "c5")["shards"][shard as usize].clone();
+    assert_eq!(after["epoch"], 2, "{after}");
+    assert_eq!(after["primary"], to.as_str(), "{after}");
+    assert_eq!(names(&after["replicas"]), vec![from.clone()], "{after}");
+    assert_eq!(names(&after["sync"]), vec![from.clone()], "{after}");
+
+    // Posts to the shard were taken before and after the handover, and nothing
+    // acknowledged is missing, whichever node is asked.
+    let acked = acked.into_inner().expect("acked");
+    let on_shard =
+        |id: &str| chirp_engine::ids::shard_of_id(id.parse().expect("id")) as u64 == shard;
+    let later = acked
+        .iter()
+        .filter(|(id, _, at)| on_shard(id) && *at > done)
+        .count();
+    assert!(later > 0, "no post to shard {shard} after the handover");
+    eprintln!(
+        "{} posts acknowledged ({} on shard {shard}, {later} of them after the handover), {} retried 421/503",
+        acked.len(),
+        acked.iter().filter(|(id, _, _)| on_shard(id)).count(),
+        retried.load(Ordering::Relaxed)
+    );
+    for chirp in &nodes {
+        for (id, text, _) in &acked {
+            let (s, tweet) = chirp.call("GET", &format!("/tweets/{id}"), None, None);
+            assert_eq!(
+                s, 200,
+                "acknowledged tweet {id} through {}: {tweet}",
+                chirp.base
+            );
+            assert_eq!(tweet["text"], text.as_str());
+        }
+    }
+    let report = shard_report(&nodes[t], shard).expect("the new primary holds the shard");
+    assert_eq!(report["role"], "primary", "{report}");
+    nodes[p].eventually("the old primary to follow the new one", || {
+        shard_report(&nodes[p], shard)
+            .is_some_and(|r| r["role"] == "replica" && r["following"] == specs[t].repl.as_str())
+    });
+
+    // The old primary, killed and started again, comes back as what the map says.
+    nodes[p].kill();
+    nodes[p] = start(&specs[p], &etcd, "c5");
+    nodes[p].eventually("the restarted node to follow the shard", || {
+        shard_report(&nodes[p], shard)
+            .is_some_and(|r| r["role"] == "replica" && r["following"] == specs[t].repl.as_str())
+    });
+    let last = post_retrying(&nodes[p], &users[0].1, "after the restart", &retried);
+    let (s, tweet) = nodes[p].call("GET", &format!("/tweets/{last}"), None, None);
+    assert_eq!(
+        (s, tweet["text"].as_str()),
+        (200, Some("after the restart"))
+    );
+    nodes[p].eventually("the copies of the shard to be identical", || {
+        let oldest =
+            |n: &Chirp| shard_report(n, shard).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0));
+        let from_lsn = oldest(&nodes[p]).max(oldest(&nodes[t]));
+        let mine = digests(&nodes[p], from_lsn)["shards"][shard as usize].clone();
+        let theirs = digests(&nodes[t], from_lsn)["shards"][shard as usize].clone();
+        !mine.is_null() && mine == theirs
+    });
 }

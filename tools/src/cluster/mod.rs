@@ -10,7 +10,9 @@ pub mod render;
 
 use std::sync::Arc;
 
-use chirp_cluster::admin::{add_nodes, Status};
+use std::time::Duration;
+
+use chirp_cluster::admin::{add_nodes, planned_failover, Status};
 use chirp_cluster::etcd::parse_endpoints;
 use chirp_cluster::{ClusterConfig, ControlPlane, EtcdControlPlane};
 
@@ -72,6 +74,29 @@ pub enum NodeCommand {
         /// Names of the nodes (each must be running with `chirp serve --etcd`).
         #[arg(required = true)]
         names: Vec<String>,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+}
+
+/// `chirpctl shard ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ShardCommand {
+    /// A planned handover: the primary stops taking writes, the target catches up, and one
+    /// transaction makes it the primary at the next epoch. Nothing acknowledged is lost;
+    /// writes to the shard pause meanwhile. Both nodes must be running.
+    Failover {
+        /// The shard.
+        shard: u32,
+        /// The replica to hand over to (default: the first live one of the sync set, else
+        /// of the replicas).
+        #[arg(long)]
+        to: Option<String>,
+        /// How long the primary waits, writes paused, for the target to catch up before it
+        /// calls the handover off.
+        #[arg(long, default_value_t = 10)]
+        timeout_secs: u64,
         /// The control plane.
         #[command(flatten)]
         etcd: EtcdArgs,
@@ -167,6 +192,42 @@ pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
                 add_nodes(&*plane, names).await.map_err(Error::from)
             })?;
             print(json, &report, || render::added(&report))?;
+        }
+    }
+    Ok(0)
+}
+
+/// Runs a `shard` command.
+pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
+    match command {
+        ShardCommand::Failover {
+            shard,
+            to,
+            timeout_secs,
+            etcd,
+        } => {
+            let report = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                planned_failover(
+                    &*plane,
+                    *shard,
+                    to.as_deref(),
+                    Duration::from_secs(*timeout_secs),
+                )
+                .await
+                .map_err(Error::from)
+            })?;
+            print(json, &report, || {
+                format!(
+                    "shard {} handed over from {} to {} at epoch {} in {} ms (revision {})\n",
+                    report.shard,
+                    report.from,
+                    report.to,
+                    report.epoch,
+                    report.took_ms,
+                    report.revision
+                )
+            })?;
         }
     }
     Ok(0)

@@ -69,6 +69,9 @@ pub enum Command {
     /// Cluster members: adding running nodes.
     #[command(subcommand)]
     Node(crate::cluster::NodeCommand),
+    /// Shards of a cluster: a planned handover to another copy.
+    #[command(subcommand)]
+    Shard(crate::cluster::ShardCommand),
     /// Shards, sizes and key estimates per column family, cache, fan-out queue, uptime.
     Status,
     /// Compact one shard or all (bytes before and after).
@@ -147,6 +150,7 @@ impl Command {
             Command::Repl(_)
             | Command::Cluster(_)
             | Command::Node(_)
+            | Command::Shard(_)
             | Command::Status
             | Command::Compact { .. }
             | Command::Checkpoint { .. }
@@ -184,6 +188,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Cluster(command) => return crate::cluster::run_cluster(command, cli.json),
         Command::Node(command) => return crate::cluster::run_node(command, cli.json),
+        Command::Shard(command) => return crate::cluster::run_shard(command, cli.json),
         _ => {}
     }
     if let Command::Restore { checkpoint } = &cli.command {
@@ -236,9 +241,9 @@ fn execute(cli: &Cli, target: &Target) -> Result<u8> {
     let remote = matches!(target, Target::Remote(_));
     match &cli.command {
         Command::Restore { .. } => Err(Error::Invalid("restore runs without a node".into())),
-        Command::Repl(_) | Command::Cluster(_) | Command::Node(_) => Err(Error::Invalid(
-            "replication and cluster commands run without --admin/--data".into(),
-        )),
+        Command::Repl(_) | Command::Cluster(_) | Command::Node(_) | Command::Shard(_) => Err(
+            Error::Invalid("replication and cluster commands run without --admin/--data".into()),
+        ),
         Command::Status => {
             let stats = target.status()?;
             print(cli, &stats, || render::status(&stats, remote))?;
