@@ -1,13 +1,17 @@
 //! Any node answers any request: on a cluster node, a request that acts as a user whose shard
-//! another node is the primary of is forwarded, once, to that node's public API, and its
-//! answer passed back.
+//! another node is the primary of is forwarded to that node's public API, and its answer
+//! passed back.
 //!
 //! The user is known before the request runs: a bearer token starts with its user's id, and
 //! a log-in names a handle (resolved through the handle's shard). A forwarded request carries
-//! [`FORWARDED`], so the owner answers it itself whatever it thinks of the map (a 421 if it no
-//! longer holds the shard); a request is never forwarded twice. Everything else (reading a
-//! profile, a tweet, a timeline, a search) runs where it arrives: the engine's shard steps
-//! reach the shards it needs.
+//! [`FORWARDED`], so the owner answers it itself whatever it thinks of the map; a request is
+//! never forwarded twice. An owner that is not (or no longer) the primary answers 421: the
+//! forwarding node waits for its map to change and sends the request again (its body is kept
+//! for that), to whichever node the map then names, for up to [`RETRY_FOR`]. A node whose
+//! copy of the shard is fenced for a handover holds requests for that shard until the
+//! handover ends, then runs them or forwards them to the new primary. Everything else
+//! (reading a profile, a tweet, a timeline, a search) runs where it arrives: the engine's
+//! shard steps reach the shards it needs.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -15,13 +19,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, HOST};
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use chirp_engine::{Error as EngineError, ShardId};
 
 use crate::http::{ApiError, ApiResult, Body};
+use crate::routes::App;
 
 /// The header a forwarded request carries (its value: the forwarding node's name).
 pub const FORWARDED: &str = "chirp-forwarded";
@@ -30,10 +37,24 @@ pub const NODE_HEADER: &str = "x-chirp-node";
 /// How long a forwarded request may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request acting as a user is held and re-sent while its shard changes hands.
+pub const RETRY_FOR: Duration = Duration::from_secs(12);
+
 /// Where each shard's primary serves the public API (`host:port`), as the cluster map says.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Owners {
     api: RwLock<HashMap<ShardId, String>>,
+    /// Bumped by every [`Owners::replace`].
+    version: watch::Sender<u64>,
+}
+
+impl Default for Owners {
+    fn default() -> Self {
+        Owners {
+            api: RwLock::default(),
+            version: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Owners {
@@ -42,6 +63,15 @@ impl Owners {
         if let Ok(mut map) = self.api.write() {
             *map = api;
         }
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Waits until the owners change after version `seen`, or `max`; the version then.
+    async fn changed_after(&self, seen: u64, max: Duration) -> u64 {
+        let mut rx = self.version.subscribe();
+        let _ = tokio::time::timeout(max, rx.wait_for(|&v| v > seen)).await;
+        let now = *rx.borrow();
+        now
     }
 
     /// The public API address of a shard's primary, if known.
@@ -50,15 +80,11 @@ impl Owners {
     }
 }
 
-/// The public address of the node that must answer `req`, when that is not this node: the
-/// request acts as a user (its bearer token names one) whose shard another node is the
-/// primary of, or reads an image whose shard another node is the primary of. None on a standalone node, for a request already forwarded, and for one this
-/// node answers.
-pub fn owner_of(app: &crate::routes::App, req: &Request<hyper::body::Incoming>) -> Option<String> {
-    let owners = app.owners.as_ref()?;
-    if req.headers().contains_key(FORWARDED) {
-        return None;
-    }
+/// The shard whose primary must answer `req`, on a cluster node: the request acts as a user
+/// (its bearer token names one) or reads an image (its id names the shard). None on a
+/// standalone node and for every other request.
+pub fn owner_shard(app: &App, req: &Request<Incoming>) -> Option<ShardId> {
+    app.owners.as_ref()?;
     let placement = app.node.placement();
     // An image's file is on the node that took the upload: its shard's primary.
     let media = req
@@ -67,17 +93,76 @@ pub fn owner_of(app: &crate::routes::App, req: &Request<hyper::body::Incoming>) 
         .strip_prefix("/media/")
         .and_then(|id| id.parse::<u64>().ok())
         .and_then(|id| placement.of_id(id));
-    let shard = match media {
-        Some(shard) => shard,
+    match media {
+        Some(shard) => Some(shard),
         None => {
             let token = crate::http::bearer(req.headers())?;
-            placement.of_user(chirp_engine::sessions::token_user(token)?)
+            Some(placement.of_user(chirp_engine::sessions::token_user(token)?))
         }
-    };
-    if app.node.is_primary_of(shard) {
-        return None;
     }
-    owners.api_of(shard)
+}
+
+/// Whether a request was forwarded here by another node (so it runs here, whatever the map).
+pub fn forwarded<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(FORWARDED)
+}
+
+/// Holds a request for `shard` while this node's copy is fenced for a handover (at most
+/// [`RETRY_FOR`]): once the handover ends this node is the primary again, or the map names
+/// the new one.
+pub async fn settle(app: &App, shard: ShardId) {
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    while app.node.is_fenced(shard) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `req` at the primary of `shard`, another node as far as this node's map says: sent
+/// with its body read here, and sent again (to whichever node the map then names, this one
+/// included) while the answer is a 421, as long as [`RETRY_FOR`] allows.
+pub async fn proxy(app: &App, shard: ShardId, req: Request<Incoming>) -> ApiResult {
+    let (parts, body) = req.into_parts();
+    let limit = app.node.config().max_media_bytes + crate::media::MULTIPART_OVERHEAD;
+    let bytes = crate::http::read_body(&parts.headers, body, limit).await?;
+    to_primary(app, shard, &parts.method, &parts.uri, &parts.headers, bytes).await
+}
+
+/// Sends a request, its body whole, to the node the map names the primary of `shard`, and
+/// again while the answer is a 421 (see [`proxy`]).
+pub async fn to_primary(
+    app: &App,
+    shard: ShardId,
+    method: &hyper::Method,
+    uri: &hyper::Uri,
+    headers: &hyper::HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let Some(owners) = app.owners.as_ref() else {
+        return Err(EngineError::NotHere(shard).into());
+    };
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut seen = *owners.version.borrow();
+    loop {
+        let api = owners.api_of(shard).ok_or_else(|| {
+            EngineError::Unavailable(format!("no primary of shard {shard} is known"))
+        })?;
+        let mut again = Request::builder()
+            .method(method.clone())
+            .uri(uri.clone())
+            .body(Full::new(bytes.clone()))
+            .map_err(|e| EngineError::Storage(format!("rebuilding a forwarded request: {e}")))?;
+        *again.headers_mut() = headers.clone();
+        let resp = forward(&api, &app.node_name, again).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if resp.status() != StatusCode::MISDIRECTED_REQUEST || left.is_zero() {
+            return Ok(resp);
+        }
+        tracing::debug!(shard, owner = %api, "the owner answered 421; waiting for the map");
+        // The map moves on when the handover (or failover) lands; until then, poll gently.
+        seen = owners
+            .changed_after(seen, left.min(Duration::from_millis(250)))
+            .await;
+    }
 }
 
 /// Sends `req` (its body given whole or as it streams in) to the node at `api` and returns

@@ -17,7 +17,7 @@ use crate::routes::App;
 
 /// Room for the multipart framing (boundaries, part headers, other small fields) around the
 /// file, on top of the image size limit.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
+pub(crate) const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// Served images never change under their id, so caches may keep them for good.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";

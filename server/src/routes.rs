@@ -176,11 +176,17 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         _ => UNMATCHED,
     };
     let span = tracing::info_span!("request", request_id = %id, %method, route = label);
-    let owner = crate::forward::owner_of(&app, &req);
+    let owner = crate::forward::owner_shard(&app, &req);
     let mut resp = async {
         let resp = match (matched, owner) {
-            (Matched::Route(..), Some(api)) => {
-                crate::forward::forward(&api, &app.node_name, req).await
+            // A request acting as a user runs at the primary of the user's shard.
+            (Matched::Route(route, params), Some(shard)) => {
+                crate::forward::settle(&app, shard).await;
+                if app.node.is_primary_of(shard) || crate::forward::forwarded(&req) {
+                    dispatch(&app, route, req, &params).await
+                } else {
+                    crate::forward::proxy(&app, shard, req).await
+                }
             }
             (Matched::Route(route, params), None) => dispatch(&app, route, req, &params).await,
             (Matched::Method(allow), _) => Err(ApiError::Method(allow)),

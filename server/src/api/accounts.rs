@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use chirp_codec::body::{LogInBody, ProfileBody, SignUpBody};
+use chirp_engine::ShardId;
 use chirp_engine::{Error as EngineError, NewUser, ProfilePatch};
 
 use super::{authenticate, authenticate_writer, blocking, body, param, read, resolve};
@@ -81,13 +82,22 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
         .map_err(ApiError::RateLimited)?;
     let handle = b.handle.clone();
     // On a cluster node, a user whose shard another node is the primary of logs in there.
-    if let Some(api) = login_owner(app, forwarded, &b.handle).await {
+    if let Some(shard) = login_shard(app, forwarded, &b.handle).await {
         let body = serde_json::json!({"handle": b.handle, "password": b.password}).to_string();
-        let req = Request::post("/sessions")
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| EngineError::Storage(e.to_string()))?;
-        return crate::forward::forward(&api, &app.node_name, req).await;
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        return crate::forward::to_primary(
+            app,
+            shard,
+            &hyper::Method::POST,
+            &hyper::Uri::from_static("/sessions"),
+            &headers,
+            bytes::Bytes::from(body),
+        )
+        .await;
     }
     let session = match blocking(app, move |n| n.log_in(&b.handle, &b.password)).await {
         Err(ApiError::Engine(EngineError::Unauthenticated(why))) => {
@@ -105,19 +115,17 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     json(StatusCode::OK, &out)
 }
 
-/// Where a log-in as `handle` must run, when not here: the public address of the primary of
-/// the user's shard, on a cluster node that is not it (an unknown handle logs in here, and
-/// fails like any unknown handle).
-async fn login_owner(app: &App, forwarded: bool, handle: &str) -> Option<String> {
-    let owners = app.owners.as_ref().filter(|_| !forwarded)?;
+/// Where a log-in as `handle` must run, when not here: the user's shard, on a cluster node
+/// that is not its primary (an unknown handle logs in here, and fails like any unknown
+/// handle).
+async fn login_shard(app: &App, forwarded: bool, handle: &str) -> Option<ShardId> {
+    app.owners.as_ref().filter(|_| !forwarded)?;
     let reference = format!("@{handle}");
     let user = super::read(app, move |n| n.resolve_user(&reference))
         .await
         .ok()?;
     let shard = app.node.placement().of_user(user);
-    (!app.node.is_primary_of(shard))
-        .then(|| owners.api_of(shard))
-        .flatten()
+    (!app.node.is_primary_of(shard)).then_some(shard)
 }
 
 /// Log out: the bearer token of the request stops working at once.
