@@ -112,6 +112,9 @@ pub struct Replication {
     pub(crate) routes: Mutex<HashMap<usize, SocketAddr>>,
     /// Serializes promotions.
     promoting: tokio::sync::Mutex<()>,
+    /// On a cluster node, the nodes the map admits: a peer whose certificate names another
+    /// node is refused. None (a standalone node): any node with a certificate from the CA.
+    pub(crate) members: Mutex<Option<std::collections::HashSet<String>>>,
 }
 
 impl Replication {
@@ -141,6 +144,7 @@ impl Replication {
             upstreams: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             promoting: tokio::sync::Mutex::new(()),
+            members: Mutex::new(None),
         });
         // A cluster node reaches the shards it does not hold through their owners.
         if repl.node.config().cluster.is_some() {
@@ -249,6 +253,20 @@ impl Replication {
             }
         }
         Ok(())
+    }
+
+    /// Admits as peers only these nodes (by the name their certificate was issued for): the
+    /// cluster's members, as the map says. Applied to every new stream.
+    pub fn set_members(&self, members: std::collections::HashSet<String>) {
+        *lock(&self.members) = Some(members);
+    }
+
+    /// Whether a peer whose certificate names `node` may replicate from this node or send it
+    /// steps.
+    pub(crate) fn admits(&self, node: &str) -> bool {
+        lock(&self.members)
+            .as_ref()
+            .is_none_or(|members| members.contains(node))
     }
 
     /// Sends the steps of `shard` to the node whose replication endpoint is `addr` (the

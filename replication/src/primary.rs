@@ -50,15 +50,25 @@ pub(crate) async fn accept_loop(repl: Arc<Replication>) {
                     return;
                 }
             };
+            // Who is on the other end: the node its certificate was issued for.
+            let Some(peer) = crate::tls::peer_node(&conn) else {
+                tracing::warn!(remote = %conn.remote_address(), "a replication peer's certificate names no node; closing");
+                conn.close(0u32.into(), b"no node name in the certificate");
+                return;
+            };
+            let peer = Arc::new(peer);
             loop {
                 let (send, recv) = match conn.accept_bi().await {
                     Ok(s) => s,
                     Err(_) => return,
                 };
                 let repl = Arc::clone(&repl);
+                let peer = Arc::clone(&peer);
                 tokio::spawn(async move {
                     let mut send = send;
-                    if let Err(e) = serve_stream(&repl, &mut send, FrameReader::new(recv)).await {
+                    if let Err(e) =
+                        serve_stream(&repl, &peer, &mut send, FrameReader::new(recv)).await
+                    {
                         tracing::debug!(error = %e, "replication stream ended");
                         let (code, message) = match &e {
                             Error::Refused { code, message } => (*code, message.clone()),
@@ -82,9 +92,16 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Error {
 
 async fn serve_stream(
     repl: &Arc<Replication>,
+    certified: &str,
     send: &mut quinn::SendStream,
     mut recv: FrameReader,
 ) -> Result<()> {
+    if !repl.admits(certified) {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!("node {certified:?} is not a member of this cluster"),
+        ));
+    }
     let (peer, cluster, shard, their_epoch_now, last_lsn, last_epoch) = match recv.next().await? {
         Frame::Hello {
             node,
@@ -111,6 +128,15 @@ async fn serve_stream(
         return Err(refuse(
             ErrorCode::BadRequest,
             format!("this node is in cluster {:?}", repl.config.cluster),
+        ));
+    }
+    // A replica's acknowledgements are counted under its name: it must be its own.
+    if peer != certified {
+        return Err(refuse(
+            ErrorCode::BadRequest,
+            format!(
+                "the Hello names node {peer:?}, but the certificate was issued for {certified:?}"
+            ),
         ));
     }
     let shard = shard as usize;

@@ -161,6 +161,24 @@ impl NodeTls {
     }
 }
 
+/// The node a peer's certificate was issued for (the handshake has checked it against the
+/// cluster CA): the first name of its subject alternative names but `localhost`, confirmed
+/// with webpki's own name check. None if the connection presented no usable certificate.
+pub fn peer_node(conn: &quinn::Connection) -> Option<String> {
+    let identity = conn.peer_identity()?;
+    let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    let leaf = certs.first()?;
+    let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
+    let name = cert
+        .valid_dns_names()
+        .find(|n| !n.eq_ignore_ascii_case("localhost"))?
+        .to_string();
+    let server_name = rustls::pki_types::ServerName::try_from(name.as_str()).ok()?;
+    cert.verify_is_valid_for_subject_name(&server_name)
+        .ok()
+        .map(|()| name)
+}
+
 /// Keep-alives every second and a 3 s idle timeout: a dead or restarted peer is noticed
 /// within seconds, while a healthy idle link stays up.
 fn transport() -> Arc<quinn::TransportConfig> {

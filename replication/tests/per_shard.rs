@@ -311,3 +311,65 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     ra.shutdown().await;
     rb.shutdown().await;
 }
+
+/// A peer is who its certificate says: a replica whose Hello names another node is refused
+/// (its acknowledgements would count as that node's), and on a cluster node only the
+/// members of the map are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_are_the_nodes_their_certificates_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![0]);
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let user = sign_up(&a, "certified", 0);
+    post(&a, user, "only for the right peers");
+    let target = a.log_position(0).expect("pos").last_lsn;
+    let caught_up = |n: &Node| n.log_position(0).is_ok_and(|p| p.last_lsn >= target);
+
+    // The members are a, b and c.
+    ra.set_members(["a", "b", "c"].map(String::from).into());
+
+    // c, a member, holds a certificate from the CA issued for c, but says it is "b".
+    let c = open(&root.join("c-data"));
+    let mut impostor = config(root, "c");
+    impostor.node_name = "b".into();
+    let rc = Replication::start(Arc::clone(&c), impostor)
+        .await
+        .expect("c");
+    rc.follow_shard(0, ra.local_addr());
+
+    // d, certificate and Hello both "d", is not a member: refused too.
+    let d = open(&root.join("d-data"));
+    let rd = Replication::start(Arc::clone(&d), config(root, "d"))
+        .await
+        .expect("d");
+    rd.follow_shard(0, ra.local_addr());
+
+    // b, a member presenting its own name, is served.
+    let b = open(&root.join("b-data"));
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    rb.follow_shard(0, ra.local_addr());
+    wait_for("b to catch up", || caught_up(&b)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!caught_up(&c), "a replica under a false name was served");
+    assert!(!caught_up(&d), "a node that is not a member was served");
+    let names: Vec<String> = ra.status()["shards"][0]["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| r["node"].as_str().expect("node").to_string())
+        .collect();
+    assert_eq!(names, vec!["b".to_string()]);
+
+    // Admitted once the map names it.
+    ra.set_members(["a", "b", "c", "d"].map(String::from).into());
+    wait_for("d to catch up once a member", || caught_up(&d)).await;
+    for r in [ra, rb, rc, rd] {
+        r.shutdown().await;
+    }
+}

@@ -250,6 +250,15 @@ impl Applier {
     async fn apply(self: &Arc<Self>, map: &ClusterMap) -> Result<(), chirp_replication::Error> {
         let (mut plans, api) = plan_of(map, &self.me);
         self.owners.replace(api);
+        // Replication and steps are served to the members only (a removed node, or one never
+        // added, is refused even with a certificate from the cluster's CA).
+        self.repl.set_members(
+            map.members
+                .values()
+                .filter(|m| m.state != chirp_cluster::MemberState::Removed)
+                .map(|m| m.name.clone())
+                .collect(),
+        );
         let handing: Vec<ShardId> = {
             let mut handovers = lock(&self.handovers);
             // A request that is gone (done, or called off) no longer holds its shard back.
