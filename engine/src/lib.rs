@@ -61,6 +61,7 @@ pub use replica::LogPosition;
 pub use search::TagQuery;
 pub use sessions::{Authenticated, SessionInfo, TokenState};
 pub use shard::{cache_only, track_writes, ShardShared};
+pub use steps::stale_reads;
 pub use steps::{Remote, Reply, Step, StepFailure};
 pub use tweets::NewTweet;
 pub use verify::{Finding, VerifyReport};

@@ -11,6 +11,7 @@
 //! Steps and replies are serde values so they can travel; the in-process tests route them
 //! between nodes directly.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -266,6 +267,25 @@ pub trait Remote: Send + Sync {
     fn run(&self, shard: ShardId, step: &Step) -> Result<Reply>;
 }
 
+thread_local! {
+    static STALE_READS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with reads of the shards this node holds as a replica answered from its own
+/// copy, which may lag the primary by what replication has not yet brought: for clients that
+/// ask for it (`Chirp-Read: stale`) and prefer a nearby answer, or one while the primary is
+/// unreachable. Writes still go to the primary.
+pub fn stale_reads<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STALE_READS.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(STALE_READS.with(|c| c.replace(true)));
+    f()
+}
+
 impl Step {
     /// Whether the step writes, so must run on the shard's primary.
     pub fn writes(&self) -> bool {
@@ -320,8 +340,8 @@ impl Inner {
         let shard = self.step_shard(&step)?;
         let held = self.placement.holds(shard);
         if self.is_primary_of(shard)
-            || (!step.writes() && self.is_fenced(shard))
             || (held && self.remote.get().is_none())
+            || (!step.writes() && self.reads_here(shard))
         {
             return self.run_local(shard, step);
         }
@@ -339,11 +359,12 @@ impl Inner {
     /// Whether reads of `shard` are answered from this node's copy: it is the primary (or
     /// was, fenced for a handover: its log is final), or a standalone node holds it. A
     /// replica copy on a cluster node may lag, so reads go to the primary (a user reads
-    /// what they just wrote, through any node).
+    /// what they just wrote, through any node), unless the caller runs in [`stale_reads`].
     pub(crate) fn reads_here(&self, shard: ShardId) -> bool {
         self.is_primary_of(shard)
             || self.is_fenced(shard)
-            || (self.placement.holds(shard) && self.remote.get().is_none())
+            || (self.placement.holds(shard)
+                && (self.remote.get().is_none() || STALE_READS.with(Cell::get)))
     }
 
     /// Runs a step another node sent for `shard`, which must be the step's shard and held

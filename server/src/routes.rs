@@ -222,8 +222,35 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-/// Calls the handler of a route.
+/// The request header asking for reads from this node's copies even where they may lag the
+/// primary (`Chirp-Read: stale`; `primary`, the default, reads at the primary).
+pub const READ_HEADER: &str = "chirp-read";
+
+/// Calls the handler of a route, with the read consistency the request asked for.
 async fn dispatch(
+    app: &App,
+    route: &Route,
+    req: Request<Incoming>,
+    params: &[String],
+) -> ApiResult {
+    let stale = match req.headers().get(READ_HEADER).map(|v| v.as_bytes()) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case(b"stale") => true,
+        Some(v) if v.eq_ignore_ascii_case(b"primary") => false,
+        Some(_) => {
+            return Err(chirp_engine::Error::invalid(
+                "Chirp-Read",
+                "must be `stale` (this node's copy, which may lag) or `primary` (the default)",
+            )
+            .into())
+        }
+    };
+    crate::api::STALE_READ
+        .scope(stale, dispatch_route(app, route, req, params))
+        .await
+}
+
+async fn dispatch_route(
     app: &App,
     route: &Route,
     req: Request<Incoming>,

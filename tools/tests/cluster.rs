@@ -728,12 +728,39 @@ fn a_planned_failover_under_writes_loses_nothing() {
         (s, tweet["text"].as_str()),
         (200, Some("after the restart"))
     );
-    nodes[p].eventually("the copies of the shard to be identical", || {
+    let identical = || {
         let oldest =
             |n: &Chirp| shard_report(n, shard).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0));
         let from_lsn = oldest(&nodes[p]).max(oldest(&nodes[t]));
         let mine = digests(&nodes[p], from_lsn)["shards"][shard as usize].clone();
         let theirs = digests(&nodes[t], from_lsn)["shards"][shard as usize].clone();
         !mine.is_null() && mine == theirs
-    });
+    };
+    nodes[p].eventually("the copies of the shard to be identical", identical);
+
+    // Reads go to the primary; `Chirp-Read: stale` reads the node's own copy. With the
+    // primary paused, only the stale read answers.
+    let fresh = nodes[t].tweet(&users[0].1, "read me from a copy");
+    nodes[p].eventually("the copy to hold it", identical);
+    // SAFETY: kill(2) on a child process this test started.
+    unsafe { libc::kill(nodes[t].pid() as i32, libc::SIGSTOP) };
+    let path = format!("/tweets/{fresh}");
+    let at_primary = nodes[p].send("GET", &path, None, &[], None);
+    let stale = nodes[p].send("GET", &path, None, &[("chirp-read", "stale")], None);
+    // SAFETY: as above.
+    unsafe { libc::kill(nodes[t].pid() as i32, libc::SIGCONT) };
+    assert_eq!(
+        at_primary.status, 503,
+        "a read at a paused primary cannot answer"
+    );
+    assert_eq!(
+        stale.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&stale.body)
+    );
+    assert_eq!(stale.json()["text"], "read me from a copy");
+    let bad = nodes[p].send("GET", &path, None, &[("chirp-read", "whenever")], None);
+    assert_eq!(bad.status, 422, "{}", String::from_utf8_lossy(&bad.body));
+    assert!(String::from_utf8_lossy(&bad.body).contains("Chirp-Read"));
 }

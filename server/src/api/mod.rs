@@ -43,8 +43,9 @@ where
 {
     let node = std::sync::Arc::clone(&app.node);
     let span = tracing::Span::current();
+    let stale = stale_allowed();
     let (result, writes) = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| chirp_engine::track_writes(|| f(&node)))
+        span.in_scope(|| chirp_engine::track_writes(|| with_stale(stale, || f(&node))))
     })
     .await
     .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?;
@@ -67,16 +68,35 @@ where
     T: Send + 'static,
     F: Fn(&Node) -> Result<T, EngineError> + Send + 'static,
 {
-    match chirp_engine::cache_only(|| f(&app.node)) {
+    let stale = stale_allowed();
+    match chirp_engine::cache_only(|| with_stale(stale, || f(&app.node))) {
         Err(EngineError::WouldBlock) => {
             let node = std::sync::Arc::clone(&app.node);
             let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || span.in_scope(|| f(&node)))
+            tokio::task::spawn_blocking(move || span.in_scope(|| with_stale(stale, || f(&node))))
                 .await
                 .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?
                 .map_err(ApiError::from)
         }
         other => other.map_err(ApiError::from),
+    }
+}
+
+tokio::task_local! {
+    /// Whether the request being served asked for `Chirp-Read: stale`.
+    pub(crate) static STALE_READ: bool;
+}
+
+/// Whether the request being served accepts reads from this node's replica copies.
+fn stale_allowed() -> bool {
+    STALE_READ.try_with(|s| *s).unwrap_or(false)
+}
+
+fn with_stale<T>(stale: bool, f: impl FnOnce() -> T) -> T {
+    if stale {
+        chirp_engine::stale_reads(f)
+    } else {
+        f()
     }
 }
 
