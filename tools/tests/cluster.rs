@@ -428,6 +428,19 @@ fn every_node_serves_the_whole_service() {
             s == 200 && feed["tweets"][0]["id"] == tweet.as_str()
         });
     }
+
+    // The status table gives each shard's lag, as its primary reports it: nothing is
+    // outstanding once the replicas have caught up.
+    nodes[0].eventually("every shard's lag to be 0", || {
+        let table = ok(&["cluster", "status", "--etcd", &etcd.url, "--cluster", "c3"]);
+        let rows: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("shard"))
+            .collect();
+        rows.first().is_some_and(|h| h.trim_end().ends_with("lag"))
+            && rows.len() == 9
+            && rows[1..].iter().all(|r| r.trim_end().ends_with(" 0"))
+    });
 }
 
 /// `scripts/cluster-demo 2`: prints the etcd URL, the cluster and one line per serving node,

@@ -176,7 +176,8 @@ pub fn run_cluster(command: &ClusterCommand, json: bool) -> Result<u8> {
             if json {
                 println!("{}", serde_json::to_string(&status)?);
             } else {
-                print!("{}", render::status(&etcd.cluster, &status));
+                let lags = shard_lags(&map);
+                print!("{}", render::status(&etcd.cluster, &status, &lags));
             }
         }
     }
@@ -231,4 +232,56 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Each shard's replication lag as its primary reports it (`GET /replication` on the
+/// primary's public API): the largest of its replicas' lags in LSNs, `n2 down` for a replica
+/// not connected, `primary down` when the primary does not answer. Shards of unreachable
+/// primaries are left out.
+fn shard_lags(map: &chirp_cluster::ClusterMap) -> std::collections::BTreeMap<u32, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(2))
+        .build();
+    let mut reports = std::collections::BTreeMap::new();
+    let mut lags = std::collections::BTreeMap::new();
+    for shard in map.shards.values() {
+        let primary = &shard.assignment.primary;
+        let report = reports.entry(primary.clone()).or_insert_with(|| {
+            let api = map.nodes.get(primary).map(|n| n.api.clone())?;
+            agent
+                .get(&format!("http://{api}/replication"))
+                .call()
+                .ok()?
+                .into_json::<serde_json::Value>()
+                .ok()
+        });
+        let Some(report) = report else {
+            lags.insert(shard.id, "primary down".to_string());
+            continue;
+        };
+        let Some(mine) = report["shards"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["shard"] == shard.id))
+        else {
+            continue;
+        };
+        let replicas = mine["replicas"].as_array().cloned().unwrap_or_default();
+        let mut worst: u64 = 0;
+        let mut down = Vec::new();
+        for name in &shard.assignment.replicas {
+            match replicas.iter().find(|r| r["node"] == name.as_str()) {
+                Some(r) if r["connected"] == true => {
+                    worst = worst.max(r["lag_lsn"].as_u64().unwrap_or(0))
+                }
+                _ => down.push(format!("{name} down")),
+            }
+        }
+        let text = if down.is_empty() {
+            worst.to_string()
+        } else {
+            format!("{worst} ({})", down.join(", "))
+        };
+        lags.insert(shard.id, text);
+    }
+    lags
 }

@@ -1,9 +1,12 @@
 //! Tables for people: what the cluster commands print without `--json`.
 
+use std::collections::BTreeMap;
+
 use chirp_cluster::admin::{AddReport, Status};
 
-/// The status report: a line for the map, a table of nodes, a table of shards.
-pub fn status(cluster: &str, s: &Status) -> String {
+/// The status report: a line for the map, a table of nodes, a table of shards with each
+/// shard's replication lag (`lags`, by shard id, as its primary reports it).
+pub fn status(cluster: &str, s: &Status, lags: &BTreeMap<u32, String>) -> String {
     let mut out = format!(
         "cluster {cluster} at revision {}; controller: {}\n\n",
         s.revision,
@@ -27,18 +30,19 @@ pub fn status(cluster: &str, s: &Status) -> String {
         return out;
     }
     out.push_str(&format!(
-        "\n{:<6} {:<6} {:<20} {:<30} {:<20} {}\n",
-        "shard", "epoch", "primary", "replicas", "sync", "learners"
+        "\n{:<6} {:<6} {:<20} {:<30} {:<20} {:<20} {}\n",
+        "shard", "epoch", "primary", "replicas", "sync", "learners", "lag"
     ));
     for sh in &s.shards {
         out.push_str(&format!(
-            "{:<6} {:<6} {:<20} {:<30} {:<20} {}\n",
+            "{:<6} {:<6} {:<20} {:<30} {:<20} {:<20} {}\n",
             sh.id,
             sh.epoch,
             sh.primary,
             list(&sh.replicas),
             list(&sh.sync),
-            list(&sh.learners)
+            list(&sh.learners),
+            lags.get(&sh.id).map_or("?", String::as_str)
         ));
     }
     out
