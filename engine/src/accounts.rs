@@ -219,6 +219,8 @@ impl Inner {
                 message: format!("@{lower} is taken"),
             }),
             None => {
+                // Between the check and the write: the handle lock keeps them one step.
+                fail::fail_point!("accounts::claim::checked");
                 let mut batch = Batch::new();
                 batch.put(CF_HANDLES, keys::handle_key(lower), keys::id_key(user_id));
                 shard.write(batch)

@@ -284,6 +284,9 @@ fn losers_of_a_handle_race_leave_no_profile_behind() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Each racer that finds the handle free dawdles before writing its claim: only the
+    // handle lock keeps a second racer from finding it free too.
+    fail::cfg("accounts::claim::checked", "sleep(100)").expect("checked");
     fail::remove("accounts::hold");
     let results: Vec<_> = racers
         .into_iter()
