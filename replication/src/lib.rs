@@ -78,6 +78,9 @@ struct Following {
 pub struct ShardPlan {
     /// The shard.
     pub shard: usize,
+    /// The replicas a write of the shard waits for while this node is its primary (the
+    /// map's sync set).
+    pub sync: Vec<String>,
     /// This node's part in it.
     pub part: Part,
     /// The replication address of the shard's primary (None if the map names none, or the
@@ -213,6 +216,9 @@ impl Replication {
     /// open (moving shards away is not built yet). Idempotent: applied again on every change.
     pub async fn apply_plan(self: &Arc<Self>, plan: &[ShardPlan]) -> Result<()> {
         for p in plan {
+            if let Some(state) = self.shards.get(p.shard) {
+                state.set_sync(Some(p.sync.clone()));
+            }
             match p.part {
                 Part::None => {}
                 Part::Primary | Part::Replica if !self.node.placement().holds(p.shard) => {
@@ -309,12 +315,12 @@ impl Replication {
         Ok(epoch)
     }
 
-    /// In sync mode, waits until some replica has acknowledged each (shard, LSN); in async
-    /// mode returns at once.
+    /// Waits until each (shard, LSN) is acknowledged as the shard requires: on a cluster
+    /// node, by every replica of the shard's sync set (the map's; an empty one waits for
+    /// nobody); on a standalone node in sync mode by some replica, in async mode by nobody.
+    /// Past the sync timeout it is [`Error::SyncTimeout`]: the write is durable here but not
+    /// acknowledged.
     pub async fn wait_replicated(&self, writes: &[(usize, u64)]) -> Result<()> {
-        if self.config.ack == AckMode::Async {
-            return Ok(());
-        }
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.sync_timeout;
         for &(shard, lsn) in writes {
@@ -322,6 +328,25 @@ impl Replication {
                 continue;
             };
             let mut acked = state.acked.subscribe();
+            if state.sync_has(lsn).is_some() {
+                // A cluster shard: every member of its sync set, re-read as it changes.
+                while state.sync_has(lsn) == Some(false) {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Error::SyncTimeout {
+                            shard,
+                            lsn,
+                            waited_ms: started.elapsed().as_millis() as u64,
+                        });
+                    }
+                    let tick =
+                        (tokio::time::Instant::now() + Duration::from_millis(20)).min(deadline);
+                    let _ = tokio::time::timeout_at(tick, acked.changed()).await;
+                }
+                continue;
+            }
+            if self.config.ack == AckMode::Async {
+                continue;
+            }
             let ok = tokio::time::timeout_at(deadline, acked.wait_for(|a| *a >= lsn)).await;
             if !matches!(ok, Ok(Ok(_))) {
                 return Err(Error::SyncTimeout {
@@ -332,6 +357,25 @@ impl Replication {
             }
         }
         Ok(())
+    }
+
+    /// Sets the replicas a write of `shard` waits for (the sync keeper widens it to the old
+    /// and new sets while a change is written to the map).
+    pub fn set_sync(&self, shard: usize, sync: Vec<String>) {
+        if let Some(state) = self.shards.get(shard) {
+            state.set_sync(Some(sync));
+        }
+    }
+
+    /// Each replica of `shard` this node (its primary) has heard from: acknowledged LSN and
+    /// whether its stream is up.
+    pub fn replica_progress(&self, shard: usize) -> Vec<(String, u64, bool)> {
+        self.shards.get(shard).map_or_else(Vec::new, |s| {
+            s.replicas()
+                .into_iter()
+                .map(|(name, p)| (name, p.acked, p.connected))
+                .collect()
+        })
     }
 
     /// Waits until the replica named `node` has acknowledged `lsn` of `shard` (it holds

@@ -51,6 +51,10 @@ pub struct ShardState {
     pub follow: Mutex<FollowState>,
     /// Held by an apply in flight (see `follower.rs`).
     pub apply: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// On a cluster node, the replicas whose acknowledgement a write of this shard waits
+    /// for (the map's sync set, or a superset while it changes); None on a standalone node,
+    /// which follows its acknowledgement mode instead.
+    sync: Mutex<Option<Vec<String>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -67,7 +71,29 @@ impl ShardState {
             commit_times: Mutex::new(VecDeque::new()),
             follow: Mutex::new(FollowState::default()),
             apply: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            sync: Mutex::new(None),
         }
+    }
+
+    /// Sets the replicas a write waits for (see the field).
+    pub fn set_sync(&self, sync: Option<Vec<String>>) {
+        *lock(&self.sync) = sync;
+    }
+
+    /// The replicas a write waits for now.
+    pub fn sync(&self) -> Option<Vec<String>> {
+        lock(&self.sync).clone()
+    }
+
+    /// Whether every replica a write waits for has acknowledged `lsn` (Some), or None on a
+    /// standalone node.
+    pub fn sync_has(&self, lsn: u64) -> Option<bool> {
+        let sync = lock(&self.sync).clone()?;
+        let replicas = lock(&self.replicas);
+        Some(
+            sync.iter()
+                .all(|n| replicas.get(n).is_some_and(|p| p.acked >= lsn)),
+        )
     }
 
     /// Records a commit (called from the engine's commit hook, on a writer's thread).

@@ -40,9 +40,19 @@ pub(crate) async fn serve(
         message: format!("not a step: {e}"),
     })?;
     let node = Arc::clone(&repl.node);
-    let outcome = tokio::task::spawn_blocking(move || node.run_step(shard as usize, step))
-        .await
-        .map_err(|e| Error::Connection(e.to_string()))?;
+    let (outcome, writes) = tokio::task::spawn_blocking(move || {
+        chirp_engine::track_writes(|| node.run_step(shard as usize, step))
+    })
+    .await
+    .map_err(|e| Error::Connection(e.to_string()))?;
+    // A step that wrote answers once its writes are acknowledged as the shard requires.
+    let outcome = match (outcome, writes.is_empty()) {
+        (Ok(reply), false) => match repl.wait_replicated(&writes).await {
+            Ok(()) => Ok(reply),
+            Err(e) => Err(EngineError::Unavailable(e.to_string())),
+        },
+        (other, _) => other,
+    };
     let reply = match outcome {
         Ok(reply) => Frame::StepReply {
             ok: true,

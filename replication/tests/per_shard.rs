@@ -273,6 +273,7 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
     let plan = |s, part, primary| ShardPlan {
         shard: s,
+        sync: vec![],
         part,
         primary,
     };

@@ -196,6 +196,7 @@ pub fn plan_of(map: &ClusterMap, me: &str) -> (Vec<ShardPlan>, HashMap<ShardId, 
         };
         plans.push(ShardPlan {
             shard: id as ShardId,
+            sync: a.sync.clone(),
             part,
             primary: repl_of(&a.primary),
         });
@@ -222,10 +223,13 @@ pub async fn follow_map(
         owners,
         me,
         handovers: std::sync::Mutex::new(HashMap::new()),
+        sync_changes: std::sync::Mutex::new(HashMap::new()),
     });
     let first = Arc::clone(&maps.borrow_and_update());
     applier.apply(&first).await?;
+    let keeper = tokio::spawn(Arc::clone(&applier).keep_sync(membership.map.clone()));
     Ok(tokio::spawn(async move {
+        let _keeper = AbortOnDrop(keeper);
         while maps.changed().await.is_ok() {
             let map = Arc::clone(&maps.borrow_and_update());
             if let Err(e) = applier.apply(&map).await {
@@ -244,6 +248,33 @@ struct Applier {
     /// Shards this node is handing over, with the `mod_revision` of the request: their gate
     /// stays as the handover left it until a map without the request comes.
     handovers: std::sync::Mutex<HashMap<ShardId, u64>>,
+    /// Sync-set changes this node (the primary) is writing to the map, by shard: until a
+    /// map newer than the one the change was decided on arrives, writes wait for the old
+    /// and the new members both, so a write acknowledged meanwhile is on every member of
+    /// whichever set the map ends up with.
+    sync_changes: std::sync::Mutex<HashMap<ShardId, SyncChange>>,
+}
+
+/// A sync-set change being written (see [`Applier::sync_changes`]).
+#[derive(Debug, Clone)]
+struct SyncChange {
+    /// The `mod_revision` of the shard the change was decided on.
+    base: u64,
+    /// The old and the new members.
+    union: Vec<String>,
+}
+
+/// How long a member of a sync set may stay behind before its primary replaces it with a
+/// replica that holds every write (never below `min_sync`: with no such replica, writes wait
+/// and then fail with 503).
+pub const SYNC_GRACE: Duration = Duration::from_secs(2);
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Applier {
@@ -279,6 +310,19 @@ impl Applier {
             handovers.keys().copied().collect()
         };
         plans.retain(|p| !handing.contains(&p.shard));
+        {
+            let mut changes = lock(&self.sync_changes);
+            changes.retain(|&s, change| {
+                map.shards
+                    .get(&(s as u32))
+                    .is_some_and(|v| v.mod_revision <= change.base)
+            });
+            for p in &mut plans {
+                if let Some(change) = changes.get(&p.shard) {
+                    p.sync = union(&p.sync, &change.union);
+                }
+            }
+        }
         self.repl.apply_plan(&plans).await?;
         tracing::info!(
             revision = map.revision,
@@ -332,6 +376,87 @@ impl Applier {
         }
     }
 
+    /// Keeps the sync sets of the shards this node is the primary of: a member that has been
+    /// behind for [`SYNC_GRACE`] (or disconnected) is replaced by a replica that holds every
+    /// write so far, and a set short of `min_sync` takes such replicas in; each change is one
+    /// transaction comparing the shard's `mod_revision`. A lagging member is kept when no
+    /// replica can take its place: the set never shrinks below `min_sync`.
+    async fn keep_sync(self: Arc<Self>, maps: watch::Receiver<Arc<ClusterMap>>) {
+        let mut behind: HashMap<(ShardId, String), Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let map = Arc::clone(&maps.borrow());
+            let Some(config) = map.config else { continue };
+            for (&id, shard) in &map.shards {
+                let s = id as ShardId;
+                let a = &shard.assignment;
+                let node = self.repl.node();
+                if a.primary != self.me || a.handover.is_some() || !node.is_primary_of(s) {
+                    continue;
+                }
+                if lock(&self.sync_changes).contains_key(&s) {
+                    continue;
+                }
+                let Ok(pos) = node.log_position(s) else {
+                    continue;
+                };
+                let progress = self.repl.replica_progress(s);
+                let now = Instant::now();
+                let holds_all = |n: &str| {
+                    progress
+                        .iter()
+                        .any(|(name, acked, up)| name == n && *up && *acked >= pos.last_lsn)
+                };
+                for r in &a.replicas {
+                    if holds_all(r) {
+                        behind.remove(&(s, r.clone()));
+                    } else {
+                        behind.entry((s, r.clone())).or_insert(now);
+                    }
+                }
+                let lagging = |n: &String| {
+                    behind
+                        .get(&(s, n.clone()))
+                        .is_some_and(|t| now.duration_since(*t) >= SYNC_GRACE)
+                };
+                let next = next_sync(a, config.min_sync as usize, lagging, holds_all);
+                if sorted(&next) == sorted(&a.sync) {
+                    continue;
+                }
+                let change = SyncChange {
+                    base: shard.mod_revision,
+                    union: union(&a.sync, &next),
+                };
+                self.repl.set_sync(s, change.union.clone());
+                lock(&self.sync_changes).insert(s, change);
+                let update = ShardAssignment {
+                    sync: next.clone(),
+                    ..a.clone()
+                };
+                match self
+                    .plane
+                    .update_shards(&[ShardUpdate {
+                        id,
+                        expected_mod_revision: shard.mod_revision,
+                        assignment: update,
+                    }])
+                    .await
+                {
+                    Ok(revision) => {
+                        tracing::info!(shard = s, old = ?a.sync, new = ?next, revision, "sync set changed")
+                    }
+                    // Not written: the map stays as it was, which the next map applied says.
+                    Err(Error::Conflict { .. }) => {
+                        lock(&self.sync_changes).remove(&s);
+                    }
+                    // Perhaps written: writes keep waiting for both until a newer map tells.
+                    Err(e) => tracing::warn!(shard = s, error = %e, "writing a sync set change"),
+                }
+            }
+        }
+    }
+
     async fn try_hand_over(&self, shard: &VersionedShard, h: &Handover) -> Result<(), String> {
         let id = shard.id as ShardId;
         if !shard.assignment.replicas.contains(&h.to) {
@@ -353,6 +478,104 @@ impl Applier {
     }
 }
 
+/// The sync set a primary wants for `a`: its members that are not `lagging`, topped up to
+/// `min_sync` (capped at the replica count) with replicas that `holds_all` writes, and, if
+/// still short, with the lagging members again (never fewer than `min_sync`).
+pub fn next_sync(
+    a: &ShardAssignment,
+    min_sync: usize,
+    lagging: impl Fn(&String) -> bool,
+    holds_all: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let want = min_sync.min(a.replicas.len());
+    let mut next: Vec<String> = a
+        .sync
+        .iter()
+        .filter(|n| a.replicas.contains(n) && !lagging(n))
+        .cloned()
+        .collect();
+    for r in &a.replicas {
+        if next.len() >= want {
+            break;
+        }
+        if !next.contains(r) && holds_all(r) {
+            next.push(r.clone());
+        }
+    }
+    for n in &a.sync {
+        if next.len() >= want {
+            break;
+        }
+        if !next.contains(n) && a.replicas.contains(n) {
+            next.push(n.clone());
+        }
+    }
+    next
+}
+
+fn union(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = a.to_vec();
+    for n in b {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
+fn sorted(names: &[String]) -> Vec<String> {
+    let mut v = names.to_vec();
+    v.sort();
+    v
+}
+
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(sync: &[&str]) -> ShardAssignment {
+        ShardAssignment {
+            epoch: 1,
+            primary: "p".into(),
+            replicas: vec!["a".into(), "b".into(), "c".into()],
+            sync: sync.iter().map(|s| s.to_string()).collect(),
+            learners: vec![],
+            handover: None,
+        }
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_lagging_member_is_replaced_only_by_a_replica_holding_everything() {
+        let a = shard(&["a"]);
+        // a lags, b holds every write: b takes its place.
+        let next = next_sync(&a, 1, |n| n == "a", |n| n == "b");
+        assert_eq!(next, names(&["b"]));
+        // a lags and nobody holds every write: a stays (never below min_sync).
+        let next = next_sync(&a, 1, |n| n == "a", |_| false);
+        assert_eq!(next, names(&["a"]));
+        // Nobody lags: unchanged, even if others are caught up.
+        let next = next_sync(&a, 1, |_| false, |_| true);
+        assert_eq!(next, names(&["a"]));
+    }
+
+    #[test]
+    fn a_short_set_is_topped_up_and_capped_at_the_replicas() {
+        let next = next_sync(&shard(&[]), 2, |_| false, |n| n != "a");
+        assert_eq!(next, names(&["b", "c"]));
+        let next = next_sync(&shard(&["a"]), 5, |_| false, |_| true);
+        assert_eq!(next, names(&["a", "b", "c"]));
+        // min_sync 0: nothing to wait for, a member lagging or not.
+        assert!(next_sync(&shard(&["a"]), 0, |_| true, |_| true).is_empty());
+        // A member that is no longer a replica leaves.
+        let next = next_sync(&shard(&["x"]), 1, |_| false, |n| n == "c");
+        assert_eq!(next, names(&["c"]));
+    }
 }

@@ -777,3 +777,119 @@ fn a_planned_failover_under_writes_loses_nothing() {
     assert_eq!(bad.status, 422, "{}", String::from_utf8_lossy(&bad.body));
     assert!(String::from_utf8_lossy(&bad.body).contains("Chirp-Read"));
 }
+
+/// A write is acknowledged only once every member of its shard's sync set has it. With the
+/// sync member paused, a post waits until the primary has replaced that member with the
+/// replica that holds every write, and that replica has the post when it is acknowledged;
+/// with no replica to take the place, the post is refused (503), never acknowledged with
+/// fewer copies than `min_sync`.
+#[test]
+fn writes_wait_for_the_sync_set() {
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c6", "--shards", "2", "--rf", "3",
+    ]);
+    let ca = Cluster::new();
+    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| node(&ca, &etcd, "c6", n))
+        .collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c6",
+    ]);
+    wait_for_parts(&etcd, "c6", &nodes);
+    let (_, token) = nodes[0].user("patient");
+    let first = nodes[0].tweet(&token, "before the pause");
+    let shard = chirp_engine::ids::shard_of_id(first.parse().expect("id"));
+    let map = status(&etcd, "c6");
+    let a = &map["shards"][shard];
+    let index = |v: &Value| {
+        v.as_str().expect("name")[1..]
+            .parse::<usize>()
+            .expect("n<i>")
+            - 1
+    };
+    let p = index(&a["primary"]);
+    let y = index(&a["sync"][0]);
+    let z = (0..3)
+        .find(|&i| i != p && i != y)
+        .expect("the other replica");
+    let pause = |i: usize, sig: i32| {
+        // SAFETY: kill(2) on a child process this test started.
+        unsafe { libc::kill(nodes[i].pid() as i32, sig) };
+    };
+
+    // The sync member is paused: the post waits until z, holding every write, replaces it.
+    pause(y, libc::SIGSTOP);
+    let post = nodes[p].send(
+        "POST",
+        "/tweet",
+        Some(&token),
+        &[("content-type", "application/json")],
+        Some(br#"{"text":"while the sync replica sleeps"}"#),
+    );
+    let sync_then = status(&etcd, "c6")["shards"][shard]["sync"].clone();
+    pause(y, libc::SIGCONT);
+    assert_eq!(post.status, 201, "{}", String::from_utf8_lossy(&post.body));
+    let id = post.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        names(&sync_then),
+        vec![format!("n{}", z + 1)],
+        "acknowledged while the paused replica was still the sync set"
+    );
+    let on_z = nodes[z].send(
+        "GET",
+        &format!("/tweets/{id}"),
+        None,
+        &[("chirp-read", "stale")],
+        None,
+    );
+    assert_eq!(
+        on_z.status, 200,
+        "the sync member holds an acknowledged post"
+    );
+
+    // Both replicas paused: nobody can take the sync member's place, the post is refused.
+    pause(z, libc::SIGSTOP);
+    pause(y, libc::SIGSTOP);
+    let refused = nodes[p].send(
+        "POST",
+        "/tweet",
+        Some(&token),
+        &[("content-type", "application/json")],
+        Some(br#"{"text":"no replica awake"}"#),
+    );
+    pause(z, libc::SIGCONT);
+    pause(y, libc::SIGCONT);
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(String::from_utf8_lossy(&refused.body).contains("not-replicated"));
+    let s = status(&etcd, "c6")["shards"][shard]["sync"].clone();
+    assert_eq!(
+        names(&s).len(),
+        1,
+        "the sync set never shrank below min_sync: {s}"
+    );
+    nodes[p].eventually("writes to go through again", || {
+        nodes[p]
+            .try_call(
+                "POST",
+                "/tweet",
+                Some(&token),
+                Some(serde_json::json!({"text": "awake again"})),
+            )
+            .is_ok_and(|(s, _)| s == 201)
+    });
+}
