@@ -247,7 +247,7 @@ pub async fn planned_failover(
 pub struct Status {
     /// The revision the map was read at.
     pub revision: u64,
-    /// The elected controller (none runs yet: always null).
+    /// The elected controller, null while none holds the election.
     pub controller: Option<String>,
     /// Members and live nodes, by name.
     pub nodes: Vec<NodeStatus>,
@@ -324,7 +324,7 @@ impl Status {
             .collect();
         Status {
             revision: map.revision,
-            controller: None,
+            controller: map.controller.as_ref().map(|c| c.name.clone()),
             nodes,
             shards,
         }

@@ -18,7 +18,10 @@ use etcd_client::{
 use tokio::sync::{oneshot, watch};
 
 use crate::keys::Keys;
-use crate::map::{check_updates, ClusterConfig, ClusterMap, Member, NodeInfo, ShardUpdate};
+use crate::map::{
+    check_updates, ClusterConfig, ClusterMap, Controller, ControllerInfo, Member, NodeInfo,
+    ShardUpdate,
+};
 use crate::plane::{ControlPlane, MapWatch, Registration, Release, WatchEvent};
 use crate::{check_name, codec, Error, Result};
 
@@ -331,52 +334,45 @@ impl ControlPlane for EtcdControlPlane {
         )
     }
 
-    async fn update_shards(&self, updates: &[ShardUpdate]) -> Result<u64> {
-        check_updates(updates)?;
+    async fn campaign(&self, node: &str, lease: i64) -> Result<Controller> {
+        check_name("node", node)?;
+        let key = self.keys.controller();
+        let info = ControllerInfo {
+            name: node.to_string(),
+        };
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(
+                    key.clone(),
+                    codec::encode(&info),
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
+                TxnOp::get(key.clone(), None),
+            ])
+            .or_else([TxnOp::get(key.clone(), None)]);
         let mut client = self.client.clone();
-        if updates.is_empty() {
-            return Ok(self.read_map().await?.revision);
-        }
-        let compares: Vec<Compare> = updates
-            .iter()
-            .map(|u| {
-                Compare::mod_revision(
-                    self.keys.shard(u.id),
-                    CompareOp::Equal,
-                    u.expected_mod_revision as i64,
-                )
-            })
-            .collect();
-        let puts: Vec<TxnOp> = updates
-            .iter()
-            .map(|u| TxnOp::put(self.keys.shard(u.id), codec::encode(&u.assignment), None))
-            .collect();
-        let reads: Vec<TxnOp> = updates
-            .iter()
-            .map(|u| TxnOp::get(self.keys.shard(u.id), None))
-            .collect();
-        let txn = Txn::new().when(compares).and_then(puts).or_else(reads);
-        let resp = timed("updating shards", client.txn(txn)).await?;
-        if resp.succeeded() {
-            return Ok(resp.header().map_or(0, |h| h.revision() as u64));
-        }
-        let current: Vec<u64> = resp
-            .op_responses()
-            .into_iter()
-            .map(|r| match r {
-                TxnOpResponse::Get(get) => {
-                    get.kvs().first().map_or(0, |kv| kv.mod_revision() as u64)
-                }
-                _ => 0,
-            })
-            .collect();
-        let shards = updates
-            .iter()
-            .zip(current)
-            .filter(|(u, now)| u.expected_mod_revision != *now)
-            .map(|(u, _)| u.id)
-            .collect();
-        Err(Error::Conflict { shards })
+        let resp = timed("campaigning", client.txn(txn)).await?;
+        let held = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(get) => get.kvs().first().cloned(),
+            _ => None,
+        });
+        let kv = held.ok_or_else(|| {
+            Error::Unavailable("the controller key vanished during the election".into())
+        })?;
+        let info: ControllerInfo = codec::decode(&key, kv.value())?;
+        Ok(Controller {
+            name: info.name,
+            term: kv.mod_revision() as u64,
+        })
+    }
+
+    async fn update_shards_as(&self, term: u64, updates: &[ShardUpdate]) -> Result<u64> {
+        self.update(Some(term), updates).await
+    }
+
+    async fn update_shards(&self, updates: &[ShardUpdate]) -> Result<u64> {
+        self.update(None, updates).await
     }
 
     async fn watch(&self, after: u64) -> Result<MapWatch> {
@@ -419,5 +415,70 @@ impl ControlPlane for EtcdControlPlane {
             }
         });
         Ok(MapWatch::new(rx, after, Some(task)))
+    }
+}
+
+impl EtcdControlPlane {
+    /// `update_shards`, also comparing the controller's term when one is given.
+    async fn update(&self, term: Option<u64>, updates: &[ShardUpdate]) -> Result<u64> {
+        check_updates(updates)?;
+        let mut client = self.client.clone();
+        if updates.is_empty() && term.is_none() {
+            return Ok(self.read_map().await?.revision);
+        }
+        let mut compares: Vec<Compare> = updates
+            .iter()
+            .map(|u| {
+                Compare::mod_revision(
+                    self.keys.shard(u.id),
+                    CompareOp::Equal,
+                    u.expected_mod_revision as i64,
+                )
+            })
+            .collect();
+        if let Some(term) = term {
+            compares.push(Compare::mod_revision(
+                self.keys.controller(),
+                CompareOp::Equal,
+                term as i64,
+            ));
+        }
+        let puts: Vec<TxnOp> = updates
+            .iter()
+            .map(|u| TxnOp::put(self.keys.shard(u.id), codec::encode(&u.assignment), None))
+            .collect();
+        let mut reads: Vec<TxnOp> = updates
+            .iter()
+            .map(|u| TxnOp::get(self.keys.shard(u.id), None))
+            .collect();
+        reads.push(TxnOp::get(self.keys.controller(), None));
+        let txn = Txn::new().when(compares).and_then(puts).or_else(reads);
+        let resp = timed("updating shards", client.txn(txn)).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map_or(0, |h| h.revision() as u64));
+        }
+        let mut current: Vec<u64> = resp
+            .op_responses()
+            .into_iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(get) => {
+                    get.kvs().first().map_or(0, |kv| kv.mod_revision() as u64)
+                }
+                _ => 0,
+            })
+            .collect();
+        let controller_now = current.pop().unwrap_or(0);
+        if let Some(term) = term {
+            if controller_now != term {
+                return Err(Error::NotController { term });
+            }
+        }
+        let shards = updates
+            .iter()
+            .zip(current)
+            .filter(|(u, now)| u.expected_mod_revision != *now)
+            .map(|(u, _)| u.id)
+            .collect();
+        Err(Error::Conflict { shards })
     }
 }

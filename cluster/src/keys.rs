@@ -7,6 +7,7 @@
 //! | `members/<node>` | [`Member`](crate::Member) | the operator (`chirpctl node add`) |
 //! | `nodes/<node>` | [`NodeInfo`](crate::NodeInfo), under the node's lease | the node itself |
 //! | `shards/<id>` | [`ShardAssignment`](crate::ShardAssignment) | transactions comparing `mod_revision` |
+//! | `controller` | [`ControllerInfo`](crate::map::ControllerInfo), under the holder's lease | the node that won the election |
 //!
 //! Shard ids are written as four zero-padded decimal digits (`shards/0007`; at most 1024
 //! shards), so a prefix listing returns them in id order.
@@ -28,6 +29,8 @@ pub enum Key<'a> {
     Node(&'a str),
     /// `shards/<id>`.
     Shard(u32),
+    /// `controller`.
+    Controller,
     /// Anything else (a later version's key, or a malformed one): ignored by readers.
     Other,
 }
@@ -43,6 +46,11 @@ impl Keys {
     /// `/chirp/<cluster>/`: every key of the cluster starts with it.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The elected controller.
+    pub fn controller(&self) -> String {
+        format!("{}controller", self.prefix)
     }
 
     /// The cluster's config.
@@ -87,6 +95,9 @@ impl Keys {
         };
         if rest == "config" {
             return Key::Config;
+        }
+        if rest == "controller" {
+            return Key::Controller;
         }
         if let Some(node) = rest.strip_prefix("members/") {
             return if crate::check_name("node", node).is_ok() {
@@ -134,6 +145,7 @@ mod tests {
         let k = Keys::new("prod");
         assert_eq!(k.config(), "/chirp/prod/config");
         assert_eq!(k.parse(&k.config()), Key::Config);
+        assert_eq!(k.parse(&k.controller()), Key::Controller);
         assert_eq!(k.parse(&k.member("n1")), Key::Member("n1"));
         assert_eq!(k.parse(&k.node("n-2")), Key::Node("n-2"));
         assert_eq!(k.shard(7), "/chirp/prod/shards/0007");

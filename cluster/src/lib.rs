@@ -29,8 +29,8 @@ pub mod plane;
 
 pub use etcd::EtcdControlPlane;
 pub use map::{
-    ClusterConfig, ClusterMap, Handover, Member, MemberState, NodeInfo, ShardAssignment,
-    ShardUpdate, VersionedShard,
+    ClusterConfig, ClusterMap, Controller, ControllerInfo, Handover, Member, MemberState, NodeInfo,
+    ShardAssignment, ShardUpdate, VersionedShard,
 };
 pub use memory::MemoryControlPlane;
 pub use placement::initial_placement;
@@ -80,6 +80,13 @@ pub enum Error {
     /// The control plane could not be reached or refused the request.
     #[error("etcd: {0}")]
     Unavailable(String),
+    /// A controller's transaction found another term in `controller` (it was deposed, or
+    /// never elected): nothing was written.
+    #[error("not the controller (its term {term} is over); nothing was written")]
+    NotController {
+        /// The term the writer held.
+        term: u64,
+    },
     /// A watch ended (the connection broke, or its start was compacted away); read the map
     /// again and watch anew.
     #[error("the map watch ended: {0}")]

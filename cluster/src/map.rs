@@ -112,6 +112,23 @@ pub struct NodeInfo {
     pub software: String,
 }
 
+/// `controller`: the node elected to run failovers, written under its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerInfo {
+    /// The node's name.
+    pub name: String,
+}
+
+/// The elected controller as read from the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    /// The node holding the election.
+    pub name: String,
+    /// Its term: the `controller` key's `mod_revision`. Every transaction the controller
+    /// writes compares it, so a deposed controller's writes fail.
+    pub term: u64,
+}
+
 /// `shards/<id>`: who holds one shard, in which role, at which epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardAssignment {
@@ -231,6 +248,8 @@ pub struct ClusterMap {
     pub nodes: BTreeMap<String, NodeInfo>,
     /// Shards by id.
     pub shards: BTreeMap<u32, VersionedShard>,
+    /// The elected controller, if one holds the election.
+    pub controller: Option<Controller>,
 }
 
 impl ClusterMap {
@@ -266,6 +285,13 @@ impl ClusterMap {
                             assignment,
                         },
                     );
+                }
+                Key::Controller => {
+                    let info: ControllerInfo = codec::decode(key, value)?;
+                    map.controller = Some(Controller {
+                        name: info.name,
+                        term: mod_revision,
+                    });
                 }
                 Key::Other => {}
             }

@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::keys::Keys;
-use crate::map::{check_updates, ClusterConfig, ClusterMap, Member, NodeInfo, ShardUpdate};
+use crate::map::{
+    check_updates, ClusterConfig, ClusterMap, Controller, ControllerInfo, Member, NodeInfo,
+    ShardUpdate,
+};
 use crate::plane::{ControlPlane, MapWatch, Registration, Release, WatchEvent};
 use crate::{check_name, codec, Error, Result};
 
@@ -241,9 +244,57 @@ impl ControlPlane for MemoryControlPlane {
         )
     }
 
+    async fn campaign(&self, node: &str, lease: i64) -> Result<Controller> {
+        check_name("node", node)?;
+        let key = self.keys.controller();
+        let mut state = self.store.lock();
+        if !state.kv.contains_key(&key) {
+            if !state.leases.contains_key(&lease) {
+                return Err(Error::Unavailable(format!("lease {lease} not found")));
+            }
+            let info = ControllerInfo {
+                name: node.to_string(),
+            };
+            self.store
+                .put(&mut state, key.clone(), codec::encode(&info), Some(lease));
+        }
+        let entry = state
+            .kv
+            .get(&key)
+            .ok_or_else(|| Error::Unavailable("the controller key vanished".into()))?;
+        let info: ControllerInfo = codec::decode(&key, &entry.value)?;
+        Ok(Controller {
+            name: info.name,
+            term: entry.mod_revision,
+        })
+    }
+
+    async fn update_shards_as(&self, term: u64, updates: &[ShardUpdate]) -> Result<u64> {
+        check_updates(updates)?;
+        let mut state = self.store.lock();
+        let held = state
+            .kv
+            .get(&self.keys.controller())
+            .map_or(0, |e| e.mod_revision);
+        if held != term {
+            return Err(Error::NotController { term });
+        }
+        self.update_locked(&mut state, updates)
+    }
+
     async fn update_shards(&self, updates: &[ShardUpdate]) -> Result<u64> {
         check_updates(updates)?;
         let mut state = self.store.lock();
+        self.update_locked(&mut state, updates)
+    }
+
+    async fn watch(&self, after: u64) -> Result<MapWatch> {
+        Ok(MapWatch::new(self.store.changes.subscribe(), after, None))
+    }
+}
+
+impl MemoryControlPlane {
+    fn update_locked(&self, state: &mut State, updates: &[ShardUpdate]) -> Result<u64> {
         let conflicts: Vec<u32> = updates
             .iter()
             .filter(|u| {
@@ -262,7 +313,7 @@ impl ControlPlane for MemoryControlPlane {
             return Ok(state.revision);
         }
         // One revision for the whole transaction, as etcd does.
-        let revision = self.store.bump(&mut state);
+        let revision = self.store.bump(state);
         for u in updates {
             state.kv.insert(
                 self.keys.shard(u.id),
@@ -274,9 +325,5 @@ impl ControlPlane for MemoryControlPlane {
             );
         }
         Ok(revision)
-    }
-
-    async fn watch(&self, after: u64) -> Result<MapWatch> {
-        Ok(MapWatch::new(self.store.changes.subscribe(), after, None))
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::map::{ClusterConfig, ClusterMap, Member, NodeInfo, ShardUpdate};
+use crate::map::{ClusterConfig, ClusterMap, Controller, Member, NodeInfo, ShardUpdate};
 use crate::{Error, Result};
 
 /// Where the cluster map lives. Every method is one request to the control plane (or one
@@ -46,6 +46,16 @@ pub trait ControlPlane: Send + Sync {
     /// `mod_revision` with the update's `expected_mod_revision` (0: absent). A mismatch is
     /// [`Error::Conflict`] naming the shards that moved on. Returns the new revision.
     async fn update_shards(&self, updates: &[ShardUpdate]) -> Result<u64>;
+
+    /// Campaigns for controller: writes `controller` (naming `node`) under `lease` (the
+    /// node's registration's) if no one holds it. Returns whoever holds it now, with its
+    /// term: `node` won if the name is its own. The election ends with the lease.
+    async fn campaign(&self, node: &str, lease: i64) -> Result<Controller>;
+
+    /// [`ControlPlane::update_shards`], only if `term` is still the controller's term (one
+    /// transaction comparing the `controller` key's `mod_revision` too):
+    /// [`Error::NotController`] otherwise, and nothing is written.
+    async fn update_shards_as(&self, term: u64, updates: &[ShardUpdate]) -> Result<u64>;
 
     /// Notice of every change under the cluster's prefix made after revision `after`
     /// (give the revision of the map just read, and no change is missed in between).

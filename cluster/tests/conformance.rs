@@ -512,6 +512,70 @@ async fn a_whole_large_map_is_one_transaction(h: &dyn Harness) {
     assert!(map.shards.values().all(|s| s.mod_revision == rev));
 }
 
+async fn one_controller_at_a_time_and_a_deposed_one_writes_nothing(h: &dyn Harness) {
+    let plane = h.plane();
+    let other = h.other().await;
+    let n1 = plane
+        .register(&node("n1", 1000), h.ttl())
+        .await
+        .expect("n1");
+    let n2 = other
+        .register(&node("n2", 2000), h.ttl())
+        .await
+        .expect("n2");
+    assert!(plane.read_map().await.expect("map").controller.is_none());
+
+    // n1 wins; n2's campaign finds it holding the election.
+    let won = plane.campaign("n1", n1.lease()).await.expect("campaigns");
+    assert_eq!(won.name, "n1");
+    let lost = other.campaign("n2", n2.lease()).await.expect("campaigns");
+    assert_eq!(lost, won);
+    assert_eq!(
+        plane.read_map().await.expect("map").controller,
+        Some(won.clone())
+    );
+
+    // The controller's transactions go through with its term, and only with it.
+    let rev = plane
+        .update_shards_as(won.term, &[update(0, 0, shard("n1", 1))])
+        .await
+        .expect("the controller writes");
+    let wrong = plane
+        .update_shards_as(won.term + 1000, &[update(0, rev, shard("n2", 2))])
+        .await;
+    assert!(
+        matches!(wrong, Err(Error::NotController { .. })),
+        "{wrong:?}"
+    );
+
+    // n1's lease lapses: the election is over, n2 wins a new term, and whatever n1 (the
+    // deposed controller) writes with its old term is refused, changing nothing.
+    h.lapse(n1).await;
+    assert!(plane.read_map().await.expect("map").controller.is_none());
+    let next = other.campaign("n2", n2.lease()).await.expect("campaigns");
+    assert_eq!(next.name, "n2");
+    assert_ne!(next.term, won.term);
+    let deposed = plane
+        .update_shards_as(won.term, &[update(0, rev, shard("n1", 2))])
+        .await;
+    assert!(
+        matches!(deposed, Err(Error::NotController { .. })),
+        "{deposed:?}"
+    );
+    let map = plane.read_map().await.expect("map");
+    assert_eq!(map.shards[&0].assignment.epoch, 1, "nothing was written");
+    other
+        .update_shards_as(next.term, &[update(0, rev, shard("n2", 2))])
+        .await
+        .expect("the new controller writes");
+    // A shard that moved on is a conflict, as for any writer.
+    let stale = other
+        .update_shards_as(next.term, &[update(0, rev, shard("n2", 3))])
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    n2.close().await.expect("revokes");
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod memory {
@@ -548,6 +612,7 @@ conformance!(
     a_watch_reports_every_change_after_its_start,
     adding_the_first_nodes_creates_the_map,
     a_whole_large_map_is_one_transaction,
+    one_controller_at_a_time_and_a_deposed_one_writes_nothing,
 );
 
 /// etcd only: clusters sharing one etcd never see each other's keys.
