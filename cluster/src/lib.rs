@@ -20,6 +20,7 @@
 
 pub mod admin;
 mod codec;
+pub mod controller;
 pub mod etcd;
 pub mod keys;
 pub mod map;

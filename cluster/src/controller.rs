@@ -1,0 +1,181 @@
+//! The controller: one node at a time, elected through the control plane
+//! ([`ControlPlane::campaign`]), fails shards over when their primary dies. Every
+//! transaction it writes compares its term ([`ControlPlane::update_shards_as`]), so a
+//! deposed controller changes nothing.
+//!
+//! One [`Controller::round`]:
+//! - a member whose `nodes/` key is gone is dead, unless it answers a direct probe (an etcd
+//!   hiccup is not a death);
+//! - when more than a third of the members are dead at once, nothing is failed over (the
+//!   control plane, not the nodes, is the likelier fault);
+//! - each shard whose primary is dead, with no handover under way, is given to the live
+//!   member of its sync set with the highest (epoch, last LSN): every acknowledged write of
+//!   the shard is on each member of that set, so on that one. Its new assignment: the next
+//!   epoch, that member primary, the old primary a replica (it comes back as one and drops
+//!   its divergent tail), the sync set without the new primary (its primary tops it up from
+//!   replicas that hold every write);
+//! - a shard with no live sync member stays unavailable: failing it over could lose
+//!   acknowledged writes (an operator may `force-promote`, accepting that);
+//! - at most `max_per_round` failovers per round.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::map::{ClusterMap, Member, MemberState, ShardAssignment, ShardUpdate};
+use crate::plane::ControlPlane;
+use crate::Result;
+
+/// What the controller asks of the nodes themselves.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// Whether the member answers directly (its public API), whatever the control plane says.
+    async fn answers(&self, member: &Member) -> bool;
+    /// The member's (epoch, last LSN) of `shard`, if it answers and holds it.
+    async fn position(&self, member: &Member, shard: u32) -> Option<(u64, u64)>;
+}
+
+/// How eagerly the controller acts.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Failovers written per round at most.
+    pub max_per_round: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { max_per_round: 16 }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Round {
+    /// Shards failed over: (shard, old primary, new primary, new epoch).
+    pub failed_over: Vec<(u32, String, String, u64)>,
+    /// Shards whose primary is dead and that have no live sync member.
+    pub stranded: Vec<u32>,
+    /// Whether the round stood still because too many members died at once.
+    pub paused: bool,
+}
+
+/// `a` after its primary's failure, with `to` (a member of its sync set) the new primary.
+pub fn failed_over(a: &ShardAssignment, to: &str) -> ShardAssignment {
+    let mut replicas: Vec<String> = a.replicas.iter().filter(|r| *r != to).cloned().collect();
+    replicas.push(a.primary.clone());
+    ShardAssignment {
+        epoch: a.epoch + 1,
+        primary: to.to_string(),
+        replicas,
+        sync: a.sync.iter().filter(|s| *s != to).cloned().collect(),
+        learners: a.learners.clone(),
+        handover: None,
+    }
+}
+
+/// The controller of one cluster, run by the node named `me`.
+pub struct Controller<'a> {
+    /// The control plane.
+    pub plane: &'a dyn ControlPlane,
+    /// The nodes, asked directly.
+    pub probe: &'a dyn Probe,
+    /// The policy.
+    pub policy: Policy,
+}
+
+impl Controller<'_> {
+    /// One round at `term` (see the module).
+    pub async fn round(&self, term: u64) -> Result<Round> {
+        let map = self.plane.read_map().await?;
+        let mut out = Round::default();
+        let members: Vec<&Member> = map
+            .members
+            .values()
+            .filter(|m| m.state != MemberState::Removed)
+            .collect();
+        let gone: BTreeSet<&str> = members
+            .iter()
+            .filter(|m| !map.nodes.contains_key(&m.name))
+            .map(|m| m.name.as_str())
+            .collect();
+        if gone.is_empty() {
+            return Ok(out);
+        }
+        if gone.len() * 3 > members.len() {
+            tracing::warn!(dead = ?gone, members = members.len(), "over a third of the members expired at once; no failover");
+            out.paused = true;
+            return Ok(out);
+        }
+        let mut dead = BTreeSet::new();
+        for name in gone {
+            match map.members.get(name) {
+                Some(m) if self.probe.answers(m).await => {
+                    tracing::warn!(
+                        node = name,
+                        "registration expired but the node answers; not failing it over"
+                    )
+                }
+                _ => {
+                    dead.insert(name);
+                }
+            }
+        }
+        let mut updates = Vec::new();
+        for shard in map.shards.values() {
+            let a = &shard.assignment;
+            if !dead.contains(a.primary.as_str()) || a.handover.is_some() {
+                continue;
+            }
+            if updates.len() >= self.policy.max_per_round {
+                break;
+            }
+            match self.choose(&map, shard.id, a).await {
+                Some(to) => {
+                    let next = failed_over(a, &to);
+                    out.failed_over
+                        .push((shard.id, a.primary.clone(), to, next.epoch));
+                    updates.push(ShardUpdate {
+                        id: shard.id,
+                        expected_mod_revision: shard.mod_revision,
+                        assignment: next,
+                    });
+                }
+                None => out.stranded.push(shard.id),
+            }
+        }
+        if !out.stranded.is_empty() {
+            tracing::error!(shards = ?out.stranded, "no live member of the sync set: these shards stay unavailable (chirpctl shard force-promote S --to N --accept-data-loss)");
+        }
+        if updates.is_empty() {
+            return Ok(out);
+        }
+        // One transaction for the round: a deposed controller (another term) or a shard that
+        // moved on meanwhile writes nothing, and the next round decides again.
+        let revision = self.plane.update_shards_as(term, &updates).await?;
+        for (shard, from, to, epoch) in &out.failed_over {
+            tracing::warn!(shard, from = %from, to = %to, epoch, revision, "failed over");
+        }
+        Ok(out)
+    }
+
+    /// The live member of the shard's sync set with the highest (epoch, last LSN).
+    async fn choose(&self, map: &ClusterMap, shard: u32, a: &ShardAssignment) -> Option<String> {
+        let mut best: Option<((u64, u64), String)> = None;
+        for name in &a.sync {
+            if !map.nodes.contains_key(name) {
+                continue;
+            }
+            let Some(member) = map.members.get(name) else {
+                continue;
+            };
+            let Some(pos) = self.probe.position(member, shard).await else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(b, _)| pos > *b) {
+                best = Some((pos, name.clone()));
+            }
+        }
+        best.map(|(_, name)| name)
+    }
+}
