@@ -30,10 +30,11 @@ use crate::Result;
 /// What the controller asks of the nodes themselves.
 #[async_trait]
 pub trait Probe: Send + Sync {
-    /// Whether the member answers directly (its public API), whatever the control plane says.
-    async fn answers(&self, member: &Member) -> bool;
-    /// The member's (epoch, last LSN) of `shard`, if it answers and holds it.
-    async fn position(&self, member: &Member, shard: u32) -> Option<(u64, u64)>;
+    /// Whether node `name` answers directly at its public API `api`, whatever the control
+    /// plane says.
+    async fn answers(&self, name: &str, api: &str) -> bool;
+    /// Node `name`'s (epoch, last LSN) of `shard`, asked at `api`, if it answers and holds it.
+    async fn position(&self, name: &str, api: &str, shard: u32) -> Option<(u64, u64)>;
 }
 
 /// How eagerly the controller acts.
@@ -110,7 +111,7 @@ impl Controller<'_> {
         let mut dead = BTreeSet::new();
         for name in gone {
             match map.members.get(name) {
-                Some(m) if self.probe.answers(m).await => {
+                Some(m) if self.probe.answers(&m.name, &m.api).await => {
                     tracing::warn!(
                         node = name,
                         "registration expired but the node answers; not failing it over"
@@ -163,13 +164,11 @@ impl Controller<'_> {
     async fn choose(&self, map: &ClusterMap, shard: u32, a: &ShardAssignment) -> Option<String> {
         let mut best: Option<((u64, u64), String)> = None;
         for name in &a.sync {
-            if !map.nodes.contains_key(name) {
-                continue;
-            }
-            let Some(member) = map.members.get(name) else {
+            // Alive: asked at the address it registered now.
+            let Some(live) = map.nodes.get(name) else {
                 continue;
             };
-            let Some(pos) = self.probe.position(member, shard).await else {
+            let Some(pos) = self.probe.position(name, &live.api, shard).await else {
                 continue;
             };
             if best.as_ref().is_none_or(|(b, _)| pos > *b) {

@@ -21,19 +21,19 @@ struct Nodes {
 
 #[async_trait]
 impl Probe for Nodes {
-    async fn answers(&self, m: &Member) -> bool {
+    async fn answers(&self, name: &str, _api: &str) -> bool {
         self.answers
             .lock()
             .unwrap()
-            .get(&m.name)
+            .get(name)
             .copied()
             .unwrap_or(false)
     }
-    async fn position(&self, m: &Member, shard: u32) -> Option<(u64, u64)> {
+    async fn position(&self, name: &str, _api: &str, shard: u32) -> Option<(u64, u64)> {
         self.positions
             .lock()
             .unwrap()
-            .get(&(m.name.clone(), shard))
+            .get(&(name.to_string(), shard))
             .copied()
     }
 }

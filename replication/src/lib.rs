@@ -81,6 +81,8 @@ pub struct ShardPlan {
     /// The replicas a write of the shard waits for while this node is its primary (the
     /// map's sync set).
     pub sync: Vec<String>,
+    /// How many of them there must be at least (`min_sync` capped at the shard's replicas).
+    pub min_sync: usize,
     /// This node's part in it.
     pub part: Part,
     /// The replication address of the shard's primary (None if the map names none, or the
@@ -217,7 +219,10 @@ impl Replication {
     pub async fn apply_plan(self: &Arc<Self>, plan: &[ShardPlan]) -> Result<()> {
         for p in plan {
             if let Some(state) = self.shards.get(p.shard) {
-                state.set_sync(Some(p.sync.clone()));
+                state.set_sync(Some(state::SyncSet {
+                    members: p.sync.clone(),
+                    min: p.min_sync,
+                }));
             }
             match p.part {
                 Part::None => {}
@@ -363,7 +368,8 @@ impl Replication {
     /// and new sets while a change is written to the map).
     pub fn set_sync(&self, shard: usize, sync: Vec<String>) {
         if let Some(state) = self.shards.get(shard) {
-            state.set_sync(Some(sync));
+            let min = state.sync().map_or(0, |s| s.min);
+            state.set_sync(Some(state::SyncSet { members: sync, min }));
         }
     }
 

@@ -54,7 +54,17 @@ pub struct ShardState {
     /// On a cluster node, the replicas whose acknowledgement a write of this shard waits
     /// for (the map's sync set, or a superset while it changes); None on a standalone node,
     /// which follows its acknowledgement mode instead.
-    sync: Mutex<Option<Vec<String>>>,
+    sync: Mutex<Option<SyncSet>>,
+}
+
+/// Who must acknowledge a write of a cluster shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSet {
+    /// The replicas that must all have it.
+    pub members: Vec<String>,
+    /// How many members there must be at least (`min_sync`, capped at the replicas): with
+    /// fewer, writes wait (and then fail) rather than being acknowledged with fewer copies.
+    pub min: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -75,24 +85,27 @@ impl ShardState {
         }
     }
 
-    /// Sets the replicas a write waits for (see the field).
-    pub fn set_sync(&self, sync: Option<Vec<String>>) {
+    /// Sets who acknowledges writes (see the field).
+    pub fn set_sync(&self, sync: Option<SyncSet>) {
         *lock(&self.sync) = sync;
     }
 
-    /// The replicas a write waits for now.
-    pub fn sync(&self) -> Option<Vec<String>> {
+    /// Who acknowledges writes now.
+    pub fn sync(&self) -> Option<SyncSet> {
         lock(&self.sync).clone()
     }
 
-    /// Whether every replica a write waits for has acknowledged `lsn` (Some), or None on a
-    /// standalone node.
+    /// Whether `lsn` is acknowledged: the sync set has at least its minimum of members and
+    /// each has acknowledged it (Some), or None on a standalone node.
     pub fn sync_has(&self, lsn: u64) -> Option<bool> {
         let sync = lock(&self.sync).clone()?;
         let replicas = lock(&self.replicas);
         Some(
-            sync.iter()
-                .all(|n| replicas.get(n).is_some_and(|p| p.acked >= lsn)),
+            sync.members.len() >= sync.min
+                && sync
+                    .members
+                    .iter()
+                    .all(|n| replicas.get(n).is_some_and(|p| p.acked >= lsn)),
         )
     }
 

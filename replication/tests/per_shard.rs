@@ -274,6 +274,7 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     let plan = |s, part, primary| ShardPlan {
         shard: s,
         sync: vec![],
+        min_sync: 0,
         part,
         primary,
     };

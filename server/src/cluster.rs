@@ -119,6 +119,11 @@ impl Membership {
         }))
     }
 
+    /// The lease this node is registered under (while it is).
+    pub async fn lease(&self) -> Option<i64> {
+        self.registration.lock().await.as_ref().map(|r| r.lease())
+    }
+
     /// Leaves the cluster: revokes the registration (the node is no longer alive in the
     /// map) and stops following the map.
     pub async fn leave(&self) {
@@ -197,6 +202,10 @@ pub fn plan_of(map: &ClusterMap, me: &str) -> (Vec<ShardPlan>, HashMap<ShardId, 
         plans.push(ShardPlan {
             shard: id as ShardId,
             sync: a.sync.clone(),
+            min_sync: map
+                .config
+                .map_or(0, |c| c.min_sync as usize)
+                .min(a.replicas.len()),
             part,
             primary: repl_of(&a.primary),
         });
@@ -578,4 +587,82 @@ mod tests {
         let next = next_sync(&shard(&["x"]), 1, |_| false, |n| n == "c");
         assert_eq!(next, names(&["c"]));
     }
+}
+
+/// How often a node campaigns for controller and, while elected, runs a round.
+const CONTROLLER_TICK: Duration = Duration::from_secs(1);
+
+/// Asks nodes over their public API: `/health` answers, `/replication` gives positions.
+struct HttpProbe;
+
+#[async_trait::async_trait]
+impl chirp_cluster::controller::Probe for HttpProbe {
+    async fn answers(&self, _name: &str, api: &str) -> bool {
+        crate::forward::get_json(api, "/health", Duration::from_secs(1))
+            .await
+            .is_some_and(|(status, _)| status == 200)
+    }
+
+    async fn position(&self, _name: &str, api: &str, shard: u32) -> Option<(u64, u64)> {
+        let (status, report) =
+            crate::forward::get_json(api, "/replication", Duration::from_secs(2)).await?;
+        if status != 200 {
+            return None;
+        }
+        let mine = report["shards"]
+            .as_array()?
+            .iter()
+            .find(|s| s["shard"] == shard)?;
+        Some((mine["epoch"].as_u64()?, mine["last_lsn"].as_u64()?))
+    }
+}
+
+/// Campaigns for controller every second (any node may hold the election, under its
+/// registration's lease) and, while elected, runs a round of
+/// [`chirp_cluster::controller::Controller`]: failing over the shards of dead primaries.
+pub fn run_controller(membership: Arc<Membership>, me: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let probe = HttpProbe;
+        let mut tick = tokio::time::interval(CONTROLLER_TICK);
+        let mut was = false;
+        loop {
+            tick.tick().await;
+            let Some(lease) = membership.lease().await else {
+                return;
+            };
+            // Only an active member runs for controller (a node not yet added does not).
+            let member = membership
+                .map
+                .borrow()
+                .members
+                .get(&me)
+                .is_some_and(|m| m.state == chirp_cluster::MemberState::Active);
+            if !member {
+                continue;
+            }
+            let held = match membership.plane.campaign(&me, lease).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::debug!(error = %e, "campaigning for controller");
+                    continue;
+                }
+            };
+            let elected = held.name == me;
+            if elected != was {
+                tracing::info!(node = %me, term = held.term, elected, "controller election");
+                was = elected;
+            }
+            if !elected {
+                continue;
+            }
+            let controller = chirp_cluster::controller::Controller {
+                plane: &*membership.plane,
+                probe: &probe,
+                policy: chirp_cluster::controller::Policy::default(),
+            };
+            if let Err(e) = controller.round(held.term).await {
+                tracing::warn!(error = %e, "controller round");
+            }
+        }
+    })
 }

@@ -219,3 +219,23 @@ where
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(bytes)))
 }
+
+/// `GET path` at the node whose public API is `api`, within `timeout`: the status and the
+/// JSON body (Null if it is not JSON). None if the node cannot be reached in time.
+pub async fn get_json(
+    api: &str,
+    path: &str,
+    timeout: Duration,
+) -> Option<(u16, serde_json::Value)> {
+    let req = Request::get(path).body(Full::new(Bytes::new())).ok()?;
+    let resp = tokio::time::timeout(timeout, send(api, "controller", req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    ))
+}

@@ -143,6 +143,9 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
             ),
             _ => None,
         };
+        let controller_task = membership.as_ref().map(|m| {
+            chirp_server::cluster::run_controller(Arc::clone(m), repl_args.node_name.clone())
+        });
         let app = Arc::new(App {
             node: Arc::clone(&node),
             metrics: Arc::clone(&metrics),
@@ -194,6 +197,9 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
         .await;
         let _ = admin_task.await;
         if let Some(task) = map_task {
+            task.abort();
+        }
+        if let Some(task) = controller_task {
             task.abort();
         }
         if let Some(membership) = membership {

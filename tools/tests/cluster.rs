@@ -148,7 +148,13 @@ fn create_add_status_and_a_node_that_dies() {
         BTreeSet::from(["revision", "controller", "nodes", "shards"])
     );
     assert!(s["revision"].as_u64().expect("revision") > 0);
-    assert!(s["controller"].is_null());
+    // The controller is elected among the members (within a second of their joining).
+    assert!(
+        s["controller"].is_null()
+            || ["n1", "n2", "n3"].contains(&s["controller"].as_str().unwrap_or_default()),
+        "{}",
+        s["controller"]
+    );
     let listed = s["nodes"].as_array().expect("nodes");
     assert_eq!(listed.len(), 3);
     for (n, chirp) in listed.iter().zip(&nodes) {
@@ -203,7 +209,18 @@ fn create_add_status_and_a_node_that_dies() {
     // The table for people.
     let table = ok(&["cluster", "status", "--etcd", &etcd.url, "--cluster", "c1"]);
     assert!(table.contains("cluster c1 at revision"), "{table}");
-    assert!(table.contains("controller: none"), "{table}");
+    assert!(table.contains("controller: "), "{table}");
+    let elected = || {
+        status(&etcd, "c1")["controller"]
+            .as_str()
+            .map(str::to_string)
+    };
+    nodes[0].eventually("a controller to be elected", || elected().is_some());
+    let table = ok(&["cluster", "status", "--etcd", &etcd.url, "--cluster", "c1"]);
+    assert!(
+        table.contains(&format!("controller: {}", elected().expect("elected"))),
+        "{table}"
+    );
 
     // A node added later is a member holding nothing.
     let _n4 = node(&ca, &etcd, "c1", "n4");
@@ -892,4 +909,158 @@ fn writes_wait_for_the_sync_set() {
             )
             .is_ok_and(|(s, _)| s == 201)
     });
+}
+
+/// Automatic failover: the primary of some shards is killed (SIGKILL) while clients post
+/// through the other nodes. Within 15 s posts to its shards succeed again through any node,
+/// every acknowledged post reads back, the map names a member of each shard's old sync set
+/// primary at the next epoch, and the killed node, started again, serves those shards as a
+/// replica whose digests equal the new primaries'.
+#[test]
+fn a_killed_primary_fails_over_and_loses_nothing() {
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c7", "--shards", "4", "--rf", "3",
+    ]);
+    let ca = Cluster::new();
+    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let mut nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "c7")).collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c7",
+    ]);
+    wait_for_parts(&etcd, "c7", &nodes);
+    let users: Vec<(String, String)> = (0..6)
+        .map(|i| nodes[i % 3].user(&format!("survivor{i}")))
+        .collect();
+    let shard_of = |id: &str| chirp_engine::ids::shard_of_id(id.parse().expect("id")) as u64;
+    let mut acked: Vec<(String, String, Instant)> = Vec::new();
+    let mut user_shard = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let text = format!("first from survivor{i}");
+        let id = nodes[i % 3].tweet(token, &text);
+        user_shard.push(shard_of(&id));
+        acked.push((id, text, Instant::now()));
+    }
+    let before = status(&etcd, "c7");
+    let victim_name = before["shards"][user_shard[0] as usize]["primary"]
+        .as_str()
+        .expect("primary")
+        .to_string();
+    let v = victim_name[1..].parse::<usize>().expect("n<i>") - 1;
+    let victim_shards: Vec<(u64, Vec<String>)> = before["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .filter(|s| s["primary"] == victim_name.as_str())
+        .map(|s| (s["id"].as_u64().expect("id"), names(&s["sync"])))
+        .collect();
+    let entries: Vec<usize> = (0..3).filter(|&i| i != v).collect();
+
+    let stop = AtomicBool::new(false);
+    let retried = AtomicUsize::new(0);
+    let acked = Mutex::new(acked);
+    let (killed_at, back_at) = std::thread::scope(|scope| {
+        for w in 0..4 {
+            let (nodes, entries, users, stop, retried, acked) =
+                (&nodes, &entries, &users, &stop, &retried, &acked);
+            scope.spawn(move || {
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, token) = &users[(w + k) % users.len()];
+                    let text = format!("writer {w} post {k}");
+                    let via = &nodes[entries[(w + k) % entries.len()]];
+                    let id = post_retrying(via, token, &text, retried);
+                    acked
+                        .lock()
+                        .expect("acked")
+                        .push((id, text, Instant::now()));
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        // SAFETY: kill(2) on a child process this test started (reaped below).
+        unsafe { libc::kill(nodes[v].pid() as i32, libc::SIGKILL) };
+        let killed_at = Instant::now();
+        // A post to the dead primary's shard goes through again (through a survivor).
+        let via = &nodes[entries[0]];
+        post_retrying(via, &users[0].1, "back after the failover", &retried);
+        let back_at = Instant::now();
+        std::thread::sleep(Duration::from_millis(1000));
+        stop.store(true, Ordering::Relaxed);
+        (killed_at, back_at)
+    });
+    nodes[v].kill();
+    let took = back_at.duration_since(killed_at);
+    eprintln!(
+        "failover: kill to the first post accepted on the dead primary's shard {took:?}; \
+         clients retried {} 421/503",
+        retried.load(Ordering::Relaxed)
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "writes came back after {took:?}"
+    );
+
+    // The map: each of the victim's shards is led by a member of its old sync set.
+    let after = status(&etcd, "c7");
+    assert!(after["controller"].is_string(), "{after}");
+    for (shard, sync) in &victim_shards {
+        let s = &after["shards"][*shard as usize];
+        assert_eq!(s["epoch"], 2, "{s}");
+        let primary = s["primary"].as_str().expect("primary").to_string();
+        assert!(
+            sync.contains(&primary),
+            "shard {shard} went to {primary}, not one of {sync:?}"
+        );
+        assert!(names(&s["replicas"]).contains(&victim_name), "{s}");
+    }
+
+    // Nothing acknowledged is missing, through any live node.
+    let acked = acked.into_inner().expect("acked");
+    for i in &entries {
+        for (id, text, _) in &acked {
+            let (s, tweet) = nodes[*i].call("GET", &format!("/tweets/{id}"), None, None);
+            assert_eq!(
+                s,
+                200,
+                "acknowledged tweet {id} through n{}: {tweet}",
+                i + 1
+            );
+            assert_eq!(tweet["text"], text.as_str());
+        }
+    }
+    eprintln!("{} acknowledged posts all read back", acked.len());
+
+    // The killed node comes back as a replica of its old shards, identical to the primaries.
+    nodes[v] = start(&specs[v], &etcd, "c7");
+    for (shard, _) in &victim_shards {
+        let s = &after["shards"][*shard as usize];
+        let p = s["primary"].as_str().expect("primary")[1..]
+            .parse::<usize>()
+            .expect("n<i>")
+            - 1;
+        nodes[v].eventually("the old primary to follow the new one", || {
+            shard_report(&nodes[v], *shard)
+                .is_some_and(|r| r["role"] == "replica" && r["following"] == specs[p].repl.as_str())
+        });
+        nodes[v].eventually("its copy to equal the new primary's", || {
+            let oldest = |n: &Chirp| {
+                shard_report(n, *shard).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0))
+            };
+            let from = oldest(&nodes[v]).max(oldest(&nodes[p]));
+            let mine = digests(&nodes[v], from)["shards"][*shard as usize].clone();
+            let theirs = digests(&nodes[p], from)["shards"][*shard as usize].clone();
+            !mine.is_null() && mine == theirs
+        });
+    }
 }
