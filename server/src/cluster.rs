@@ -542,53 +542,6 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shard(sync: &[&str]) -> ShardAssignment {
-        ShardAssignment {
-            epoch: 1,
-            primary: "p".into(),
-            replicas: vec!["a".into(), "b".into(), "c".into()],
-            sync: sync.iter().map(|s| s.to_string()).collect(),
-            learners: vec![],
-            handover: None,
-        }
-    }
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn a_lagging_member_is_replaced_only_by_a_replica_holding_everything() {
-        let a = shard(&["a"]);
-        // a lags, b holds every write: b takes its place.
-        let next = next_sync(&a, 1, |n| n == "a", |n| n == "b");
-        assert_eq!(next, names(&["b"]));
-        // a lags and nobody holds every write: a stays (never below min_sync).
-        let next = next_sync(&a, 1, |n| n == "a", |_| false);
-        assert_eq!(next, names(&["a"]));
-        // Nobody lags: unchanged, even if others are caught up.
-        let next = next_sync(&a, 1, |_| false, |_| true);
-        assert_eq!(next, names(&["a"]));
-    }
-
-    #[test]
-    fn a_short_set_is_topped_up_and_capped_at_the_replicas() {
-        let next = next_sync(&shard(&[]), 2, |_| false, |n| n != "a");
-        assert_eq!(next, names(&["b", "c"]));
-        let next = next_sync(&shard(&["a"]), 5, |_| false, |_| true);
-        assert_eq!(next, names(&["a", "b", "c"]));
-        // min_sync 0: nothing to wait for, a member lagging or not.
-        assert!(next_sync(&shard(&["a"]), 0, |_| true, |_| true).is_empty());
-        // A member that is no longer a replica leaves.
-        let next = next_sync(&shard(&["x"]), 1, |_| false, |n| n == "c");
-        assert_eq!(next, names(&["c"]));
-    }
-}
-
 /// How often a node campaigns for controller and, while elected, runs a round.
 const CONTROLLER_TICK: Duration = Duration::from_secs(1);
 
@@ -665,4 +618,51 @@ pub fn run_controller(membership: Arc<Membership>, me: String) -> tokio::task::J
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(sync: &[&str]) -> ShardAssignment {
+        ShardAssignment {
+            epoch: 1,
+            primary: "p".into(),
+            replicas: vec!["a".into(), "b".into(), "c".into()],
+            sync: sync.iter().map(|s| s.to_string()).collect(),
+            learners: vec![],
+            handover: None,
+        }
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_lagging_member_is_replaced_only_by_a_replica_holding_everything() {
+        let a = shard(&["a"]);
+        // a lags, b holds every write: b takes its place.
+        let next = next_sync(&a, 1, |n| n == "a", |n| n == "b");
+        assert_eq!(next, names(&["b"]));
+        // a lags and nobody holds every write: a stays (never below min_sync).
+        let next = next_sync(&a, 1, |n| n == "a", |_| false);
+        assert_eq!(next, names(&["a"]));
+        // Nobody lags: unchanged, even if others are caught up.
+        let next = next_sync(&a, 1, |_| false, |_| true);
+        assert_eq!(next, names(&["a"]));
+    }
+
+    #[test]
+    fn a_short_set_is_topped_up_and_capped_at_the_replicas() {
+        let next = next_sync(&shard(&[]), 2, |_| false, |n| n != "a");
+        assert_eq!(next, names(&["b", "c"]));
+        let next = next_sync(&shard(&["a"]), 5, |_| false, |_| true);
+        assert_eq!(next, names(&["a", "b", "c"]));
+        // min_sync 0: nothing to wait for, a member lagging or not.
+        assert!(next_sync(&shard(&["a"]), 0, |_| true, |_| true).is_empty());
+        // A member that is no longer a replica leaves.
+        let next = next_sync(&shard(&["x"]), 1, |_| false, |n| n == "c");
+        assert_eq!(next, names(&["c"]));
+    }
 }
