@@ -1064,3 +1064,101 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
         });
     }
 }
+
+/// A primary paused (SIGSTOP) past its lease is failed over; resumed (SIGCONT) with posts
+/// already waiting at its door, it acknowledges none of them at its replaced epoch: each
+/// post it answers 201 to was taken by the new primary, which holds it.
+#[test]
+fn a_paused_primary_acknowledges_nothing_after_its_epoch_was_replaced() {
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c8", "--shards", "2", "--rf", "3",
+    ]);
+    let ca = Cluster::new();
+    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| node(&ca, &etcd, "c8", n))
+        .collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c8",
+    ]);
+    wait_for_parts(&etcd, "c8", &nodes);
+    let (_, token) = nodes[0].user("sleeper");
+    let first = nodes[0].tweet(&token, "before the pause");
+    let shard = chirp_engine::ids::shard_of_id(first.parse().expect("id"));
+    let old = status(&etcd, "c8")["shards"][shard].clone();
+    let p = old["primary"].as_str().expect("primary")[1..]
+        .parse::<usize>()
+        .expect("n<i>")
+        - 1;
+    let signal = |sig: i32| {
+        // SAFETY: kill(2) on a child process this test started.
+        unsafe { libc::kill(nodes[p].pid() as i32, sig) };
+    };
+
+    signal(libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let s = status(&etcd, "c8")["shards"][shard].clone();
+        if s["epoch"].as_u64() > old["epoch"].as_u64() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover of the paused primary"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let n = new["primary"].as_str().expect("primary")[1..]
+        .parse::<usize>()
+        .expect("n<i>")
+        - 1;
+    // Posts sent straight to the paused primary wait in its socket; then it resumes.
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..4)
+            .map(|i| {
+                let (nodes, token) = (&nodes, &token);
+                scope.spawn(move || {
+                    nodes[p]
+                        .try_call(
+                            "POST",
+                            "/tweet",
+                            Some(token),
+                            Some(serde_json::json!({ "text": format!("at the door {i}") })),
+                        )
+                        .unwrap_or((0, Value::Null))
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        signal(libc::SIGCONT);
+        posts.into_iter().map(|t| t.join().expect("post")).collect()
+    });
+    for (status, body) in &answers {
+        if *status != 201 {
+            continue;
+        }
+        let id = body["id"].as_str().expect("id");
+        let (s, t) = nodes[n].call("GET", &format!("/tweets/{id}"), None, None);
+        assert_eq!(
+            s, 200,
+            "tweet {id} was acknowledged but the new primary lacks it: {t}"
+        );
+    }
+    eprintln!(
+        "answers of the resumed primary: {:?}",
+        answers.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+    );
+    // It then serves the shard as a replica of the new primary.
+    nodes[p].eventually("the resumed node to follow the new primary", || {
+        shard_report(&nodes[p], shard as u64).is_some_and(|r| r["role"] == "replica")
+    });
+}
