@@ -242,6 +242,77 @@ pub async fn planned_failover(
     }
 }
 
+/// What [`force_promote`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForcePromoteReport {
+    /// The shard.
+    pub shard: u32,
+    /// Its dead primary.
+    pub from: String,
+    /// Its primary now.
+    pub to: String,
+    /// Its epoch now.
+    pub epoch: u64,
+    /// The revision of the write.
+    pub revision: u64,
+}
+
+/// Makes `to`, a live replica of `shard`, its primary although no live member of the sync
+/// set is there to take over: writes acknowledged by the dead primary that `to` never
+/// received are lost (the old primary, if it comes back, sets them aside as divergent).
+/// Refused while the primary is alive (use a planned handover) and unless `accept_data_loss`.
+pub async fn force_promote(
+    plane: &dyn ControlPlane,
+    shard: u32,
+    to: &str,
+    accept_data_loss: bool,
+) -> Result<ForcePromoteReport> {
+    if !accept_data_loss {
+        return Err(Error::Invalid(
+            "force-promote can lose acknowledged writes; say so with --accept-data-loss".into(),
+        ));
+    }
+    let map = plane.read_map().await?;
+    let current = map
+        .shards
+        .get(&shard)
+        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    let a = &current.assignment;
+    if map.nodes.contains_key(&a.primary) {
+        return Err(Error::Invalid(format!(
+            "shard {shard}'s primary {} is alive: use `chirpctl shard failover`, which loses nothing",
+            a.primary
+        )));
+    }
+    if !a.replicas.iter().any(|r| r == to) {
+        return Err(Error::Invalid(format!(
+            "{to} is not a replica of shard {shard} (its replicas: {})",
+            a.replicas.join(", ")
+        )));
+    }
+    if !map.nodes.contains_key(to) {
+        return Err(Error::Invalid(format!("{to} is not alive")));
+    }
+    let mut next = crate::controller::failed_over(a, to);
+    // The old sync members are dead or behind: the new primary builds its set afresh from
+    // replicas that hold everything it has.
+    next.sync.clear();
+    let revision = plane
+        .update_shards(&[ShardUpdate {
+            id: shard,
+            expected_mod_revision: current.mod_revision,
+            assignment: next.clone(),
+        }])
+        .await?;
+    Ok(ForcePromoteReport {
+        shard,
+        from: a.primary.clone(),
+        to: to.to_string(),
+        epoch: next.epoch,
+        revision,
+    })
+}
+
 /// `chirpctl cluster status --json`: exactly these fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {

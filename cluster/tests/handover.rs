@@ -195,3 +195,27 @@ async fn impossible_handovers_are_refused_and_change_nothing() {
     let why = invalid(planned_failover(&*plane, 0, Some("n2"), t).await);
     assert!(why.contains("already under way"), "{why}");
 }
+
+#[tokio::test]
+async fn force_promote_needs_consent_a_dead_primary_and_a_live_replica() {
+    use chirp_cluster::admin::force_promote;
+    let (plane, mut regs) = cluster().await;
+    let refused = |r: Result<chirp_cluster::admin::ForcePromoteReport, Error>| match r {
+        Err(Error::Invalid(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(refused(force_promote(&*plane, 0, "n3", false).await).contains("--accept-data-loss"));
+    assert!(refused(force_promote(&*plane, 0, "n3", true).await).contains("is alive"));
+    let n1 = regs.remove(0);
+    plane.expire_lease(n1.lease());
+    n1.abandon();
+    assert!(refused(force_promote(&*plane, 0, "n9", true).await).contains("not a replica"));
+    let report = force_promote(&*plane, 0, "n3", true).await.expect("forced");
+    assert_eq!((report.to.as_str(), report.epoch), ("n3", 4));
+    let now = plane.read_map().await.expect("map").shards[&0]
+        .assignment
+        .clone();
+    assert_eq!(now.primary, "n3");
+    assert!(now.sync.is_empty(), "built afresh by the new primary");
+    assert_eq!(now.replicas, vec!["n2".to_string(), "n1".to_string()]);
+}

@@ -83,6 +83,22 @@ pub enum NodeCommand {
 /// `chirpctl shard ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ShardCommand {
+    /// Make a live replica the primary of a shard whose primary is dead and that has no live
+    /// sync replica to fail over to. Writes acknowledged by the dead primary that this replica
+    /// never received are lost: say so with --accept-data-loss.
+    ForcePromote {
+        /// The shard.
+        shard: u32,
+        /// The replica that becomes the primary.
+        #[arg(long)]
+        to: String,
+        /// Accept that acknowledged writes the replica lacks are lost.
+        #[arg(long)]
+        accept_data_loss: bool,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
     /// A planned handover: the primary stops taking writes, the target catches up, and one
     /// transaction makes it the primary at the next epoch. Nothing acknowledged is lost;
     /// writes to the shard pause meanwhile. Both nodes must be running.
@@ -201,6 +217,25 @@ pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
 /// Runs a `shard` command.
 pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
     match command {
+        ShardCommand::ForcePromote {
+            shard,
+            to,
+            accept_data_loss,
+            etcd,
+        } => {
+            let report = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                chirp_cluster::admin::force_promote(&*plane, *shard, to, *accept_data_loss)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            print(json, &report, || {
+                format!(
+                    "shard {} forced to {} at epoch {} (its primary {} is dead; writes {} lacked are lost)\n",
+                    report.shard, report.to, report.epoch, report.from, report.to
+                )
+            })?;
+        }
         ShardCommand::Failover {
             shard,
             to,
