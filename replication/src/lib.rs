@@ -334,7 +334,9 @@ impl Replication {
             };
             let mut acked = state.acked.subscribe();
             if state.sync_has(lsn).is_some() {
-                // A cluster shard: every member of its sync set, re-read as it changes.
+                // A cluster shard: every member of its sync set, re-read as it changes; any
+                // replica's acknowledgement wakes the check.
+                let mut acked = state.acks.subscribe();
                 while state.sync_has(lsn) == Some(false) {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(Error::SyncTimeout {

@@ -43,6 +43,9 @@ pub struct ShardState {
     pub committed: watch::Sender<u64>,
     /// The highest LSN any replica has acknowledged (wakes sync-mode writers).
     pub acked: watch::Sender<u64>,
+    /// Bumped by every acknowledgement of any replica (wakes writers waiting for a sync set,
+    /// whose members may acknowledge an LSN another replica reached first).
+    pub acks: watch::Sender<u64>,
     /// Replicas by node name (primary side).
     pub replicas: Mutex<BTreeMap<String, ReplicaProgress>>,
     /// (last LSN of a commit group, when) pairs, oldest first (primary side).
@@ -77,6 +80,7 @@ impl ShardState {
         ShardState {
             committed: watch::Sender::new(last_lsn),
             acked: watch::Sender::new(0),
+            acks: watch::Sender::new(0),
             replicas: Mutex::new(BTreeMap::new()),
             commit_times: Mutex::new(VecDeque::new()),
             follow: Mutex::new(FollowState::default()),
@@ -146,6 +150,7 @@ impl ShardState {
         p.acked = applied;
         let best = replicas.values().map(|p| p.acked).max().unwrap_or(0);
         drop(replicas);
+        self.acks.send_modify(|n| *n = n.wrapping_add(1));
         self.acked.send_if_modified(|a| {
             let changed = *a != best;
             *a = best;

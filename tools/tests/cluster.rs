@@ -1162,3 +1162,75 @@ fn a_paused_primary_acknowledges_nothing_after_its_epoch_was_replaced() {
         shard_report(&nodes[p], shard as u64).is_some_and(|r| r["role"] == "replica")
     });
 }
+
+/// Failover time, kill after kill: the primary of one user's shard is killed, the time until
+/// that user's next post is accepted (through another node) is taken, and the node is started
+/// again and rejoins before the next kill. `CHIRP_FAILOVER_KILLS` kills (2 by default); the
+/// median and the maximum are printed. Each must be under 15 s.
+#[test]
+fn failover_time_kill_after_kill() {
+    let kills: usize = std::env::var("CHIRP_FAILOVER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "c9", "--shards", "4", "--rf", "3",
+    ]);
+    let ca = Cluster::new();
+    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let mut nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "c9")).collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c9",
+    ]);
+    wait_for_parts(&etcd, "c9", &nodes);
+    let (_, token) = nodes[0].user("phoenix");
+    let first = nodes[0].tweet(&token, "round 0");
+    let shard = chirp_engine::ids::shard_of_id(first.parse().expect("id"));
+    let retried = AtomicUsize::new(0);
+    let mut times = Vec::new();
+    for round in 1..=kills {
+        let map = status(&etcd, "c9");
+        let victim = map["shards"][shard]["primary"].as_str().expect("primary")[1..]
+            .parse::<usize>()
+            .expect("n<i>")
+            - 1;
+        let via = (victim + 1) % 3;
+        nodes[victim].kill();
+        let killed = Instant::now();
+        post_retrying(&nodes[via], &token, &format!("round {round}"), &retried);
+        times.push(killed.elapsed());
+        // Back as a replica, and every shard's sync set whole and alive, before the next kill.
+        nodes[victim] = start(&specs[victim], &etcd, "c9");
+        nodes[via].eventually("the cluster to heal", || {
+            let s = status(&etcd, "c9");
+            let alive: Vec<&str> = s["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .filter(|n| n["alive"] == true)
+                .filter_map(|n| n["name"].as_str())
+                .collect();
+            alive.len() == 3
+                && s["shards"].as_array().expect("shards").iter().all(|sh| {
+                    let sync = names(&sh["sync"]);
+                    !sync.is_empty() && sync.iter().all(|n| alive.contains(&n.as_str()))
+                })
+        });
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let max = times[times.len() - 1];
+    eprintln!(
+        "failover over {kills} kills: median {median:?}, max {max:?} (lease TTL {TTL} s); all {times:?}"
+    );
+    assert!(max < Duration::from_secs(15), "{times:?}");
+}
