@@ -1234,3 +1234,262 @@ fn failover_time_kill_after_kill() {
     );
     assert!(max < Duration::from_secs(15), "{times:?}");
 }
+
+/// What a chaos client saw of one post.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// 201: acknowledged, with the tweet's id.
+    Ok(String),
+    /// An error status: refused, or (503 not-replicated) indeterminate.
+    Failed(u16),
+    /// No answer (a killed or paused node): indeterminate.
+    Unknown,
+}
+
+/// The tweet ids in a node's divergent dumps (`divergent-<shard>-<epoch>.log`: entries a
+/// deposed primary had that the new primary lacked).
+fn divergent_tweets(data: &std::path::Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    let Ok(dir) = std::fs::read_dir(data) else {
+        return ids;
+    };
+    for file in dir.flatten() {
+        let name = file.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("divergent-") {
+            continue;
+        }
+        let bytes = std::fs::read(file.path()).expect("read a dump");
+        let mut at = 0;
+        while at + 12 <= bytes.len() {
+            let len =
+                u32::from_be_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+            let raw = &bytes[at + 12..at + 12 + len];
+            at += 12 + len;
+            let entry = chirp_engine::batch::Entry::decode(raw).expect("a dumped entry");
+            for op in entry.ops {
+                if op.cf_name() == chirp_engine::keys::CF_TWEETS {
+                    if let Some(id) = chirp_engine::keys::decode_id(&op.key) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// A Jepsen-style run: clients post through random live nodes and log what they were told,
+/// while a seeded nemesis kills (SIGKILL, then restarts) or pauses (SIGSTOP, then SIGCONT)
+/// one node at a time, past its lease. After healing: every acknowledged post reads back
+/// through every node, every shard's copies are identical, and no acknowledged post is among
+/// the entries deposed primaries set aside. `CHIRP_CHAOS_SECS` (12 by default) and
+/// `CHIRP_CHAOS_SEED` (7) choose the run. Partitions and etcd faults are not in it yet.
+#[test]
+fn chaos_process_faults_lose_no_acknowledged_write() {
+    use rand::{Rng, SeedableRng};
+    let secs: u64 = std::env::var("CHIRP_CHAOS_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let seed: u64 = std::env::var("CHIRP_CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let etcd = Etcd::start();
+    ok(&[
+        "cluster", "create", "--etcd", &etcd.url, "--name", "chaos", "--shards", "4", "--rf", "3",
+    ]);
+    let ca = Cluster::new();
+    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "chaos")).collect();
+    ok(&[
+        "node",
+        "add",
+        "n1",
+        "n2",
+        "n3",
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "chaos",
+    ]);
+    wait_for_parts(&etcd, "chaos", &nodes);
+    let users: Vec<String> = (0..6)
+        .map(|i| nodes[i % 3].user(&format!("chaos{i}")).1)
+        .collect();
+    let urls: std::sync::RwLock<Vec<Option<String>>> =
+        std::sync::RwLock::new(nodes.iter().map(|n| Some(n.base.clone())).collect());
+    let nodes = Mutex::new(nodes);
+    let log: Mutex<Vec<(String, Outcome)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    std::thread::scope(|scope| {
+        for c in 0..4u64 {
+            let (users, urls, log, stop) = (&users, &urls, &log, &stop);
+            scope.spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 100 + c);
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let live: Vec<String> = urls
+                        .read()
+                        .expect("urls")
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect();
+                    let url = &live[rng.gen_range(0..live.len())];
+                    let token = &users[rng.gen_range(0..users.len())];
+                    let text = format!("client {c} post {k}");
+                    k += 1;
+                    let outcome = match agent
+                        .post(&format!("{url}/tweet"))
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .send_json(serde_json::json!({ "text": text }))
+                    {
+                        Ok(r) if r.status() == 201 => {
+                            let v: Value = r.into_json().expect("JSON");
+                            Outcome::Ok(v["id"].as_str().expect("id").to_string())
+                        }
+                        Ok(r) => Outcome::Failed(r.status()),
+                        Err(ureq::Error::Status(s, _)) => Outcome::Failed(s),
+                        Err(_) => Outcome::Unknown,
+                    };
+                    log.lock().expect("log").push((text, outcome));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        // The nemesis: one node at a time, past its lease (2 s).
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(rng.gen_range(1000..2500)));
+            let v = rng.gen_range(0..3);
+            let down = Duration::from_millis(rng.gen_range(2500..4500));
+            if rng.gen_bool(0.5) {
+                *faults.entry("kill -9").or_default() += 1;
+                urls.write().expect("urls")[v] = None;
+                nodes.lock().expect("nodes")[v].kill();
+                std::thread::sleep(down);
+                let again = start(&specs[v], &etcd, "chaos");
+                urls.write().expect("urls")[v] = Some(again.base.clone());
+                nodes.lock().expect("nodes")[v] = again;
+            } else {
+                *faults.entry("SIGSTOP").or_default() += 1;
+                let pid = nodes.lock().expect("nodes")[v].pid() as i32;
+                // SAFETY: kill(2) on a child process this test started.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(down);
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+            // Let the cluster settle a moment before the next fault.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+
+    // Healed: every node up, every sync set whole.
+    let nodes = nodes.into_inner().expect("nodes");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(&etcd, "chaos");
+        let alive: Vec<String> = s["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|n| n["alive"] == true)
+            .filter_map(|n| n["name"].as_str().map(str::to_string))
+            .collect();
+        let whole = s["shards"].as_array().expect("shards").iter().all(|sh| {
+            let sync = names(&sh["sync"]);
+            !sync.is_empty() && sync.iter().all(|n| alive.contains(n))
+        });
+        if alive.len() == 3 && whole {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not heal: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let log = log.into_inner().expect("log");
+    let acked: BTreeMap<String, String> = log
+        .iter()
+        .filter_map(|(text, o)| match o {
+            Outcome::Ok(id) => Some((id.clone(), text.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut failed: BTreeMap<u16, usize> = BTreeMap::new();
+    for (_, o) in &log {
+        if let Outcome::Failed(status) = o {
+            *failed.entry(*status).or_default() += 1;
+        }
+    }
+    let unknown = log
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Unknown))
+        .count();
+    // Every acknowledged post, through every node.
+    for chirp in &nodes {
+        for (id, text) in &acked {
+            let (s, t) = chirp.call("GET", &format!("/tweets/{id}"), None, None);
+            assert_eq!(
+                s, 200,
+                "acknowledged {id} ({text}) missing through {}: {t}",
+                chirp.base
+            );
+            assert_eq!(t["text"], text.as_str());
+        }
+    }
+    // Every shard's copies are identical.
+    let map = status(&etcd, "chaos");
+    for sh in map["shards"].as_array().expect("shards") {
+        let id = sh["id"].as_u64().expect("id");
+        let holders: Vec<usize> = std::iter::once(sh["primary"].clone())
+            .chain(sh["replicas"].as_array().expect("replicas").iter().cloned())
+            .map(|n| {
+                n.as_str().expect("name")[1..]
+                    .parse::<usize>()
+                    .expect("n<i>")
+                    - 1
+            })
+            .collect();
+        nodes[0].eventually(&format!("shard {id}'s copies to be identical"), || {
+            let from = holders
+                .iter()
+                .map(|&h| {
+                    shard_report(&nodes[h], id).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0))
+                })
+                .max()
+                .unwrap_or(0);
+            let all: Vec<Value> = holders
+                .iter()
+                .map(|&h| digests(&nodes[h], from)["shards"][id as usize].clone())
+                .collect();
+            !all[0].is_null() && all.iter().all(|d| *d == all[0])
+        });
+    }
+    // What deposed primaries set aside was never acknowledged.
+    let mut set_aside = 0;
+    for spec in &specs {
+        for id in divergent_tweets(&spec.data) {
+            set_aside += 1;
+            assert!(
+                !acked.contains_key(&id),
+                "acknowledged tweet {id} was set aside as divergent"
+            );
+        }
+    }
+    eprintln!(
+        "chaos (seed {seed}, {secs} s): {} posts: {} acknowledged, refused by status {failed:?}, {unknown} \
+         without an answer; faults {faults:?}; {set_aside} unacknowledged tweets set aside; lost 0",
+        log.len(),
+        acked.len()
+    );
+    assert!(!acked.is_empty());
+}
