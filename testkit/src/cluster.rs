@@ -42,9 +42,14 @@ impl Default for Cluster {
 }
 
 impl Cluster {
-    /// A new cluster CA.
+    /// A new cluster CA. With `CHIRP_TEST_KEEP` set, the directory (data dirs and logs of
+    /// every node) is kept after the test, and its path printed.
     pub fn new() -> Cluster {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut tmp = tempfile::tempdir().expect("tempdir");
+        if std::env::var_os("CHIRP_TEST_KEEP").is_some() {
+            tmp.disable_cleanup(true);
+            eprintln!("CHIRP_TEST_KEEP: keeping {}", tmp.path().display());
+        }
         chirp_replication::tls::create_cluster_ca(&tmp.path().join("ca")).expect("cluster CA");
         Cluster { tmp }
     }

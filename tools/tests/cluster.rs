@@ -371,17 +371,26 @@ fn wait_for_parts(etcd: &Etcd, cluster: &str, nodes: &[Chirp]) {
     }
 }
 
-#[test]
-fn every_node_serves_the_whole_service() {
+/// Three nodes n1, n2, n3 of a new cluster, added, each holding the parts the map gives it.
+/// Fields drop in order: the nodes before etcd. Bind `_ca` when destructuring: it holds the
+/// nodes' certificates and data dirs, which `..` would delete at once.
+struct Three {
+    nodes: Vec<Chirp>,
+    specs: Vec<NodeSpec>,
+    _ca: Cluster,
+    etcd: Etcd,
+}
+
+fn three(cluster: &str, shards: u32, rf: u32) -> Three {
     let etcd = Etcd::start();
+    let (shards, rf) = (shards.to_string(), rf.to_string());
     ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "c3", "--shards", "8", "--rf", "2",
+        "cluster", "create", "--etcd", &etcd.url, "--name", cluster, "--shards", &shards, "--rf",
+        &rf,
     ]);
     let ca = Cluster::new();
-    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| node(&ca, &etcd, "c3", n))
-        .collect();
+    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, cluster)).collect();
     ok(&[
         "node",
         "add",
@@ -391,11 +400,47 @@ fn every_node_serves_the_whole_service() {
         "--etcd",
         &etcd.url,
         "--cluster",
-        "c3",
+        cluster,
     ]);
+    wait_for_parts(&etcd, cluster, &nodes);
+    Three {
+        nodes,
+        specs,
+        _ca: ca,
+        etcd,
+    }
+}
 
-    // Each node opens the shards the map gives it, in the parts it gives.
-    wait_for_parts(&etcd, "c3", &nodes);
+/// The index in `nodes` of the node a map names ("n2" is 1).
+fn index_of(name: &Value) -> usize {
+    name.as_str().expect("a node name")[1..]
+        .parse::<usize>()
+        .expect("n<i>")
+        - 1
+}
+
+/// Whether the copies of `shard` on `holders` are identical (the oplog from the newest
+/// oldest entry any of them keeps).
+fn identical(nodes: &[Chirp], holders: &[usize], shard: u64) -> bool {
+    let from = holders
+        .iter()
+        .map(|&h| {
+            shard_report(&nodes[h], shard).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0))
+        })
+        .max()
+        .unwrap_or(0);
+    let all: Vec<Value> = holders
+        .iter()
+        .map(|&h| digests(&nodes[h], from)["shards"][shard as usize].clone())
+        .collect();
+    !all[0].is_null() && all.iter().all(|d| *d == all[0])
+}
+
+#[test]
+fn every_node_serves_the_whole_service() {
+    let Three {
+        etcd, nodes, _ca, ..
+    } = three("c3", 8, 2);
 
     // Users signed up at different nodes; each logs in and acts through any node.
     let (alice, alice_token) = nodes[0].user("alice");
@@ -581,25 +626,13 @@ fn post_retrying(via: &Chirp, token: &str, text: &str, retried: &AtomicUsize) ->
 /// whose digests equal the new primary's.
 #[test]
 fn a_planned_failover_under_writes_loses_nothing() {
-    let etcd = Etcd::start();
-    ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "c5", "--shards", "4", "--rf", "2",
-    ]);
-    let ca = Cluster::new();
-    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
-    let mut nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "c5")).collect();
-    ok(&[
-        "node",
-        "add",
-        "n1",
-        "n2",
-        "n3",
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "c5",
-    ]);
-    wait_for_parts(&etcd, "c5", &nodes);
+    let Three {
+        etcd,
+        specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("c5", 4, 2);
     let users: Vec<(String, String)> = (0..8)
         .map(|i| nodes[i % 3].user(&format!("writer{i}")))
         .collect();
@@ -758,14 +791,7 @@ fn a_planned_failover_under_writes_loses_nothing() {
         (s, tweet["text"].as_str()),
         (200, Some("after the restart"))
     );
-    let identical = || {
-        let oldest =
-            |n: &Chirp| shard_report(n, shard).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0));
-        let from_lsn = oldest(&nodes[p]).max(oldest(&nodes[t]));
-        let mine = digests(&nodes[p], from_lsn)["shards"][shard as usize].clone();
-        let theirs = digests(&nodes[t], from_lsn)["shards"][shard as usize].clone();
-        !mine.is_null() && mine == theirs
-    };
+    let identical = || identical(&nodes, &[p, t], shard);
     nodes[p].eventually("the copies of the shard to be identical", identical);
 
     // Reads go to the primary; `Chirp-Read: stale` reads the node's own copy. With the
@@ -802,38 +828,15 @@ fn a_planned_failover_under_writes_loses_nothing() {
 /// fewer copies than `min_sync`.
 #[test]
 fn writes_wait_for_the_sync_set() {
-    let etcd = Etcd::start();
-    ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "c6", "--shards", "2", "--rf", "3",
-    ]);
-    let ca = Cluster::new();
-    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| node(&ca, &etcd, "c6", n))
-        .collect();
-    ok(&[
-        "node",
-        "add",
-        "n1",
-        "n2",
-        "n3",
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "c6",
-    ]);
-    wait_for_parts(&etcd, "c6", &nodes);
+    let Three {
+        etcd, nodes, _ca, ..
+    } = three("c6", 2, 3);
     let (_, token) = nodes[0].user("patient");
     let first = nodes[0].tweet(&token, "before the pause");
     let shard = chirp_engine::ids::shard_of_id(first.parse().expect("id"));
     let map = status(&etcd, "c6");
     let a = &map["shards"][shard];
-    let index = |v: &Value| {
-        v.as_str().expect("name")[1..]
-            .parse::<usize>()
-            .expect("n<i>")
-            - 1
-    };
+    let index = index_of;
     let p = index(&a["primary"]);
     let y = index(&a["sync"][0]);
     let z = (0..3)
@@ -918,25 +921,13 @@ fn writes_wait_for_the_sync_set() {
 /// replica whose digests equal the new primaries'.
 #[test]
 fn a_killed_primary_fails_over_and_loses_nothing() {
-    let etcd = Etcd::start();
-    ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "c7", "--shards", "4", "--rf", "3",
-    ]);
-    let ca = Cluster::new();
-    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
-    let mut nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "c7")).collect();
-    ok(&[
-        "node",
-        "add",
-        "n1",
-        "n2",
-        "n3",
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "c7",
-    ]);
-    wait_for_parts(&etcd, "c7", &nodes);
+    let Three {
+        etcd,
+        specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("c7", 4, 3);
     let users: Vec<(String, String)> = (0..6)
         .map(|i| nodes[i % 3].user(&format!("survivor{i}")))
         .collect();
@@ -1045,22 +1036,13 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
     nodes[v] = start(&specs[v], &etcd, "c7");
     for (shard, _) in &victim_shards {
         let s = &after["shards"][*shard as usize];
-        let p = s["primary"].as_str().expect("primary")[1..]
-            .parse::<usize>()
-            .expect("n<i>")
-            - 1;
+        let p = index_of(&s["primary"]);
         nodes[v].eventually("the old primary to follow the new one", || {
             shard_report(&nodes[v], *shard)
                 .is_some_and(|r| r["role"] == "replica" && r["following"] == specs[p].repl.as_str())
         });
         nodes[v].eventually("its copy to equal the new primary's", || {
-            let oldest = |n: &Chirp| {
-                shard_report(n, *shard).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0))
-            };
-            let from = oldest(&nodes[v]).max(oldest(&nodes[p]));
-            let mine = digests(&nodes[v], from)["shards"][*shard as usize].clone();
-            let theirs = digests(&nodes[p], from)["shards"][*shard as usize].clone();
-            !mine.is_null() && mine == theirs
+            identical(&nodes, &[v, p], *shard)
         });
     }
 }
@@ -1070,35 +1052,14 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
 /// post it answers 201 to was taken by the new primary, which holds it.
 #[test]
 fn a_paused_primary_acknowledges_nothing_after_its_epoch_was_replaced() {
-    let etcd = Etcd::start();
-    ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "c8", "--shards", "2", "--rf", "3",
-    ]);
-    let ca = Cluster::new();
-    let nodes: Vec<Chirp> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| node(&ca, &etcd, "c8", n))
-        .collect();
-    ok(&[
-        "node",
-        "add",
-        "n1",
-        "n2",
-        "n3",
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "c8",
-    ]);
-    wait_for_parts(&etcd, "c8", &nodes);
+    let Three {
+        etcd, nodes, _ca, ..
+    } = three("c8", 2, 3);
     let (_, token) = nodes[0].user("sleeper");
     let first = nodes[0].tweet(&token, "before the pause");
     let shard = chirp_engine::ids::shard_of_id(first.parse().expect("id"));
     let old = status(&etcd, "c8")["shards"][shard].clone();
-    let p = old["primary"].as_str().expect("primary")[1..]
-        .parse::<usize>()
-        .expect("n<i>")
-        - 1;
+    let p = index_of(&old["primary"]);
     let signal = |sig: i32| {
         // SAFETY: kill(2) on a child process this test started.
         unsafe { libc::kill(nodes[p].pid() as i32, sig) };
@@ -1117,10 +1078,7 @@ fn a_paused_primary_acknowledges_nothing_after_its_epoch_was_replaced() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let n = new["primary"].as_str().expect("primary")[1..]
-        .parse::<usize>()
-        .expect("n<i>")
-        - 1;
+    let n = index_of(&new["primary"]);
     // Posts sent straight to the paused primary wait in its socket; then it resumes.
     let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
         let posts: Vec<_> = (0..4)
@@ -1173,25 +1131,13 @@ fn failover_time_kill_after_kill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let etcd = Etcd::start();
-    ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "c9", "--shards", "4", "--rf", "3",
-    ]);
-    let ca = Cluster::new();
-    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
-    let mut nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "c9")).collect();
-    ok(&[
-        "node",
-        "add",
-        "n1",
-        "n2",
-        "n3",
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "c9",
-    ]);
-    wait_for_parts(&etcd, "c9", &nodes);
+    let Three {
+        etcd,
+        specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("c9", 4, 3);
     let (_, token) = nodes[0].user("phoenix");
     let first = nodes[0].tweet(&token, "round 0");
     let shard = chirp_engine::ids::shard_of_id(first.parse().expect("id"));
@@ -1199,10 +1145,7 @@ fn failover_time_kill_after_kill() {
     let mut times = Vec::new();
     for round in 1..=kills {
         let map = status(&etcd, "c9");
-        let victim = map["shards"][shard]["primary"].as_str().expect("primary")[1..]
-            .parse::<usize>()
-            .expect("n<i>")
-            - 1;
+        let victim = index_of(&map["shards"][shard]["primary"]);
         let via = (victim + 1) % 3;
         nodes[victim].kill();
         let killed = Instant::now();
@@ -1295,25 +1238,13 @@ fn chaos_process_faults_lose_no_acknowledged_write() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    let etcd = Etcd::start();
-    ok(&[
-        "cluster", "create", "--etcd", &etcd.url, "--name", "chaos", "--shards", "4", "--rf", "3",
-    ]);
-    let ca = Cluster::new();
-    let specs: Vec<NodeSpec> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
-    let nodes: Vec<Chirp> = specs.iter().map(|s| start(s, &etcd, "chaos")).collect();
-    ok(&[
-        "node",
-        "add",
-        "n1",
-        "n2",
-        "n3",
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "chaos",
-    ]);
-    wait_for_parts(&etcd, "chaos", &nodes);
+    let Three {
+        etcd,
+        specs,
+        nodes,
+        _ca,
+        ..
+    } = three("chaos", 4, 3);
     let users: Vec<String> = (0..6)
         .map(|i| nodes[i % 3].user(&format!("chaos{i}")).1)
         .collect();
@@ -1452,26 +1383,10 @@ fn chaos_process_faults_lose_no_acknowledged_write() {
         let id = sh["id"].as_u64().expect("id");
         let holders: Vec<usize> = std::iter::once(sh["primary"].clone())
             .chain(sh["replicas"].as_array().expect("replicas").iter().cloned())
-            .map(|n| {
-                n.as_str().expect("name")[1..]
-                    .parse::<usize>()
-                    .expect("n<i>")
-                    - 1
-            })
+            .map(|n| index_of(&n))
             .collect();
         nodes[0].eventually(&format!("shard {id}'s copies to be identical"), || {
-            let from = holders
-                .iter()
-                .map(|&h| {
-                    shard_report(&nodes[h], id).map_or(0, |r| r["oldest_lsn"].as_u64().unwrap_or(0))
-                })
-                .max()
-                .unwrap_or(0);
-            let all: Vec<Value> = holders
-                .iter()
-                .map(|&h| digests(&nodes[h], from)["shards"][id as usize].clone())
-                .collect();
-            !all[0].is_null() && all.iter().all(|d| *d == all[0])
+            identical(&nodes, &holders, id)
         });
     }
     // What deposed primaries set aside was never acknowledged.
