@@ -210,6 +210,27 @@ impl Inner {
         Ok(epoch)
     }
 
+    /// Makes this copy of a cluster shard its primary at the map's `epoch`: the copy's epoch
+    /// is raised to it if it is below (a promotion), kept if it is there already (the same
+    /// primary, restarted), then the gate opens. Returns the copy's epoch.
+    pub fn promote_shard_to(&self, shard: usize, epoch: u64) -> Result<u64> {
+        if self.config.cluster.is_none() || self.config.mode != OpenMode::Serve {
+            return Err(Error::invalid(
+                "role",
+                "only a serving cluster node takes a shard's epoch from the map",
+            ));
+        }
+        let s = self.shard_checked(shard)?;
+        let now = if s.epoch() < epoch {
+            s.raise_epoch_to(epoch)?
+        } else {
+            s.epoch()
+        };
+        self.set_shard_primary(shard, true)?;
+        tracing::info!(shard, epoch = now, "shard takes writes");
+        Ok(now)
+    }
+
     /// Closes one shard's gate (a replica of it, or a deposed primary). On a standalone node
     /// the role is the node's, so this demotes the node.
     pub fn demote_shard(&self, shard: usize, primary_hint: &str) -> Result<()> {

@@ -78,6 +78,8 @@ struct Following {
 pub struct ShardPlan {
     /// The shard.
     pub shard: usize,
+    /// The shard's epoch in the map: a copy made primary takes it.
+    pub epoch: u64,
     /// The replicas a write of the shard waits for while this node is its primary (the
     /// map's sync set).
     pub sync: Vec<String>,
@@ -242,10 +244,9 @@ impl Replication {
             }
             match p.part {
                 Part::Primary if self.node.is_primary_of(p.shard) => {}
-                Part::Primary if lock(&self.following).contains_key(&p.shard) => {
-                    self.promote_shard(p.shard).await?;
+                Part::Primary => {
+                    self.promote_shard_to(p.shard, p.epoch).await?;
                 }
-                Part::Primary => self.node.set_shard_primary(p.shard, true)?,
                 Part::Replica => {
                     if self.node.is_primary_of(p.shard) || self.node.is_fenced(p.shard) {
                         let hint = p.primary.map(|a| a.to_string()).unwrap_or_default();
@@ -310,6 +311,7 @@ impl Replication {
             .ok_or_else(|| Error::Connection(format!("no shard {shard}")))?;
         self.unfollow_shard(shard).await;
         drop(Arc::clone(&state.apply).lock_owned().await);
+        state.reset_replicas();
         let node = Arc::clone(&self.node);
         let epoch = tokio::task::spawn_blocking(move || node.promote_shard(shard))
             .await
@@ -318,6 +320,28 @@ impl Replication {
             .committed
             .send_replace(self.node.log_position(shard)?.last_lsn);
         Ok(epoch)
+    }
+
+    /// Makes this node's copy of a cluster shard its primary at the map's `epoch`: stops
+    /// following it (if it did), waits for an apply in flight, takes the epoch (raising the
+    /// copy's to it; see `Node::promote_shard_to`) and opens the gate.
+    pub async fn promote_shard_to(self: &Arc<Self>, shard: usize, epoch: u64) -> Result<u64> {
+        let _one = self.promoting.lock().await;
+        let state = self
+            .shards
+            .get(shard)
+            .ok_or_else(|| Error::Connection(format!("no shard {shard}")))?;
+        self.unfollow_shard(shard).await;
+        drop(Arc::clone(&state.apply).lock_owned().await);
+        state.reset_replicas();
+        let node = Arc::clone(&self.node);
+        let now = tokio::task::spawn_blocking(move || node.promote_shard_to(shard, epoch))
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))??;
+        state
+            .committed
+            .send_replace(self.node.log_position(shard)?.last_lsn);
+        Ok(now)
     }
 
     /// Waits until each (shard, LSN) is acknowledged as the shard requires: on a cluster
@@ -431,6 +455,7 @@ impl Replication {
         }
         for s in self.shards.iter() {
             drop(Arc::clone(&s.apply).lock_owned().await);
+            s.reset_replicas();
         }
         let node = Arc::clone(&self.node);
         let epochs = tokio::task::spawn_blocking(move || node.promote())

@@ -139,6 +139,16 @@ impl ShardState {
             .map_or(Duration::ZERO, |(_, t)| t.elapsed())
     }
 
+    /// Forgets every replica's progress: done when this copy becomes the shard's primary,
+    /// since what a replica acknowledged to an earlier primary (or to this node in an
+    /// earlier term, before its log was rolled back to another primary's) says nothing of
+    /// this log. Replicas register again with their Hello, at the point both logs agree on.
+    pub fn reset_replicas(&self) {
+        lock(&self.replicas).clear();
+        self.acked.send_replace(0);
+        self.acks.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Records a replica's acknowledgement.
     pub fn ack(&self, node: &str, applied: u64) {
         let mut replicas = lock(&self.replicas);

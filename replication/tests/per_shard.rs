@@ -271,18 +271,20 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
         .await
         .expect("b");
     let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
-    let plan = |s, part, primary| ShardPlan {
+    // Epoch 1 for the first plan; shard 0 changes hands at epoch 2.
+    let plan = |s, part, primary, epoch| ShardPlan {
         shard: s,
+        epoch,
         sync: vec![],
         min_sync: 0,
         part,
         primary,
     };
     // a: primary of 0, replica of 1; b the other way round.
-    ra.apply_plan(&[plan(0, Part::Primary, pa), plan(1, Part::Replica, pb)])
+    ra.apply_plan(&[plan(0, Part::Primary, pa, 1), plan(1, Part::Replica, pb, 1)])
         .await
         .expect("a's plan");
-    rb.apply_plan(&[plan(0, Part::Replica, pa), plan(1, Part::Primary, pb)])
+    rb.apply_plan(&[plan(0, Part::Replica, pa, 1), plan(1, Part::Primary, pb, 1)])
         .await
         .expect("b's plan");
     assert_eq!(a.placement().local_ids(), vec![0, 1]);
@@ -294,19 +296,24 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     let epoch = a.log_position(0).expect("pos").epoch;
 
     // Shard 0 changes hands: a closes its gate and follows b, b (which followed) is promoted.
-    ra.apply_plan(&[plan(0, Part::Replica, pb)])
+    ra.apply_plan(&[plan(0, Part::Replica, pb, 2)])
         .await
         .expect("a steps down");
     assert!(!a.is_primary_of(0));
-    rb.apply_plan(&[plan(0, Part::Primary, pb)])
+    rb.apply_plan(&[plan(0, Part::Primary, pb, 2)])
         .await
         .expect("b takes over");
     assert!(b.is_primary_of(0));
     assert!(b.log_position(0).expect("pos").epoch > epoch);
+    assert_eq!(
+        b.log_position(0).expect("pos").epoch,
+        2,
+        "a promoted copy takes the map's epoch"
+    );
     let t2 = post(&b, user, "under the second plan");
     wait_for("b's shard-0 tweet on a", || same_copy(&a, &b, 0, t2)).await;
     // Applying a plan again changes nothing.
-    rb.apply_plan(&[plan(0, Part::Primary, pb)])
+    rb.apply_plan(&[plan(0, Part::Primary, pb, 2)])
         .await
         .expect("again");
     assert!(b.is_primary_of(0));

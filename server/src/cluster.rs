@@ -201,6 +201,7 @@ pub fn plan_of(map: &ClusterMap, me: &str) -> (Vec<ShardPlan>, HashMap<ShardId, 
         };
         plans.push(ShardPlan {
             shard: id as ShardId,
+            epoch: a.epoch,
             sync: a.sync.clone(),
             min_sync: map
                 .config

@@ -191,9 +191,16 @@ impl Shard {
 
     /// Starts a new epoch (on promotion): later entries carry it. Returns it.
     pub fn raise_epoch(&self) -> Result<u64> {
+        self.raise_epoch_to(0)
+    }
+
+    /// Starts a new epoch of at least `at_least` (and above every epoch this copy has seen):
+    /// a cluster's copies take the epoch the map gives their promotion, which the map gives
+    /// once, so two promotions never write under the same epoch. Returns it.
+    pub fn raise_epoch_to(&self, at_least: u64) -> Result<u64> {
         let mut log = lock(&self.log);
         let mut history = self.epoch_history()?;
-        let epoch = log.epoch.max(history.last().map_or(0, |h| h.0)) + 1;
+        let epoch = (log.epoch.max(history.last().map_or(0, |h| h.0)) + 1).max(at_least);
         history.push((epoch, log.last_lsn + 1));
         let db = self.db()?;
         let meta = cf_of(&db, CF_META)?;
