@@ -152,12 +152,23 @@ pub async fn to_primary(
             .body(Full::new(bytes.clone()))
             .map_err(|e| EngineError::Storage(format!("rebuilding a forwarded request: {e}")))?;
         *again.headers_mut() = headers.clone();
-        let resp = forward(&api, &app.node_name, again).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if resp.status() != StatusCode::MISDIRECTED_REQUEST || left.is_zero() {
-            return Ok(resp);
+        match tokio::time::timeout(FORWARD_TIMEOUT, send(&api, &app.node_name, again)).await {
+            Ok(Ok(resp)) if resp.status() == StatusCode::MISDIRECTED_REQUEST && !left.is_zero() => {
+                tracing::debug!(shard, owner = %api, "the owner answered 421; waiting for the map");
+            }
+            Ok(Ok(resp)) => return Ok(resp),
+            // Never delivered (the owner is down): safe to send again once the map names
+            // another primary, as a failover will.
+            Ok(Err(Failed::NotSent(why))) if !left.is_zero() => {
+                tracing::debug!(shard, owner = %api, reason = %why, "the owner cannot be reached; waiting for the map");
+            }
+            Ok(Err(Failed::NotSent(why) | Failed::Sent(why))) => {
+                return Err(unavailable(&api, &why))
+            }
+            // Perhaps delivered: never sent twice.
+            Err(_) => return Err(unavailable(&api, "no answer in time")),
         }
-        tracing::debug!(shard, owner = %api, "the owner answered 421; waiting for the map");
         // The map moves on when the handover (or failover) lands; until then, poll gently.
         seen = owners
             .changed_after(seen, left.min(Duration::from_millis(250)))
@@ -174,25 +185,33 @@ where
 {
     match tokio::time::timeout(FORWARD_TIMEOUT, send(api, from_node, req)).await {
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(why)) => Err(unavailable(api, &why)),
+        Ok(Err(Failed::NotSent(why) | Failed::Sent(why))) => Err(unavailable(api, &why)),
         Err(_) => Err(unavailable(api, "no answer in time")),
     }
+}
+
+/// Why a forward failed: before the request left (no connection), or after (its fate is
+/// unknown, so it is never sent again).
+enum Failed {
+    NotSent(String),
+    Sent(String),
 }
 
 fn unavailable(api: &str, why: &str) -> ApiError {
     EngineError::Unavailable(format!("the node at {api} that owns this request: {why}")).into()
 }
 
-async fn send<B>(api: &str, from_node: &str, req: Request<B>) -> Result<Response<Body>, String>
+async fn send<B>(api: &str, from_node: &str, req: Request<B>) -> Result<Response<Body>, Failed>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let stream = TcpStream::connect(api).await.map_err(|e| e.to_string())?;
+    let not_sent = |e: &dyn std::fmt::Display| Failed::NotSent(e.to_string());
+    let stream = TcpStream::connect(api).await.map_err(|e| not_sent(&e))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| not_sent(&e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "forwarding connection ended");
@@ -204,8 +223,10 @@ where
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    parts.uri = path.parse().map_err(|e| format!("{e}"))?;
-    let host = HeaderValue::from_str(api).map_err(|e| e.to_string())?;
+    // A request that cannot be built fails at once (sending it again would not help).
+    let fail = |e: &dyn std::fmt::Display| Failed::Sent(e.to_string());
+    parts.uri = path.parse().map_err(|e| fail(&e))?;
+    let host = HeaderValue::from_str(api).map_err(|e| fail(&e))?;
     parts.headers.insert(HOST, host);
     let from = HeaderValue::from_str(from_node).unwrap_or(HeaderValue::from_static("?"));
     parts
@@ -214,9 +235,9 @@ where
     let resp = sender
         .send_request(Request::from_parts(parts, body))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| fail(&e))?;
     let (parts, body) = resp.into_parts();
-    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let bytes = body.collect().await.map_err(|e| fail(&e))?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(bytes)))
 }
 
