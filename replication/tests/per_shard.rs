@@ -271,7 +271,8 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
         .await
         .expect("b");
     let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
-    // Epoch 1 for the first plan; shard 0 changes hands at epoch 2.
+    // Epoch 1 for the first plan; shard 0 changes hands at the map's epoch 5 (say after
+    // changes elsewhere), which the promoted copy takes.
     let plan = |s, part, primary, epoch| ShardPlan {
         shard: s,
         epoch,
@@ -296,24 +297,24 @@ async fn nodes_take_the_parts_a_plan_gives_them() {
     let epoch = a.log_position(0).expect("pos").epoch;
 
     // Shard 0 changes hands: a closes its gate and follows b, b (which followed) is promoted.
-    ra.apply_plan(&[plan(0, Part::Replica, pb, 2)])
+    ra.apply_plan(&[plan(0, Part::Replica, pb, 5)])
         .await
         .expect("a steps down");
     assert!(!a.is_primary_of(0));
-    rb.apply_plan(&[plan(0, Part::Primary, pb, 2)])
+    rb.apply_plan(&[plan(0, Part::Primary, pb, 5)])
         .await
         .expect("b takes over");
     assert!(b.is_primary_of(0));
     assert!(b.log_position(0).expect("pos").epoch > epoch);
     assert_eq!(
         b.log_position(0).expect("pos").epoch,
-        2,
+        5,
         "a promoted copy takes the map's epoch"
     );
     let t2 = post(&b, user, "under the second plan");
     wait_for("b's shard-0 tweet on a", || same_copy(&a, &b, 0, t2)).await;
     // Applying a plan again changes nothing.
-    rb.apply_plan(&[plan(0, Part::Primary, pb, 2)])
+    rb.apply_plan(&[plan(0, Part::Primary, pb, 5)])
         .await
         .expect("again");
     assert!(b.is_primary_of(0));
