@@ -355,11 +355,9 @@ impl Inner {
         if held.shard.is_writable() {
             return Ok(());
         }
-        if primary {
-            held.raise_floors()?;
-        }
-        held.shard.set_writable(primary);
-        if primary && self.config.mode == OpenMode::Serve {
+        held.raise_floors()?;
+        held.shard.set_writable(true);
+        if self.config.mode == OpenMode::Serve {
             self.resume_fanout()?;
         }
         Ok(())
