@@ -305,21 +305,8 @@ impl Replication {
         if self.node.is_primary_of(shard) {
             return Ok(self.node.log_position(shard)?.epoch);
         }
-        let state = self
-            .shards
-            .get(shard)
-            .ok_or_else(|| Error::Connection(format!("no shard {shard}")))?;
-        self.unfollow_shard(shard).await;
-        drop(Arc::clone(&state.apply).lock_owned().await);
-        state.reset_replicas();
-        let node = Arc::clone(&self.node);
-        let epoch = tokio::task::spawn_blocking(move || node.promote_shard(shard))
+        self.take_over(shard, move |node| node.promote_shard(shard))
             .await
-            .map_err(|e| Error::Connection(e.to_string()))??;
-        state
-            .committed
-            .send_replace(self.node.log_position(shard)?.last_lsn);
-        Ok(epoch)
     }
 
     /// Makes this node's copy of a cluster shard its primary at the map's `epoch`: stops
@@ -327,6 +314,18 @@ impl Replication {
     /// copy's to it; see `Node::promote_shard_to`) and opens the gate.
     pub async fn promote_shard_to(self: &Arc<Self>, shard: usize, epoch: u64) -> Result<u64> {
         let _one = self.promoting.lock().await;
+        self.take_over(shard, move |node| node.promote_shard_to(shard, epoch))
+            .await
+    }
+
+    /// The steps of a promotion of one shard around the engine's part (`promote`, run on
+    /// the blocking pool): stop following, wait for an apply in flight, forget the replicas'
+    /// progress, then publish the last LSN. Called with `promoting` held.
+    async fn take_over(
+        self: &Arc<Self>,
+        shard: usize,
+        promote: impl FnOnce(&Node) -> chirp_engine::Result<u64> + Send + 'static,
+    ) -> Result<u64> {
         let state = self
             .shards
             .get(shard)
@@ -335,13 +334,13 @@ impl Replication {
         drop(Arc::clone(&state.apply).lock_owned().await);
         state.reset_replicas();
         let node = Arc::clone(&self.node);
-        let now = tokio::task::spawn_blocking(move || node.promote_shard_to(shard, epoch))
+        let epoch = tokio::task::spawn_blocking(move || promote(&node))
             .await
             .map_err(|e| Error::Connection(e.to_string()))??;
         state
             .committed
             .send_replace(self.node.log_position(shard)?.last_lsn);
-        Ok(now)
+        Ok(epoch)
     }
 
     /// Waits until each (shard, LSN) is acknowledged as the shard requires: on a cluster
