@@ -14,6 +14,15 @@ pub enum Error {
         /// The peer's explanation.
         message: String,
     },
+    /// A copy following a shard met a primary whose epoch is below the highest epoch of the
+    /// shard it has seen in the map: that primary was replaced, and nothing it sends is taken.
+    #[error("the primary is at epoch {theirs}, below epoch {seen} of the map")]
+    StaleEpoch {
+        /// The primary's epoch.
+        theirs: u64,
+        /// The highest epoch of the shard seen in the map.
+        seen: u64,
+    },
     /// Applying shipped entries failed (a storage error, a gap, an apply that panicked). The
     /// copy cannot go on past that entry, so the shard stops following instead of retrying.
     #[error("applying entries failed: {0}")]

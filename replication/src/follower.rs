@@ -121,6 +121,7 @@ async fn follow(
     )
     .await?;
     let Frame::Welcome {
+        epoch: their_epoch,
         last_lsn: primary_last,
         oldest_lsn,
         common_lsn,
@@ -130,6 +131,7 @@ async fn follow(
     else {
         return Err(Error::Protocol("expected Welcome".into()));
     };
+    below_the_map(repl, shard, their_epoch)?;
     node.shared().set_primary_hint(&api);
     repl.shards[shard].follow_update(|f| {
         f.connected = true;
@@ -170,10 +172,14 @@ async fn follow(
         .await?;
         let (entries, primary_last) = match recv.next().await? {
             Frame::Entries {
+                epoch,
                 entries,
                 primary_last_lsn,
                 ..
-            } => (entries, primary_last_lsn),
+            } => {
+                below_the_map(repl, shard, epoch)?;
+                (entries, primary_last_lsn)
+            }
             Frame::Error {
                 code: ErrorCode::Trimmed,
                 message,
@@ -225,6 +231,20 @@ async fn follow(
             if applied >= f.primary_last_lsn {
                 f.behind_since = None;
             }
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a primary whose epoch is below the shard's highest epoch in the map: it was
+/// replaced (and may not know it yet), so what it writes now must not be acknowledged by
+/// this copy. The stream ends; the follower retries, and the map repoints it.
+fn below_the_map(repl: &Replication, shard: usize, their_epoch: u64) -> Result<()> {
+    let seen = repl.shards[shard].map_epoch();
+    if their_epoch < seen {
+        return Err(Error::StaleEpoch {
+            theirs: their_epoch,
+            seen,
         });
     }
     Ok(())

@@ -221,6 +221,7 @@ impl Replication {
     pub async fn apply_plan(self: &Arc<Self>, plan: &[ShardPlan]) -> Result<()> {
         for p in plan {
             if let Some(state) = self.shards.get(p.shard) {
+                state.saw_map_epoch(p.epoch);
                 state.set_sync(Some(state::SyncSet {
                     members: p.sync.clone(),
                     min: p.min_sync,
@@ -243,7 +244,11 @@ impl Replication {
                 Part::Primary | Part::Replica => {}
             }
             match p.part {
-                Part::Primary if self.node.is_primary_of(p.shard) => {}
+                // A primary holds the map's epoch (the map raises it only with a change
+                // of primary, so this is a no-op unless the copy missed a round trip).
+                Part::Primary
+                    if self.node.is_primary_of(p.shard)
+                        && self.node.log_position(p.shard)?.epoch >= p.epoch => {}
                 Part::Primary => {
                     self.promote_shard_to(p.shard, p.epoch).await?;
                 }

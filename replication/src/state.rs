@@ -3,6 +3,7 @@
 //! replica, how far it has applied and how far the primary is.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,9 @@ pub struct ShardState {
     /// for (the map's sync set, or a superset while it changes); None on a standalone node,
     /// which follows its acknowledgement mode instead.
     sync: Mutex<Option<SyncSet>>,
+    /// The highest epoch of this shard seen in the cluster map (0 on a standalone node). A
+    /// copy following the shard takes nothing from a primary below it.
+    map_epoch: AtomicU64,
 }
 
 /// Who must acknowledge a write of a cluster shard.
@@ -86,7 +90,18 @@ impl ShardState {
             follow: Mutex::new(FollowState::default()),
             apply: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             sync: Mutex::new(None),
+            map_epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Records an epoch of the shard seen in the map; the highest one seen is kept.
+    pub fn saw_map_epoch(&self, epoch: u64) {
+        self.map_epoch.fetch_max(epoch, Ordering::SeqCst);
+    }
+
+    /// The highest epoch of the shard seen in the map.
+    pub fn map_epoch(&self) -> u64 {
+        self.map_epoch.load(Ordering::SeqCst)
     }
 
     /// Sets who acknowledges writes (see the field).

@@ -63,9 +63,14 @@ fn post(node: &Node, author: u64, text: &str) -> u64 {
 
 /// Whether `copy` holds exactly what `primary` holds of `shard`, tweet `id` included. A
 /// replica copy is compared by digest: reading it through the engine on a cluster node goes
-/// to the shard's primary.
+/// to the shard's primary. The oplog counts from where both still hold it (each trims its
+/// own).
 fn same_copy(copy: &Node, primary: &Node, shard: usize, id: u64) -> bool {
-    let (Ok(mine), Ok(theirs)) = (copy.digest(shard, 0), primary.digest(shard, 0)) else {
+    let (Ok(c), Ok(p)) = (copy.oldest_lsn(shard), primary.oldest_lsn(shard)) else {
+        return false;
+    };
+    let from = c.max(p);
+    let (Ok(mine), Ok(theirs)) = (copy.digest(shard, from), primary.digest(shard, from)) else {
         return false;
     };
     mine == theirs && primary.placement().of_id(id) == Some(shard)
@@ -382,4 +387,68 @@ async fn peers_are_the_nodes_their_certificates_name() {
     for r in [ra, rb, rc, rd] {
         r.shutdown().await;
     }
+}
+
+/// A copy that has seen a higher epoch of its shard in the map takes nothing from a primary
+/// below it: a replaced primary that missed the change (paused, partitioned) still writes,
+/// but none of its writes is acknowledged by this copy, so none can be acknowledged at all
+/// while this copy is its sync set. Once the primary holds the map's epoch, it is followed
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_takes_nothing_from_a_primary_below_the_map_epoch() {
+    use chirp_replication::{Part, ShardPlan};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![]);
+    let b = open_holding(&root.join("b-data"), vec![]);
+    let mut ca = config(root, "a");
+    ca.sync_timeout = Duration::from_secs(1);
+    let ra = Replication::start(Arc::clone(&a), ca).await.expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    let pa = Some(ra.local_addr());
+    let plan = |shard, part, epoch| ShardPlan {
+        shard,
+        epoch,
+        sync: vec!["b".into()],
+        min_sync: 1,
+        part,
+        primary: pa,
+    };
+    let both = |part, epoch| [plan(0, part, epoch), plan(1, part, epoch)];
+    ra.apply_plan(&both(Part::Primary, 1)).await.expect("a");
+    rb.apply_plan(&both(Part::Replica, 1)).await.expect("b");
+    let user = sign_up(&a, "fenced", 0);
+    let t = post(&a, user, "at the map's epoch");
+    let shard = a.placement().of_id(t).expect("shard");
+    let lsn = a.log_position(shard).expect("pos").last_lsn;
+    ra.wait_replicated(&[(shard, lsn)])
+        .await
+        .expect("acknowledged by b");
+
+    // b sees the shard at epoch 3 in the map; a, still at epoch 1, missed it.
+    rb.apply_plan(&both(Part::Replica, 3)).await.expect("b");
+    let t2 = post(&a, user, "from a primary the map replaced");
+    let lsn2 = a.log_position(shard).expect("pos").last_lsn;
+    let waited = ra.wait_replicated(&[(shard, lsn2)]).await;
+    assert!(
+        matches!(waited, Err(chirp_replication::Error::SyncTimeout { .. })),
+        "a write of a replaced primary was acknowledged: {waited:?}"
+    );
+    assert!(
+        b.log_position(shard).expect("pos").last_lsn < lsn2,
+        "b applied an entry from below the map's epoch"
+    );
+
+    // a takes the map's epoch: b follows it again and catches up.
+    ra.apply_plan(&both(Part::Primary, 3)).await.expect("a");
+    assert_eq!(a.log_position(shard).expect("pos").epoch, 3);
+    wait_for("b to catch up at epoch 3", || same_copy(&b, &a, shard, t2)).await;
+    ra.wait_replicated(&[(shard, lsn2)])
+        .await
+        .expect("acknowledged once a holds the map's epoch");
+    ra.shutdown().await;
+    rb.shutdown().await;
 }
