@@ -18,7 +18,7 @@ pub const MAX_BODY: usize = 64 << 20;
 /// Bytes before the body: version, kind, body length.
 const HEADER: usize = 1 + 1 + 4;
 /// The highest frame kind this build knows.
-const LAST_KIND: u8 = 10;
+const LAST_KIND: u8 = 12;
 /// Bytes after the body: the checksum.
 const TRAILER: usize = 4;
 
@@ -46,6 +46,8 @@ pub enum ErrorCode {
     BadRequest = 4,
     /// The peer failed internally.
     Internal = 5,
+    /// The thing asked for (an image file) is not on the asked node.
+    NotFound = 6,
 }
 
 /// One message on a replication stream.
@@ -157,6 +159,23 @@ pub enum Frame {
         /// The reply or the failure, JSON.
         body: Vec<u8>,
     },
+    /// First and only request of a blob stream: send the image file whose bytes have this
+    /// SHA-256 (lowercase hex). A copy asks its primary for the files its shard's media rows
+    /// name before it applies them.
+    BlobGet {
+        /// The cluster name; peers of another cluster are refused.
+        cluster: String,
+        /// The file's SHA-256, lowercase hex.
+        sha256: String,
+    },
+    /// The answer to a BlobGet, in pieces: the file's bytes in order, the last piece marked
+    /// (or an Error frame, NotFound if the file is not there).
+    BlobData {
+        /// The next bytes of the file (at most 1 MiB).
+        data: Vec<u8>,
+        /// Whether this is the last piece.
+        last: bool,
+    },
 }
 
 impl Frame {
@@ -172,6 +191,8 @@ impl Frame {
             Frame::Error { .. } => 8,
             Frame::Step { .. } => 9,
             Frame::StepReply { .. } => 10,
+            Frame::BlobGet { .. } => 11,
+            Frame::BlobData { .. } => 12,
         }
     }
 
@@ -292,6 +313,14 @@ impl Frame {
             Frame::StepReply { ok, body } => {
                 b.put_u8(u8::from(*ok));
                 put_bytes(b, body);
+            }
+            Frame::BlobGet { cluster, sha256 } => {
+                put_bytes(b, cluster.as_bytes());
+                put_bytes(b, sha256.as_bytes());
+            }
+            Frame::BlobData { data, last } => {
+                put_bytes(b, data);
+                b.put_u8(u8::from(*last));
             }
         }
     }
@@ -425,6 +454,7 @@ fn decode_body(kind: u8, b: &mut &[u8]) -> Option<Frame> {
                 3 => ErrorCode::Deposed,
                 4 => ErrorCode::BadRequest,
                 5 => ErrorCode::Internal,
+                6 => ErrorCode::NotFound,
                 _ => return None,
             },
             message: string(b)?,
@@ -441,6 +471,18 @@ fn decode_body(kind: u8, b: &mut &[u8]) -> Option<Frame> {
                 _ => return None,
             },
             body: bytes_(b)?,
+        },
+        11 => Frame::BlobGet {
+            cluster: string(b)?,
+            sha256: string(b)?,
+        },
+        12 => Frame::BlobData {
+            data: bytes_(b)?,
+            last: match u8_(b)? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
         },
         _ => return None,
     })

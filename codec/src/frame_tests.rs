@@ -16,6 +16,7 @@ fn frame_strategy() -> impl Strategy<Value = Frame> {
         Just(ErrorCode::Deposed),
         Just(ErrorCode::BadRequest),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::NotFound),
     ];
     prop_oneof![
         (
@@ -110,6 +111,9 @@ fn frame_strategy() -> impl Strategy<Value = Frame> {
             }
         }),
         (any::<bool>(), bytes_strategy(64)).prop_map(|(ok, body)| Frame::StepReply { ok, body }),
+        (".{0,12}", "[0-9a-f]{0,64}")
+            .prop_map(|(cluster, sha256)| Frame::BlobGet { cluster, sha256 }),
+        (bytes_strategy(64), any::<bool>()).prop_map(|(data, last)| Frame::BlobData { data, last }),
     ]
 }
 

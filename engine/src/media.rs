@@ -6,11 +6,12 @@
 //! same batch as the tweet and deletes it with the tweet, so media that no tweet shows can be
 //! found later by a prefix scan and removed after a grace period.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Map;
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Entry, OpKind};
 use crate::blobs::{Blob, BlobStore};
 use crate::doc::{self, MediaDoc, MediaRef};
 use crate::error::{Error, Result};
@@ -88,8 +89,9 @@ impl Media {
     }
 
     /// The stored bytes of an upload. `primary`: this copy is the primary of the upload's
-    /// shard, which stored the file before the row, so a missing file is damage; a replica
-    /// receives rows but not yet files, so there it is "not found" (404).
+    /// shard, which stored the file before the row (or, promoted, fetched it before applying
+    /// the row), so a missing file is damage. A replica fetches the file before it applies
+    /// the row too, unless its primary lacked it: there it is "not found" (404).
     pub(crate) fn blob(&self, media: &MediaDoc, primary: bool) -> Result<Blob> {
         match self.blobs.get(&media.sha256) {
             Err(Error::Corrupt(why)) if !primary && !self.blobs.contains(&media.sha256) => {
@@ -103,6 +105,33 @@ impl Media {
     /// The digests of every blob file (one per distinct image).
     pub(crate) fn digests(&self) -> Result<Vec<String>> {
         self.blobs.list()
+    }
+
+    /// Whether the file with this digest is here.
+    pub(crate) fn has(&self, sha256: &str) -> bool {
+        self.blobs.contains(sha256)
+    }
+
+    /// The file with this digest: NotFound if it is not here.
+    pub(crate) fn file(&self, sha256: &str) -> Result<Blob> {
+        match self.blobs.get(sha256) {
+            Err(Error::Corrupt(_)) if !self.blobs.contains(sha256) => {
+                Err(Error::NotFound("image file"))
+            }
+            other => other,
+        }
+    }
+
+    /// Stores a file another copy sent, durably, if its bytes are the ones `sha256` names.
+    pub(crate) fn receive(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        let got = crate::blobs::sha256_hex(bytes);
+        if got != sha256 {
+            return Err(Error::Corrupt(format!(
+                "image file {sha256} arrived with the bytes of {got}"
+            )));
+        }
+        self.blobs.put(bytes)?;
+        Ok(())
     }
 }
 
@@ -148,6 +177,51 @@ impl Inner {
     /// The digests of every blob file (one per distinct image).
     pub fn blob_digests(&self) -> Result<Vec<String>> {
         self.media.digests()
+    }
+
+    /// The image files named by the media rows that shipped oplog entries write, which this
+    /// node does not have: a copy fetches them before it applies the entries, so a copy that
+    /// acknowledges an upload holds its file.
+    pub fn blobs_missing_for(&self, raws: &[Vec<u8>]) -> Result<Vec<String>> {
+        let mut out = BTreeSet::new();
+        for raw in raws {
+            for op in Entry::decode(raw)?.ops {
+                if op.cf_name() == CF_MEDIA && op.kind == OpKind::Put {
+                    let m: MediaDoc = doc::decode(&op.value)?;
+                    if !self.media.has(&m.sha256) {
+                        out.insert(m.sha256);
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The image files named by a shard's media rows that this node does not have (after a
+    /// copy of the shard was installed from a checkpoint).
+    pub fn blobs_missing(&self, shard: usize) -> Result<Vec<String>> {
+        let mut out = BTreeSet::new();
+        self.placement
+            .shard(shard)?
+            .for_each(CF_MEDIA, |_, value| {
+                let m: MediaDoc = doc::decode(value)?;
+                if !self.media.has(&m.sha256) {
+                    out.insert(m.sha256);
+                }
+                Ok(())
+            })?;
+        Ok(out.into_iter().collect())
+    }
+
+    /// An image file by its digest (to send to another copy); NotFound if it is not here.
+    pub fn blob_file(&self, sha256: &str) -> Result<Blob> {
+        self.media.file(sha256)
+    }
+
+    /// Stores an image file received from another copy, durably, refusing bytes that are
+    /// not the file `sha256` names.
+    pub fn receive_blob(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.media.receive(sha256, bytes)
     }
 
     /// Ids of the tweets that show an image, oldest first (empty: a candidate for removal).

@@ -184,6 +184,10 @@ pub(crate) async fn receive_checkpoint(
         epoch = pos.epoch,
         "installed a checkpoint from the primary"
     );
-    repl.shards[shard].follow_update(|f| f.bootstraps += 1);
+    // The checkpoint brought rows, not the image files they name: fetched next.
+    repl.shards[shard].follow_update(|f| {
+        f.bootstraps += 1;
+        f.files_checked = false;
+    });
     Ok(())
 }

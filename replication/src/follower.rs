@@ -149,6 +149,7 @@ async fn follow(
         );
         bootstrap::receive_checkpoint(repl, shard, &mut send, &mut recv).await?;
     }
+    fetch_shard_blobs(repl, &conn, shard).await?;
     let mut applied = node.log_position(shard)?.last_lsn;
     link::send(
         &mut send,
@@ -190,6 +191,7 @@ async fn follow(
                     "fell behind the primary's oplog; bootstrapping"
                 );
                 bootstrap::receive_checkpoint(repl, shard, &mut send, &mut recv).await?;
+                fetch_shard_blobs(repl, &conn, shard).await?;
                 applied = node.log_position(shard)?.last_lsn;
                 continue;
             }
@@ -206,6 +208,19 @@ async fn follow(
         });
         if !entries.is_empty() {
             let raws: Vec<Vec<u8>> = entries.into_iter().map(|(_, raw)| raw).collect();
+            // The image files the batch's media rows name come first: acknowledging the
+            // batch must mean holding them.
+            let node = Arc::clone(&repl.node);
+            let (missing, raws) = tokio::task::spawn_blocking(move || {
+                let missing = node.blobs_missing_for(&raws);
+                (missing, raws)
+            })
+            .await
+            .map_err(|e| Error::Apply(format!("the blob check failed: {e}")))?;
+            let missing = missing.map_err(|e| Error::Apply(e.to_string()))?;
+            if !missing.is_empty() {
+                crate::blobs::fetch(repl, &conn, missing).await?;
+            }
             let node = Arc::clone(&repl.node);
             // The apply guard goes with the write: if this task is cancelled (promotion), the
             // write still finishes, and promotion waits for the guard before raising epochs.
@@ -233,6 +248,33 @@ async fn follow(
             }
         });
     }
+    Ok(())
+}
+
+/// Fetches every image file the copy's rows name that this node lacks, once per run of the
+/// node and again after each checkpoint installed (a checkpoint brings rows, not files; a
+/// copy made before files travelled may lack some).
+async fn fetch_shard_blobs(
+    repl: &Replication,
+    conn: &quinn::Connection,
+    shard: usize,
+) -> Result<()> {
+    if repl.shards[shard].follow().files_checked {
+        return Ok(());
+    }
+    let node = Arc::clone(&repl.node);
+    let missing = tokio::task::spawn_blocking(move || node.blobs_missing(shard))
+        .await
+        .map_err(|e| Error::Connection(e.to_string()))??;
+    if !missing.is_empty() {
+        tracing::info!(
+            shard,
+            files = missing.len(),
+            "fetching the image files the copy's rows name"
+        );
+        crate::blobs::fetch(repl, conn, missing).await?;
+    }
+    repl.shards[shard].follow_update(|f| f.files_checked = true);
     Ok(())
 }
 

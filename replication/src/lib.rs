@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod blobs;
 pub mod bootstrap;
 pub mod error;
 pub mod follower;

@@ -117,10 +117,13 @@ async fn serve_stream(
             shard,
             body,
         } => return crate::steps::serve(repl, send, cluster, shard, body).await,
+        Frame::BlobGet { cluster, sha256 } => {
+            return crate::blobs::serve(repl, send, cluster, sha256).await
+        }
         _ => {
             return Err(refuse(
                 ErrorCode::BadRequest,
-                "expected a replica's Hello or a Step",
+                "expected a replica's Hello, a Step or a BlobGet",
             ))
         }
     };

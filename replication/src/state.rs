@@ -36,6 +36,9 @@ pub struct FollowState {
     pub bootstraps: u64,
     /// Why this shard stopped following (an apply failed); None while it follows.
     pub stopped: Option<String>,
+    /// Whether every image file the copy's rows name has been fetched (checked once per
+    /// run of the node and again after each checkpoint installed).
+    pub files_checked: bool,
 }
 
 /// Per-shard replication state.

@@ -452,3 +452,102 @@ async fn a_copy_takes_nothing_from_a_primary_below_the_map_epoch() {
     ra.shutdown().await;
     rb.shutdown().await;
 }
+
+/// A small PNG, different per `seed`.
+fn picture(seed: u8) -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode");
+    out.into_inner()
+}
+
+/// Image files travel with their shard: a following copy holds the file of every upload it
+/// acknowledged (fetched before it applies the row), and a copy installed from a checkpoint
+/// fetches the files its rows name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_files_travel_with_their_shard() {
+    use chirp_replication::{Part, ShardPlan};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![]);
+    let b = open_holding(&root.join("b-data"), vec![]);
+    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
+        .await
+        .expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    let pa = Some(ra.local_addr());
+    let plan = |shard, part, sync: &[&str]| ShardPlan {
+        shard,
+        epoch: 1,
+        sync: sync.iter().map(|s| s.to_string()).collect(),
+        min_sync: sync.len(),
+        part,
+        primary: pa,
+    };
+    let both = |part, sync: &[&str]| [plan(0, part, sync), plan(1, part, sync)];
+    ra.apply_plan(&both(Part::Primary, &["b"]))
+        .await
+        .expect("a");
+    rb.apply_plan(&both(Part::Replica, &[])).await.expect("b");
+    let user = sign_up(&a, "pictures", 0);
+    let mut uploads = Vec::new();
+    for seed in 0..3u8 {
+        let media = a
+            .upload_media(user, "image/png", &picture(seed))
+            .expect("upload");
+        let shard = a.placement().of_id(media.id).expect("shard");
+        let lsn = a.log_position(shard).expect("pos").last_lsn;
+        ra.wait_replicated(&[(shard, lsn)])
+            .await
+            .expect("acknowledged by b");
+        // Acknowledged by b: b holds the file, byte for byte.
+        let here = a.blob_file(&media.sha256).expect("a's file");
+        let there = b
+            .blob_file(&media.sha256)
+            .expect("b holds the file it acknowledged");
+        assert_eq!(here.as_ref(), there.as_ref());
+        uploads.push(media);
+    }
+
+    // c joins after a trimmed its oplog: it installs a checkpoint, then fetches the files.
+    for s in 0..SHARDS {
+        let last = a.log_position(s).expect("pos").last_lsn;
+        a.trim_oplog(s, last).expect("trim");
+    }
+    let c = open_holding(&root.join("c-data"), vec![]);
+    let rc = Replication::start(Arc::clone(&c), config(root, "c"))
+        .await
+        .expect("c");
+    rc.apply_plan(&both(Part::Replica, &[])).await.expect("c");
+    wait_for("c to install a checkpoint and fetch the files", || {
+        uploads.iter().all(|m| {
+            c.blob_file(&m.sha256)
+                .is_ok_and(|f| f.as_ref() == picture_bytes(&a, m))
+        })
+    })
+    .await;
+    assert!(
+        rc.status()["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .any(|s| s["bootstraps"].as_u64() > Some(0)),
+        "c should have bootstrapped from a checkpoint: {}",
+        rc.status()
+    );
+    for r in [ra, rb, rc] {
+        r.shutdown().await;
+    }
+}
+
+fn picture_bytes(node: &Node, media: &chirp_engine::MediaDoc) -> Vec<u8> {
+    node.blob_file(&media.sha256)
+        .expect("the primary's file")
+        .as_ref()
+        .to_vec()
+}

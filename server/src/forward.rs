@@ -86,7 +86,8 @@ impl Owners {
 pub fn owner_shard(app: &App, req: &Request<Incoming>) -> Option<ShardId> {
     app.owners.as_ref()?;
     let placement = app.node.placement();
-    // An image's file is on the node that took the upload: its shard's primary.
+    // An image is served by its shard's primary, which holds every file its rows name (a
+    // replica may not have applied the row yet).
     let media = req
         .uri()
         .path()

@@ -940,6 +940,27 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
         user_shard.push(shard_of(&id));
         acked.push((id, text, Instant::now()));
     }
+    // An image on a tweet of survivor0, whose shard's primary is killed below: its file must
+    // be on the new primary (files travel with their shard).
+    let png = picture(7);
+    let up = nodes[0].send(
+        "POST",
+        "/media",
+        Some(&users[0].1),
+        &[("Content-Type", "image/png")],
+        Some(&png),
+    );
+    assert_eq!(up.status, 201, "{}", up.json());
+    let media_id = up.json()["id"].as_str().expect("id").to_string();
+    let (s, t) = nodes[1].call(
+        "POST",
+        "/tweet",
+        Some(&users[0].1),
+        Some(serde_json::json!({"text": "a picture before the kill", "media": [media_id]})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let image = nodes[2].send("GET", &format!("/media/{media_id}"), None, &[], None);
+    assert_eq!(image.status, 200);
     let before = status(&etcd, "c7");
     let victim_name = before["shards"][user_shard[0] as usize]["primary"]
         .as_str()
@@ -1031,6 +1052,14 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
         }
     }
     eprintln!("{} acknowledged posts all read back", acked.len());
+    let image_everywhere = |nodes: &[Chirp], at: &[usize]| {
+        for i in at {
+            let r = nodes[*i].send("GET", &format!("/media/{media_id}"), None, &[], None);
+            assert_eq!(r.status, 200, "the image through n{}", i + 1);
+            assert!(r.body == image.body, "the image's bytes through n{}", i + 1);
+        }
+    };
+    image_everywhere(&nodes, &entries);
 
     // The killed node comes back as a replica of its old shards, identical to the primaries.
     nodes[v] = start(&specs[v], &etcd, "c7");
@@ -1045,6 +1074,17 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
             identical(&nodes, &[v, p], *shard)
         });
     }
+    image_everywhere(&nodes, &[0, 1, 2]);
+}
+
+/// A small PNG, different per `seed`.
+fn picture(seed: u8) -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(32, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode");
+    out.into_inner()
 }
 
 /// A primary paused (SIGSTOP) past its lease is failed over; resumed (SIGCONT) with posts
