@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::datadir::{read_manifest, MANIFEST};
-use crate::durable::sync_dir;
+use crate::durable::{create_dir_synced, sync_dir};
 use crate::error::{Error, Result};
 use crate::node::{Inner, Node, NodeConfig, OpenMode};
 
@@ -27,6 +27,10 @@ pub struct BackupReport {
     /// Files copied one by one: for a checkpoint the manifest and the side files kept beside
     /// the shards (RocksDB writes the shards' own files); for a restore every file.
     pub copied_files: usize,
+    /// Image files hard-linked into a checkpoint rather than copied (they are immutable;
+    /// a checkpoint on another file system copies them).
+    #[serde(default)]
+    pub linked_files: usize,
     /// Bytes of all files in the directory written.
     pub bytes: u64,
     /// Wall time taken.
@@ -54,10 +58,24 @@ fn check_empty_target(dir: &Path) -> Result<()> {
     }
 }
 
+/// Files placed by [`copy_tree`].
+#[derive(Default)]
+struct Placed {
+    copied: usize,
+    linked: usize,
+}
+
 /// Copies every file under `from` into `to` (same relative paths), skipping paths for which
-/// `skip` is true; returns the number of files copied.
-fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<usize> {
-    let mut copied = 0;
+/// `skip` is true and hard-linking those for which `link` is (copying them if the link
+/// fails, as across file systems). Durable when it returns: each file copied and each
+/// directory filled is fsynced (`to` itself is the caller's).
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+    link: &dyn Fn(&Path) -> bool,
+) -> Result<Placed> {
+    let mut placed = Placed::default();
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let path = entry.path();
@@ -68,13 +86,21 @@ fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<usi
         let kind = entry.file_type()?;
         if kind.is_dir() {
             std::fs::create_dir_all(&target)?;
-            copied += copy_tree(&path, &target, skip)?;
+            let inner = copy_tree(&path, &target, skip, link)?;
+            sync_dir(&target)?;
+            placed.copied += inner.copied;
+            placed.linked += inner.linked;
         } else if kind.is_file() {
+            if link(&path) && std::fs::hard_link(&path, &target).is_ok() {
+                placed.linked += 1;
+                continue;
+            }
             std::fs::copy(&path, &target)?;
-            copied += 1;
+            std::fs::File::open(&target)?.sync_all()?;
+            placed.copied += 1;
         }
     }
-    Ok(copied)
+    Ok(placed)
 }
 
 fn tree_bytes(dir: &Path) -> Result<u64> {
@@ -94,19 +120,21 @@ fn tree_bytes(dir: &Path) -> Result<u64> {
 impl Inner {
     /// Writes a checkpoint of the node to `dir` (which must be missing or empty) while it
     /// keeps serving: per shard a RocksDB checkpoint (memtables flushed, SST files hard-linked
-    /// when `dir` is on the same file system), then a copy of every other file of the data dir
-    /// (manifest, index files, and every image under `media/`, copied file by file, so its
-    /// time and size grow with the images stored).
+    /// when `dir` is on the same file system), then every other file of the data dir: the
+    /// manifest and index files copied, the images under `media/` hard-linked (copied when
+    /// `dir` is on another file system). Durable when it returns: every file and directory
+    /// written is fsynced.
     pub fn checkpoint(&self, dir: &Path) -> Result<BackupReport> {
         let started = Instant::now();
         check_empty_target(dir)?;
         // Fresh index files make the restored node's replay short; an older one would
         // still be correct, since a node replays the tweets past its index's high water.
         self.save_indexes()?;
-        std::fs::create_dir_all(dir.join("shards"))?;
+        create_dir_synced(&dir.join("shards"))?;
         for shard in self.placement.local() {
             shard.checkpoint(&shard_dir(dir, shard.index()))?;
         }
+        sync_dir(&dir.join("shards"))?;
         // Everything else in the data dir is copied as it is: the manifest and files that
         // other parts of the node keep beside the shards (e.g. per-shard index files).
         let data = self.config.data_dir.clone();
@@ -117,15 +145,20 @@ impl Inner {
             let is_shard = path.parent() == Some(data.join("shards").as_path())
                 && held.iter().any(|&i| path == shard_dir(&data, i));
             let is_target = std::fs::canonicalize(path).is_ok_and(|p| p == dir_abs);
-            let is_temp = path.extension().is_some_and(|e| e == "tmp");
+            let is_temp = path.extension().is_some_and(|e| e == "tmp")
+                || path == data.join("media").join("tmp");
             is_shard || is_target || is_temp
         };
-        let copied_files = copy_tree(&data, dir, &skip)?;
+        // Image files never change once written (a new image is a new file), so the
+        // checkpoint shares them.
+        let media = data.join("media");
+        let placed = copy_tree(&data, dir, &skip, &|path| path.starts_with(&media))?;
         sync_dir(dir)?;
         let report = BackupReport {
             dir: dir.display().to_string(),
             shards: count,
-            copied_files,
+            copied_files: placed.copied,
+            linked_files: placed.linked,
             bytes: tree_bytes(dir)?,
             millis: started.elapsed().as_millis() as u64,
         };
@@ -166,8 +199,8 @@ pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
         }
     }
     check_empty_target(target)?;
-    std::fs::create_dir_all(target)?;
-    let copied_files = copy_tree(checkpoint, target, &|_| false)?;
+    create_dir_synced(target)?;
+    let placed = copy_tree(checkpoint, target, &|_| false, &|_| false)?;
     sync_dir(target)?;
     let mut config = NodeConfig::new(target);
     config.create = false;
@@ -178,7 +211,8 @@ pub fn restore(checkpoint: &Path, target: &Path) -> Result<BackupReport> {
     Ok(BackupReport {
         dir: target.display().to_string(),
         shards,
-        copied_files,
+        copied_files: placed.copied,
+        linked_files: 0,
         bytes: tree_bytes(target)?,
         millis: started.elapsed().as_millis() as u64,
     })

@@ -192,11 +192,12 @@ pub fn compaction(r: &CompactReport) -> String {
 /// `chirpctl checkpoint` and `restore`.
 pub fn backup(what: &str, r: &BackupReport) -> String {
     format!(
-        "{what} {}: {} shard(s), {}, {} file(s) copied, {} ms\n",
+        "{what} {}: {} shard(s), {}, {} file(s) copied, {} image file(s) linked, {} ms\n",
         r.dir,
         r.shards,
         bytes(r.bytes),
         r.copied_files,
+        r.linked_files,
         r.millis
     )
 }
