@@ -8,7 +8,8 @@
 //! run with a larger value. Unary requests time out after [`REQUEST_TIMEOUT`]; the watch
 //! and keep-alive streams do not.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -22,7 +23,7 @@ use crate::map::{
     check_updates, ClusterConfig, ClusterMap, Controller, ControllerInfo, Member, NodeInfo,
     ShardUpdate,
 };
-use crate::plane::{ControlPlane, MapWatch, Registration, Release, WatchEvent};
+use crate::plane::{ControlPlane, LeaseClock, MapWatch, Registration, Release, WatchEvent};
 use crate::{check_name, codec, Error, Result};
 
 /// How long one unary request may take before it fails as unavailable.
@@ -117,14 +118,15 @@ fn ttl_secs(ttl: Duration) -> i64 {
     (ttl.as_millis().div_ceil(1000) as i64).max(1)
 }
 
-/// Grants a lease and writes `key` under it if no one holds the key.
+/// Grants a lease and writes `key` under it if no one holds the key. Returns the lease and
+/// the revision of the write.
 async fn register_once(
     client: &mut Client,
     node: &str,
     key: &str,
     value: &[u8],
     ttl: i64,
-) -> Result<i64> {
+) -> Result<(i64, u64)> {
     let lease = timed("granting a lease", client.lease_grant(ttl, None))
         .await?
         .id();
@@ -137,7 +139,9 @@ async fn register_once(
         )]);
     let done = timed("registering", client.txn(txn)).await;
     match done {
-        Ok(resp) if resp.succeeded() => Ok(lease),
+        Ok(resp) if resp.succeeded() => {
+            Ok((lease, resp.header().map_or(0, |h| h.revision() as u64)))
+        }
         other => {
             let _ = timed("revoking", client.lease_revoke(lease)).await;
             match other {
@@ -187,14 +191,15 @@ struct Keeper {
     value: Vec<u8>,
     ttl: i64,
     lease: i64,
+    clock: Arc<LeaseClock>,
 }
 
 impl Keeper {
-    /// Keeps the lease alive every third of its TTL until told to stop. A lease that is lost
+    /// Keeps the lease alive every quarter of its TTL until told to stop. A lease that is lost
     /// anyway (etcd unreachable for longer than the TTL) is registered again as soon as the
     /// name is free.
     async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
-        let period = Duration::from_millis((self.ttl as u64 * 1000 / 3).max(100));
+        let period = Duration::from_millis((self.ttl as u64 * 1000 / 4).max(100));
         let mut stream = self.client.lease_keep_alive(self.lease).await.ok();
         loop {
             tokio::select! {
@@ -207,18 +212,26 @@ impl Keeper {
                 () = tokio::time::sleep(period) => {}
             }
             if let Some((keeper, responses)) = stream.as_mut() {
+                let sent = Instant::now();
                 let alive = tokio::time::timeout(period.max(Duration::from_secs(1)), async {
                     keeper.keep_alive().await?;
                     responses.message().await
                 })
                 .await;
-                if let Ok(Ok(Some(resp))) = alive {
-                    if resp.ttl() > 0 {
+                match alive {
+                    Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                        self.clock
+                            .renewed(sent, Duration::from_secs(resp.ttl() as u64));
                         continue;
                     }
+                    // etcd says the lease is gone.
+                    Ok(Ok(Some(_))) => self.clock.lost(),
+                    // No answer: the lease may still be alive; the clock runs out on its own.
+                    _ => {}
                 }
             }
             tracing::warn!(node = %self.node, lease = self.lease, "lost the node's lease; registering again");
+            let sent = Instant::now();
             match register_once(
                 &mut self.client,
                 &self.node,
@@ -228,8 +241,14 @@ impl Keeper {
             )
             .await
             {
-                Ok(lease) => {
+                Ok((lease, revision)) => {
                     self.lease = lease;
+                    self.clock.registered(
+                        lease,
+                        sent,
+                        Duration::from_secs(self.ttl as u64),
+                        revision,
+                    );
                     stream = self.client.lease_keep_alive(lease).await.ok();
                     tracing::info!(node = %self.node, lease, "registered again");
                 }
@@ -295,7 +314,13 @@ impl ControlPlane for EtcdControlPlane {
         let value = codec::encode(node);
         let ttl = ttl_secs(ttl);
         let mut client = self.client.clone();
-        let lease = register_once(&mut client, &node.name, &key, &value, ttl).await?;
+        let sent = Instant::now();
+        let (lease, revision) = register_once(&mut client, &node.name, &key, &value, ttl).await?;
+        let clock = LeaseClock::new(
+            Some(sent + Duration::from_secs(ttl as u64)),
+            revision,
+            lease,
+        );
         let (stop, stopped) = oneshot::channel();
         let keeper = Keeper {
             client,
@@ -304,11 +329,12 @@ impl ControlPlane for EtcdControlPlane {
             value,
             ttl,
             lease,
+            clock: Arc::clone(&clock),
         };
         let task = tokio::spawn(keeper.run(stopped));
         Ok(Registration::new(
             node.name.clone(),
-            lease,
+            clock,
             Box::new(EtcdLease { stop, task }),
         ))
     }

@@ -222,9 +222,11 @@ impl ControlPlane for MemoryControlPlane {
             store: Arc::clone(&self.store),
             lease,
         };
+        // Leases here are expired by hand, never by time.
+        let revision = state.revision;
         Ok(Registration::new(
             node.name.clone(),
-            lease,
+            crate::plane::LeaseClock::new(None, revision, lease),
             Box::new(release),
         ))
     }

@@ -1,7 +1,8 @@
 //! The [`ControlPlane`] trait, and the two handles it gives out: [`Registration`] (a node's
 //! liveness, held under a lease) and [`MapWatch`] (notice that the map changed).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -131,21 +132,105 @@ pub(crate) trait Release: Send + Sync {
     fn abandon(self: Box<Self>);
 }
 
+/// How long a node's registration is known to last, on this node's monotonic clock: the
+/// registration is alive at least until the time its last renewal was *sent* plus the TTL
+/// granted, since the control plane starts the TTL only once it receives the renewal. Also
+/// the revision at which the node last registered (again), so that a node whose lease ran
+/// out can tell whether it has read the map since it came back.
+#[derive(Debug)]
+pub struct LeaseClock {
+    state: std::sync::Mutex<ClockState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ClockState {
+    /// None: the registration does not lapse on its own (the in-memory plane, whose leases
+    /// are expired by hand).
+    valid_until: Option<Instant>,
+    registered_at: u64,
+    /// The lease id now (a registration made again has a new lease).
+    lease: i64,
+}
+
+impl LeaseClock {
+    pub(crate) fn new(
+        valid_until: Option<Instant>,
+        registered_at: u64,
+        lease: i64,
+    ) -> Arc<LeaseClock> {
+        Arc::new(LeaseClock {
+            state: std::sync::Mutex::new(ClockState {
+                valid_until,
+                registered_at,
+                lease,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A renewal sent at `sent` was granted `ttl`.
+    pub(crate) fn renewed(&self, sent: Instant, ttl: Duration) {
+        let mut s = self.lock();
+        let until = sent + ttl;
+        s.valid_until = Some(s.valid_until.map_or(until, |v| v.max(until)));
+    }
+
+    /// The node registered again, under `lease` granted after `sent`, at `revision`.
+    pub(crate) fn registered(&self, lease: i64, sent: Instant, ttl: Duration, revision: u64) {
+        let mut s = self.lock();
+        s.valid_until = Some(sent + ttl);
+        s.registered_at = revision;
+        s.lease = lease;
+    }
+
+    /// The lease was lost (the control plane said so).
+    pub(crate) fn lost(&self) {
+        let mut s = self.lock();
+        if s.valid_until.is_some() {
+            s.valid_until = Some(Instant::now());
+        }
+    }
+
+    /// Whether the registration is alive for at least `margin` more.
+    pub fn held(&self, margin: Duration) -> bool {
+        self.lock()
+            .valid_until
+            .is_none_or(|until| Instant::now() + margin < until)
+    }
+
+    /// The revision of the node's latest registration.
+    pub fn registered_at(&self) -> u64 {
+        self.lock().registered_at
+    }
+}
+
 /// A node's registration under a lease (see [`ControlPlane::register`]). Dropping it revokes
 /// the lease in the background; [`Registration::close`] revokes and waits.
 pub struct Registration {
     node: String,
-    lease: i64,
+    clock: Arc<LeaseClock>,
     release: Option<Box<dyn Release>>,
 }
 
 impl Registration {
-    pub(crate) fn new(node: String, lease: i64, release: Box<dyn Release>) -> Registration {
+    pub(crate) fn new(
+        node: String,
+        clock: Arc<LeaseClock>,
+        release: Box<dyn Release>,
+    ) -> Registration {
         Registration {
             node,
-            lease,
+            clock,
             release: Some(release),
         }
+    }
+
+    /// How long the registration is known to last (kept up to date while it is kept alive).
+    pub fn clock(&self) -> Arc<LeaseClock> {
+        Arc::clone(&self.clock)
     }
 
     /// The registered node's name.
@@ -153,9 +238,10 @@ impl Registration {
         &self.node
     }
 
-    /// The lease id (as the control plane numbers it).
+    /// The lease id (as the control plane numbers it): the latest one, if the registration
+    /// was made again after its lease was lost.
     pub fn lease(&self) -> i64 {
-        self.lease
+        self.clock.lock().lease
     }
 
     /// Revokes the lease: the node is no longer alive in the map once this returns.

@@ -60,7 +60,7 @@ pub use placement::{Placement, ShardId};
 pub use replica::LogPosition;
 pub use search::TagQuery;
 pub use sessions::{Authenticated, SessionInfo, TokenState};
-pub use shard::{cache_only, track_writes, ShardShared};
+pub use shard::{cache_only, track_writes, LeaseCheck, ShardShared};
 pub use steps::stale_reads;
 pub use steps::{Remote, Reply, Step, StepFailure};
 pub use tweets::NewTweet;

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, CF_META};
 
 mod replication;
-pub use replication::{track_writes, ShardShared};
+pub use replication::{track_writes, LeaseCheck, ShardShared};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -419,6 +419,7 @@ impl Shard {
             if !self.is_writable() {
                 return Err(Error::NotPrimary(self.opts.shared.primary_hint()));
             }
+            self.opts.shared.check_lease()?;
             fail::fail_point!("shard::commit::gate");
             let ticket = q.next_ticket;
             q.next_ticket += 1;

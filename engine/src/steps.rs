@@ -361,10 +361,22 @@ impl Inner {
     /// replica copy on a cluster node may lag, so reads go to the primary (a user reads
     /// what they just wrote, through any node), unless the caller runs in [`stale_reads`].
     pub(crate) fn reads_here(&self, shard: ShardId) -> bool {
-        self.is_primary_of(shard)
-            || self.is_fenced(shard)
+        let primary = self.is_primary_of(shard) || self.is_fenced(shard);
+        // A primary whose lease may have lapsed reads through `step`, which refuses.
+        (primary && self.shared().lease_held())
             || (self.placement.holds(shard)
                 && (self.remote.get().is_none() || STALE_READS.with(Cell::get)))
+    }
+
+    /// Refuses (503) an answer from this node's primary copy of `shard` while the node's
+    /// cluster lease may have lapsed, unless the caller asked for stale reads: past it,
+    /// another copy may have been made primary and taken writes this one lacks. (Writes
+    /// are refused at the shard's gate as well.)
+    pub(crate) fn check_lease_of(&self, shard: ShardId) -> Result<()> {
+        if (self.is_primary_of(shard) || self.is_fenced(shard)) && !STALE_READS.with(Cell::get) {
+            self.shared().check_lease()?;
+        }
+        Ok(())
     }
 
     /// Runs a step another node sent for `shard`, which must be the step's shard and held
@@ -408,6 +420,7 @@ impl Inner {
     }
 
     fn run_local(&self, s: ShardId, step: Step) -> Result<Reply> {
+        self.check_lease_of(s)?;
         let shard = self.placement.shard(s)?;
         Ok(match step {
             Step::HandleOwner { handle } => Reply::User(self.local_handle_owner(&handle)?),

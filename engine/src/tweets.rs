@@ -85,6 +85,10 @@ impl Inner {
     /// Reads a tweet document through the hot-tweet cache; None if it does not exist (or
     /// was deleted).
     pub(crate) fn tweet_doc(&self, id: u64) -> Result<Option<Arc<TweetDoc>>> {
+        // Cached copies of a primary's tweets are its answers too.
+        if let Some(s) = self.placement.of_id(id) {
+            self.check_lease_of(s)?;
+        }
         let ticket = match self.cache.get(id) {
             Ok(hit) => return Ok(Some(hit)),
             Err(ticket) => ticket,

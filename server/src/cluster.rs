@@ -4,13 +4,14 @@
 //!
 //! A node with `--etcd` refuses to start unless the cluster exists (its `config` is in
 //! etcd), opens its data dir as a cluster node of the cluster's shard count, registers
-//! `nodes/<N>` with its addresses under a lease kept alive every third of its TTL, and
+//! `nodes/<N>` with its addresses under a lease kept alive every quarter of its TTL, and
 //! follows the map: [`Membership::map`] always holds the latest one read, and every map
 //! (the first one before the node serves) is applied by [`follow_map`]: the shards it names
 //! this node for are opened in the part it names (primary, or a replica following the
 //! primary), the steps of the others are routed to their primaries, and the public
 //! addresses of the primaries feed request forwarding. Without `--etcd` none of this runs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use chirp_engine::ShardId;
 use chirp_replication::{Part, Replication, ShardPlan};
 
 use crate::forward::Owners;
+use chirp_cluster::plane::LeaseClock;
 use chirp_cluster::{
     ClusterMap, ControlPlane, Error, EtcdControlPlane, Handover, NodeInfo, Registration,
     ShardAssignment, ShardUpdate, VersionedShard,
@@ -79,6 +81,12 @@ pub struct Membership {
     pub map: watch::Receiver<Arc<ClusterMap>>,
     registration: Mutex<Option<Registration>>,
     follower: tokio::task::JoinHandle<()>,
+    /// How long the registration is known to last.
+    clock: Arc<LeaseClock>,
+    /// The lease's TTL.
+    ttl: Duration,
+    /// The revision of the last map applied to this node.
+    applied: Arc<AtomicU64>,
 }
 
 impl Membership {
@@ -114,9 +122,25 @@ impl Membership {
         Ok(Arc::new(Membership {
             plane,
             map,
+            clock: registration.clock(),
             registration: Mutex::new(Some(registration)),
             follower,
+            ttl,
+            applied: Arc::new(AtomicU64::new(0)),
         }))
+    }
+
+    /// Whether this node may serve its primary copies: its registration is alive for at
+    /// least [`lease_margin`] more on this node's monotonic clock, and it has applied a map
+    /// read since it last registered (a node whose lease ran out and that registered again
+    /// may have missed a failover until then). Safety never depends on it (acknowledgements
+    /// need the sync set at the current epoch); it bounds how stale a read can be.
+    pub fn lease_check(&self) -> chirp_engine::LeaseCheck {
+        let (clock, applied) = (Arc::clone(&self.clock), Arc::clone(&self.applied));
+        let margin = lease_margin(self.ttl);
+        Box::new(move || {
+            clock.held(margin) && applied.load(Ordering::SeqCst) >= clock.registered_at()
+        })
     }
 
     /// The lease this node is registered under (while it is).
@@ -141,6 +165,13 @@ impl Membership {
             }
         }
     }
+}
+
+/// How long before its registration could expire a node stops serving its primary copies:
+/// 2 s, or a fifth of a shorter TTL (a clock running fast by up to that share, a request
+/// already past the check).
+pub fn lease_margin(ttl: Duration) -> Duration {
+    (ttl / 5).min(Duration::from_secs(2))
 }
 
 /// Keeps `tx` at the latest map: waits for a change, reads the map again. When the watch
@@ -227,6 +258,9 @@ pub async fn follow_map(
     me: String,
 ) -> Result<tokio::task::JoinHandle<()>, chirp_replication::Error> {
     let mut maps = membership.map.clone();
+    repl.node()
+        .shared()
+        .set_lease_check(membership.lease_check());
     let applier = Arc::new(Applier {
         plane: Arc::clone(&membership.plane),
         repl,
@@ -234,6 +268,7 @@ pub async fn follow_map(
         me,
         handovers: std::sync::Mutex::new(HashMap::new()),
         sync_changes: std::sync::Mutex::new(HashMap::new()),
+        applied: Arc::clone(&membership.applied),
     });
     let first = Arc::clone(&maps.borrow_and_update());
     applier.apply(&first).await?;
@@ -263,6 +298,8 @@ struct Applier {
     /// and the new members both, so a write acknowledged meanwhile is on every member of
     /// whichever set the map ends up with.
     sync_changes: std::sync::Mutex<HashMap<ShardId, SyncChange>>,
+    /// The revision of the last map applied (see [`Membership::lease_check`]).
+    applied: Arc<AtomicU64>,
 }
 
 /// A sync-set change being written (see [`Applier::sync_changes`]).
@@ -334,6 +371,7 @@ impl Applier {
             }
         }
         self.repl.apply_plan(&plans).await?;
+        self.applied.fetch_max(map.revision, Ordering::SeqCst);
         tracing::info!(
             revision = map.revision,
             primary = plans.iter().filter(|p| p.part == Part::Primary).count(),

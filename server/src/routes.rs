@@ -183,7 +183,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             (Matched::Route(route, params), Some(shard)) => {
                 crate::forward::settle(&app, shard).await;
                 if app.node.is_primary_of(shard) || crate::forward::forwarded(&req) {
-                    dispatch(&app, route, req, &params).await
+                    // Served from this node's copies: only while its lease holds.
+                    match app.node.shared().check_lease() {
+                        Ok(()) => dispatch(&app, route, req, &params).await,
+                        Err(e) => Err(e.into()),
+                    }
                 } else {
                     crate::forward::proxy(&app, shard, req).await
                 }

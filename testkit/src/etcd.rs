@@ -17,6 +17,7 @@ pub struct Etcd {
     child: Child,
     /// The client URL, `http://127.0.0.1:PORT`.
     pub url: String,
+    peer_url: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -36,6 +37,40 @@ pub fn binary() -> PathBuf {
         return debian;
     }
     panic!("no etcd binary on PATH or at /usr/bin/etcd: run scripts/setup-deps (it installs Debian's etcd-server)");
+}
+
+/// Starts one etcd member on `dir`, logging (appended) to `log`.
+fn spawn(
+    dir: &std::path::Path,
+    url: &str,
+    peer_url: &str,
+    log: &std::path::Path,
+) -> Result<Child, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| e.to_string())?;
+    Command::new(binary())
+        .arg("--name=test")
+        .arg(format!("--data-dir={}", dir.join("data").display()))
+        .arg(format!("--listen-client-urls={url}"))
+        .arg(format!("--advertise-client-urls={url}"))
+        .arg(format!("--listen-peer-urls={peer_url}"))
+        .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+        .arg(format!("--initial-cluster=test={peer_url}"))
+        .args([
+            "--heartbeat-interval=10",
+            "--election-timeout=100",
+            "--max-txn-ops=4096",
+            "--log-level=warn",
+            "--logger=zap",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("spawning {}: {e}", binary().display()))
 }
 
 fn free_port() -> u16 {
@@ -65,53 +100,71 @@ impl Etcd {
         let url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = dir.path().join("etcd.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let mut child = Command::new(binary())
-            .arg("--name=test")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={url}"))
-            .arg(format!("--advertise-client-urls={url}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=test={peer_url}"))
-            .args([
-                "--heartbeat-interval=10",
-                "--election-timeout=100",
-                "--max-txn-ops=4096",
-                "--log-level=warn",
-                "--logger=zap",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("spawning {}: {e}", binary().display()))?;
+        let child = spawn(dir.path(), &url, &peer_url, &log)?;
+        let mut etcd = Etcd {
+            child,
+            url,
+            peer_url,
+            log,
+            _dir: dir,
+        };
+        etcd.wait_healthy()?;
+        Ok(etcd)
+    }
+
+    /// Waits (up to 20 s) until etcd answers its health check; kills it if it does not.
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(2))
             .build();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!("etcd exited with {status}: {text}"));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("etcd exited with {status}: {}", self.log()));
             }
-            if let Ok(resp) = agent.get(&format!("{url}/health")).call() {
+            if let Ok(resp) = agent.get(&format!("{}/health", self.url)).call() {
                 if resp.into_string().is_ok_and(|body| body.contains("true")) {
-                    return Ok(Etcd {
-                        child,
-                        url,
-                        log,
-                        _dir: dir,
-                    });
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                return Err(format!("etcd did not answer within 20 s: {text}"));
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!("etcd did not answer within 20 s: {}", self.log()));
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The etcd process's id (to pause it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills etcd (SIGKILL) and waits for it to exit; [`Etcd::restart`] brings it back on
+    /// the same data and addresses.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts etcd again on its data dir and addresses (after [`Etcd::kill`]) and waits
+    /// until it answers; panics if it does not.
+    pub fn restart(&mut self) {
+        self.kill();
+        let dir = self._dir.path().to_path_buf();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The ports were just released; another process may hold one for a moment.
+            let started = spawn(&dir, &self.url, &self.peer_url, &self.log).and_then(|child| {
+                self.child = child;
+                self.wait_healthy()
+            });
+            match started {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("etcd did not restart: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
         }
     }
 

@@ -1087,6 +1087,62 @@ fn picture(seed: u8) -> Vec<u8> {
     out.into_inner()
 }
 
+/// Leases bound stale reads: with etcd paused, no node can renew its registration, so
+/// once a primary's lease may have lapsed (TTL less a margin, on its own clock) it stops
+/// answering for its shards (503, reads from its hot cache included), while a read that
+/// asks for stale data still gets its replica copy. With etcd back, each node registers
+/// again, applies a map read since, and serves again.
+#[test]
+fn a_primary_whose_lease_lapsed_stops_serving() {
+    let Three {
+        etcd, nodes, _ca, ..
+    } = three("c10", 2, 3);
+    let (_, token) = nodes[0].user("leased");
+    let id = nodes[0].tweet(&token, "read me while the lease holds");
+    let shard = chirp_engine::ids::shard_of_id(id.parse().expect("id"));
+    let p = index_of(&status(&etcd, "c10")["shards"][shard]["primary"]);
+    let r = (p + 1) % 3;
+    let path = format!("/tweets/{id}");
+    let (s, _) = nodes[p].call("GET", &path, None, None);
+    assert_eq!(s, 200, "read through the primary (now in its hot cache)");
+
+    // SAFETY: kill(2) on a child process this test started.
+    unsafe { libc::kill(etcd.pid() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(2500));
+    let refused = nodes[p].send("GET", &path, None, &[], None);
+    let stale = nodes[r].send("GET", &path, None, &[("Chirp-Read", "stale")], None);
+    let by_user = nodes[p].send("GET", "/feed", Some(&token), &[], None);
+    // SAFETY: as above.
+    unsafe { libc::kill(etcd.pid() as i32, libc::SIGCONT) };
+    assert_eq!(
+        refused.status,
+        503,
+        "a primary past its lease answered: {}",
+        refused.json()
+    );
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("lease")),
+        "{}",
+        refused.json()
+    );
+    assert_eq!(by_user.status, 503, "{}", by_user.json());
+    assert_eq!(
+        stale.status,
+        200,
+        "a stale read of a replica copy: {}",
+        stale.json()
+    );
+    assert_eq!(stale.json()["id"], id.as_str());
+
+    nodes[p].eventually("the primary to serve again once it holds a lease", || {
+        nodes[p]
+            .try_call("GET", &path, None, None)
+            .is_ok_and(|(s, _)| s == 200)
+    });
+}
+
 /// A primary paused (SIGSTOP) past its lease is failed over; resumed (SIGCONT) with posts
 /// already waiting at its door, it acknowledges none of them at its replaced epoch: each
 /// post it answers 201 to was taken by the new primary, which holds it.

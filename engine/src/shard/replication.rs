@@ -18,12 +18,25 @@ use crate::keys::{self, CF_META, CF_OPLOG};
 
 type CommitHook = Box<dyn Fn(usize, u64) + Send + Sync>;
 
-/// State every shard of a node shares: who the primary is and who to tell about commits.
-/// (Whether a shard takes writes is the shard's own gate.)
+/// State every shard of a node shares: who the primary is, who to tell about commits, and
+/// whether a cluster node holds its lease. (Whether a shard takes writes is the shard's own
+/// gate.)
 pub struct ShardShared {
     primary: RwLock<String>,
     on_commit: OnceLock<CommitHook>,
+    /// On a cluster node, whether its registration is known to be alive (asked at each use,
+    /// on the monotonic clock): while it may have lapsed the node cannot tell whether it is
+    /// still the primary of its shards, so they neither take writes nor answer reads. None
+    /// on a standalone node.
+    lease: OnceLock<LeaseCheck>,
 }
+
+/// A cluster node's lease check (see [`ShardShared::set_lease_check`]).
+pub type LeaseCheck = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// Why a primary copy refuses while its node's lease may have lapsed.
+const LEASE_LAPSED: &str =
+    "this node's cluster lease may have lapsed, so it cannot tell whether it is still the shard's primary; retry shortly";
 
 impl Default for ShardShared {
     fn default() -> Self {
@@ -37,6 +50,26 @@ impl ShardShared {
         ShardShared {
             primary: RwLock::new(String::new()),
             on_commit: OnceLock::new(),
+            lease: OnceLock::new(),
+        }
+    }
+
+    /// Whether the node holds its cluster lease (always on a standalone node).
+    pub fn lease_held(&self) -> bool {
+        self.lease.get().is_none_or(|held| held())
+    }
+
+    /// Installs the check of the node's cluster lease; only the first call takes effect.
+    pub fn set_lease_check(&self, held: LeaseCheck) {
+        let _ = self.lease.set(held);
+    }
+
+    /// Refuses (503) while the lease may have lapsed.
+    pub fn check_lease(&self) -> Result<()> {
+        if self.lease_held() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(LEASE_LAPSED.into()))
         }
     }
 
