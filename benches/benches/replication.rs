@@ -25,7 +25,7 @@ fn open(dir: &std::path::Path, role: NodeRole) -> Arc<Node> {
 
 fn config(root: &std::path::Path, name: &str, primary: Option<std::net::SocketAddr>) -> Config {
     let tls = root.join(format!("{name}-tls"));
-    chirp_replication::tls::issue_node_cert(&root.join("ca"), name, &tls).expect("cert");
+    chirp_replication::tls::issue_node_cert(&root.join("ca"), name, &[], &tls).expect("cert");
     Config {
         node_name: name.into(),
         cluster: "bench".into(),

@@ -31,7 +31,8 @@ use crate::Result;
 #[async_trait]
 pub trait Probe: Send + Sync {
     /// Whether node `name` answers directly at its public API `api`, whatever the control
-    /// plane says.
+    /// plane says, and still serves (a node that answers but has stopped serving the shards
+    /// it leads, its lease lapsed, does not count).
     async fn answers(&self, name: &str, api: &str) -> bool;
     /// Node `name`'s (epoch, last LSN) of `shard`, asked at `api`, if it answers and holds it.
     async fn position(&self, name: &str, api: &str, shard: u32) -> Option<(u64, u64)>;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper,
+    PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -194,10 +194,82 @@ struct Keeper {
     clock: Arc<LeaseClock>,
 }
 
+/// What one keep-alive learned.
+enum Renewal {
+    /// etcd renewed the lease (the clock is moved on).
+    Alive,
+    /// etcd says the lease is gone.
+    Gone,
+    /// No answer (no stream, or none in time): the lease may be alive or not.
+    NoAnswer,
+}
+
+/// Sends one keep-alive on `stream` and waits (up to `period`, at least 1 s) for etcd's
+/// answer; a renewal moves `clock` to the time it was sent plus the TTL granted.
+async fn renew(
+    stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    period: Duration,
+    clock: &LeaseClock,
+) -> Renewal {
+    let Some((keeper, responses)) = stream.as_mut() else {
+        return Renewal::NoAnswer;
+    };
+    let sent = Instant::now();
+    let alive = tokio::time::timeout(period.max(Duration::from_secs(1)), async {
+        keeper.keep_alive().await?;
+        responses.message().await
+    })
+    .await;
+    match alive {
+        Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+            clock.renewed(sent, Duration::from_secs(resp.ttl() as u64));
+            Renewal::Alive
+        }
+        Ok(Ok(Some(_))) => Renewal::Gone,
+        _ => Renewal::NoAnswer,
+    }
+}
+
 impl Keeper {
-    /// Keeps the lease alive every quarter of its TTL until told to stop. A lease that is lost
-    /// anyway (etcd unreachable for longer than the TTL) is registered again as soon as the
-    /// name is free.
+    /// Opens a new keep-alive stream for the lease (one that broke, with a restart of etcd
+    /// or a connection reset, is not reused). Opening it renews the lease once; if that
+    /// fails, etcd is asked whether the lease still exists.
+    async fn reopen(
+        &mut self,
+        stream: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+        period: Duration,
+    ) -> Renewal {
+        let wait = period.max(Duration::from_secs(1));
+        let sent = Instant::now();
+        match tokio::time::timeout(wait, self.client.lease_keep_alive(self.lease)).await {
+            Ok(Ok(opened)) => {
+                *stream = Some(opened);
+                self.clock
+                    .renewed(sent, Duration::from_secs(self.ttl as u64));
+                Renewal::Alive
+            }
+            Ok(Err(_)) => {
+                *stream = None;
+                let asked =
+                    tokio::time::timeout(wait, self.client.lease_time_to_live(self.lease, None))
+                        .await;
+                match asked {
+                    // etcd answers -1 for a lease it no longer has.
+                    Ok(Ok(resp)) if resp.ttl() <= 0 => Renewal::Gone,
+                    _ => Renewal::NoAnswer,
+                }
+            }
+            Err(_) => {
+                *stream = None;
+                Renewal::NoAnswer
+            }
+        }
+    }
+
+    /// Keeps the lease alive every quarter of its TTL until told to stop. While etcd does not
+    /// answer, it keeps trying the same lease (on a new stream: one that broke with a restart
+    /// of etcd is not reused). A lease etcd says is gone (unreachable for longer than the
+    /// TTL) is registered again as soon as the name is free.
     async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
         let period = Duration::from_millis((self.ttl as u64 * 1000 / 4).max(100));
         let mut stream = self.client.lease_keep_alive(self.lease).await.ok();
@@ -211,24 +283,15 @@ impl Keeper {
                 }
                 () = tokio::time::sleep(period) => {}
             }
-            if let Some((keeper, responses)) = stream.as_mut() {
-                let sent = Instant::now();
-                let alive = tokio::time::timeout(period.max(Duration::from_secs(1)), async {
-                    keeper.keep_alive().await?;
-                    responses.message().await
-                })
-                .await;
-                match alive {
-                    Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
-                        self.clock
-                            .renewed(sent, Duration::from_secs(resp.ttl() as u64));
-                        continue;
-                    }
-                    // etcd says the lease is gone.
-                    Ok(Ok(Some(_))) => self.clock.lost(),
-                    // No answer: the lease may still be alive; the clock runs out on its own.
-                    _ => {}
-                }
+            match renew(&mut stream, period, &self.clock).await {
+                Renewal::Alive => continue,
+                Renewal::Gone => self.clock.lost(),
+                Renewal::NoAnswer => match self.reopen(&mut stream, period).await {
+                    Renewal::Alive => continue,
+                    Renewal::Gone => self.clock.lost(),
+                    // Unreachable: keep trying; the clock runs out on its own meanwhile.
+                    Renewal::NoAnswer => continue,
+                },
             }
             tracing::warn!(node = %self.node, lease = self.lease, "lost the node's lease; registering again");
             let sent = Instant::now();

@@ -39,6 +39,20 @@ pub enum Error {
     /// A file operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// This node stopped leading the shard (replaced by the map, or promoted again at
+    /// another epoch) while a write made at `epoch` waited: the write is not acknowledged,
+    /// whatever the shard's sync set says now (a new primary may lack it).
+    #[error(
+        "shard {shard} changed hands while LSN {lsn} (epoch {epoch}) waited; not acknowledged"
+    )]
+    Replaced {
+        /// The shard.
+        shard: usize,
+        /// The LSN waited for.
+        lsn: u64,
+        /// The epoch it was written at.
+        epoch: u64,
+    },
     /// A sync-mode write was not confirmed by any replica in time.
     #[error("no replica confirmed LSN {lsn} of shard {shard} within {waited_ms} ms")]
     SyncTimeout {

@@ -223,10 +223,14 @@ impl Replication {
         for p in plan {
             if let Some(state) = self.shards.get(p.shard) {
                 state.saw_map_epoch(p.epoch);
-                state.set_sync(Some(state::SyncSet {
-                    members: p.sync.clone(),
-                    min: p.min_sync,
-                }));
+                // The sync set is the primary's: a copy the map does not make primary keeps
+                // the set it had (a write still waiting there is refused: it no longer leads).
+                if p.part == Part::Primary {
+                    state.set_sync(Some(state::SyncSet {
+                        members: p.sync.clone(),
+                        min: p.min_sync,
+                    }));
+                }
             }
             match p.part {
                 Part::None => {}
@@ -353,7 +357,9 @@ impl Replication {
     /// node, by every replica of the shard's sync set (the map's; an empty one waits for
     /// nobody); on a standalone node in sync mode by some replica, in async mode by nobody.
     /// Past the sync timeout it is [`Error::SyncTimeout`]: the write is durable here but not
-    /// acknowledged.
+    /// acknowledged. On a cluster node a write is acknowledged only while this copy still
+    /// leads the shard at the epoch the write was made at ([`Error::Replaced`] otherwise):
+    /// the sync set a later map gives belongs to a later primary's log.
     pub async fn wait_replicated(&self, writes: &[(usize, u64)]) -> Result<()> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.config.sync_timeout;
@@ -364,9 +370,25 @@ impl Replication {
             let mut acked = state.acked.subscribe();
             if state.sync_has(lsn).is_some() {
                 // A cluster shard: every member of its sync set, re-read as it changes; any
-                // replica's acknowledgement wakes the check.
+                // replica's acknowledgement wakes the check. Only while this copy leads the
+                // shard at the write's epoch (checked again once the set has it).
+                let epoch = self.node.entry_epoch(shard, lsn)?.unwrap_or(0);
+                let leads = || {
+                    (self.node.is_primary_of(shard) || self.node.is_fenced(shard))
+                        && self
+                            .node
+                            .log_position(shard)
+                            .is_ok_and(|p| p.epoch == epoch)
+                };
+                let replaced = Error::Replaced { shard, lsn, epoch };
                 let mut acked = state.acks.subscribe();
-                while state.sync_has(lsn) == Some(false) {
+                loop {
+                    if !leads() {
+                        return Err(replaced);
+                    }
+                    if state.sync_has(lsn) != Some(false) {
+                        break;
+                    }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(Error::SyncTimeout {
                             shard,
@@ -377,6 +399,9 @@ impl Replication {
                     let tick =
                         (tokio::time::Instant::now() + Duration::from_millis(20)).min(deadline);
                     let _ = tokio::time::timeout_at(tick, acked.changed()).await;
+                }
+                if !leads() {
+                    return Err(replaced);
                 }
                 continue;
             }

@@ -58,15 +58,23 @@ pub fn create_cluster_ca(dir: &Path) -> Result<()> {
 }
 
 /// Issues a certificate for node `name` signed by the CA in `ca_dir`, written to `out`
-/// (`ca.pem`, `node.pem`, `node.key`). Its names: `name`, `localhost` and 127.0.0.1.
-pub fn issue_node_cert(ca_dir: &Path, name: &str, out: &Path) -> Result<()> {
+/// (`ca.pem`, `node.pem`, `node.key`). Its names: `name`, `localhost`, 127.0.0.1 and `ips`:
+/// a replica checks its primary's certificate against the address it dials, so a node that
+/// other machines reach needs the addresses they reach it at.
+pub fn issue_node_cert(
+    ca_dir: &Path,
+    name: &str,
+    ips: &[std::net::IpAddr],
+    out: &Path,
+) -> Result<()> {
     let ca_key_pem = std::fs::read_to_string(ca_dir.join("ca.key"))?;
     let ca_key = KeyPair::from_pem(&ca_key_pem)?;
     let ca = ca_params().self_signed(&ca_key)?;
     let mut params = CertificateParams::new(vec![name.to_string(), "localhost".to_string()])?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    for ip in std::iter::once(&loopback).chain(ips.iter().filter(|ip| **ip != loopback)) {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
     params.distinguished_name = dn;

@@ -23,7 +23,7 @@ fn open(dir: &std::path::Path) -> Arc<Node> {
 
 fn config(root: &std::path::Path, name: &str) -> Config {
     let tls = root.join(format!("{name}-tls"));
-    chirp_replication::tls::issue_node_cert(&root.join("ca"), name, &tls).expect("cert");
+    chirp_replication::tls::issue_node_cert(&root.join("ca"), name, &[], &tls).expect("cert");
     Config {
         node_name: name.into(),
         cluster: "per-shard".into(),
@@ -446,9 +446,18 @@ async fn a_copy_takes_nothing_from_a_primary_below_the_map_epoch() {
     ra.apply_plan(&both(Part::Primary, 3)).await.expect("a");
     assert_eq!(a.log_position(shard).expect("pos").epoch, 3);
     wait_for("b to catch up at epoch 3", || same_copy(&b, &a, shard, t2)).await;
-    ra.wait_replicated(&[(shard, lsn2)])
+    // The write made at epoch 1 stays unacknowledged (a no longer leads at that epoch);
+    // one made at epoch 3 is acknowledged.
+    assert!(matches!(
+        ra.wait_replicated(&[(shard, lsn2)]).await,
+        Err(chirp_replication::Error::Replaced { .. })
+    ));
+    let t3 = post(&a, user, "at the map's epoch again");
+    let lsn3 = a.log_position(shard).expect("pos").last_lsn;
+    ra.wait_replicated(&[(shard, lsn3)])
         .await
-        .expect("acknowledged once a holds the map's epoch");
+        .expect("acknowledged at the map's epoch");
+    assert!(same_copy(&b, &a, shard, t3));
     ra.shutdown().await;
     rb.shutdown().await;
 }
@@ -550,4 +559,176 @@ fn picture_bytes(node: &Node, media: &chirp_engine::MediaDoc) -> Vec<u8> {
         .expect("the primary's file")
         .as_ref()
         .to_vec()
+}
+
+/// A write waiting for its sync set follows the set as it changes: while a stalled member
+/// is in it (alone, or with its replacement while the change is being written to the map)
+/// the write waits; once the set is the replacement alone, which has the write, it is
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_write_follows_its_sync_set_as_a_member_is_replaced() {
+    use chirp_replication::{Part, ShardPlan};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![]);
+    let b = open_holding(&root.join("b-data"), vec![]);
+    let c = open_holding(&root.join("c-data"), vec![]);
+    let mut ca = config(root, "a");
+    ca.sync_timeout = Duration::from_secs(20);
+    let ra = Replication::start(Arc::clone(&a), ca).await.expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    let rc = Replication::start(Arc::clone(&c), config(root, "c"))
+        .await
+        .expect("c");
+    let pa = Some(ra.local_addr());
+    let plan = |shard, part| ShardPlan {
+        shard,
+        epoch: 1,
+        sync: vec!["b".into()],
+        min_sync: 1,
+        part,
+        primary: pa,
+    };
+    let both = |part| [plan(0, part), plan(1, part)];
+    ra.apply_plan(&both(Part::Primary)).await.expect("a");
+    rb.apply_plan(&both(Part::Replica)).await.expect("b");
+    rc.apply_plan(&both(Part::Replica)).await.expect("c");
+    let user = sign_up(&a, "replaced", 0);
+    let first = post(&a, user, "while b keeps up");
+    let shard = a.placement().of_id(first).expect("shard");
+    let lsn = a.log_position(shard).expect("pos").last_lsn;
+    ra.wait_replicated(&[(shard, lsn)])
+        .await
+        .expect("b acknowledges");
+
+    // b stalls; a write waits for it.
+    rb.unfollow_shard(shard).await;
+    let t = post(&a, user, "while b is stalled");
+    let lsn = a.log_position(shard).expect("pos").last_lsn;
+    wait_for("c to hold the write", || {
+        c.log_position(shard).is_ok_and(|p| p.last_lsn >= lsn)
+    })
+    .await;
+    let waiting = {
+        let ra = Arc::clone(&ra);
+        tokio::spawn(async move { ra.wait_replicated(&[(shard, lsn)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "acknowledged without b, its sync set"
+    );
+    // The keeper writes the change: old and new members both, until the map has it.
+    ra.set_sync(shard, vec!["b".into(), "c".into()]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "acknowledged while b was still in the set"
+    );
+    // The map has it: c alone, which holds the write.
+    ra.set_sync(shard, vec!["c".into()]);
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("acknowledged once c alone is the set")
+        .expect("the task")
+        .expect("acknowledged");
+    assert!(same_copy(&c, &a, shard, t));
+    for r in [ra, rb, rc] {
+        r.shutdown().await;
+    }
+}
+
+/// A write waiting for its sync set is never acknowledged once its primary has been
+/// replaced, whatever the new map's sync set holds. Found by the chaos checker: a primary
+/// cut off while a write waited applied, once healed, a map that named a new primary
+/// (lacking the write) and, as the new primary's sync set, a replica that had acknowledged
+/// the write to the old primary; the old primary's wait, re-reading the set, acknowledged
+/// a write the new primary did not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_primary_acknowledges_no_write_that_was_waiting() {
+    use chirp_replication::{Part, ShardPlan};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
+    let a = open_holding(&root.join("a-data"), vec![]);
+    let b = open_holding(&root.join("b-data"), vec![]);
+    let c = open_holding(&root.join("c-data"), vec![]);
+    let mut ca = config(root, "a");
+    ca.sync_timeout = Duration::from_secs(20);
+    let ra = Replication::start(Arc::clone(&a), ca).await.expect("a");
+    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
+        .await
+        .expect("b");
+    let rc = Replication::start(Arc::clone(&c), config(root, "c"))
+        .await
+        .expect("c");
+    let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
+    let plan = |shard, part, primary, epoch, sync: &str| ShardPlan {
+        shard,
+        epoch,
+        sync: vec![sync.into()],
+        min_sync: 1,
+        part,
+        primary,
+    };
+    let both = |part, primary, epoch, sync| {
+        [
+            plan(0, part, primary, epoch, sync),
+            plan(1, part, primary, epoch, sync),
+        ]
+    };
+    ra.apply_plan(&both(Part::Primary, pa, 1, "b"))
+        .await
+        .expect("a");
+    rb.apply_plan(&both(Part::Replica, pa, 1, "b"))
+        .await
+        .expect("b");
+    rc.apply_plan(&both(Part::Replica, pa, 1, "b"))
+        .await
+        .expect("c");
+    let user = sign_up(&a, "waiting", 0);
+    let first = post(&a, user, "before");
+    let shard = a.placement().of_id(first).expect("shard");
+    let lsn = a.log_position(shard).expect("pos").last_lsn;
+    ra.wait_replicated(&[(shard, lsn)])
+        .await
+        .expect("b acknowledges");
+
+    // b, the sync member, stalls; a write waits for it; c (not in the set) has it.
+    rb.unfollow_shard(shard).await;
+    post(&a, user, "waiting for b");
+    let lsn = a.log_position(shard).expect("pos").last_lsn;
+    wait_for("c to hold the write", || {
+        c.log_position(shard).is_ok_and(|p| p.last_lsn >= lsn)
+    })
+    .await;
+    let waiting = {
+        let ra = Arc::clone(&ra);
+        tokio::spawn(async move { ra.wait_replicated(&[(shard, lsn)]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished());
+
+    // The map replaces a with b (which lacks the write) at epoch 2, c b's sync set; a
+    // learns it.
+    rb.apply_plan(&both(Part::Primary, pb, 2, "c"))
+        .await
+        .expect("b takes over");
+    ra.apply_plan(&both(Part::Replica, pb, 2, "c"))
+        .await
+        .expect("a steps down");
+    let outcome = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the wait ends once a is replaced")
+        .expect("the task");
+    assert!(
+        outcome.is_err(),
+        "a replaced primary acknowledged a write its successor lacks"
+    );
+    for r in [ra, rb, rc] {
+        r.shutdown().await;
+    }
 }

@@ -589,10 +589,12 @@ struct HttpProbe;
 
 #[async_trait::async_trait]
 impl chirp_cluster::controller::Probe for HttpProbe {
+    /// It answers `/health` and holds its lease: a node cut off from etcd answers, but has
+    /// stopped serving the shards it leads, which are better failed over.
     async fn answers(&self, _name: &str, api: &str) -> bool {
         crate::forward::get_json(api, "/health", Duration::from_secs(1))
             .await
-            .is_some_and(|(status, _)| status == 200)
+            .is_some_and(|(status, health)| status == 200 && health["lease"] != "lapsed")
     }
 
     async fn position(&self, _name: &str, api: &str, shard: u32) -> Option<(u64, u64)> {

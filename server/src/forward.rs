@@ -191,6 +191,48 @@ where
     }
 }
 
+/// The address connections to other nodes leave from (see [`leave_from`]).
+static SOURCE: std::sync::OnceLock<std::net::IpAddr> = std::sync::OnceLock::new();
+
+/// Makes connections to other nodes (forwards, the controller's probes) leave from `ip`,
+/// the address the public API listens on, when that is one specific address: traffic
+/// between nodes then comes from each node's own address, as it does for replication
+/// (whose endpoint is bound to its address). Without it the system picks the source.
+pub fn leave_from(ip: std::net::IpAddr) {
+    if !ip.is_unspecified() {
+        let _ = SOURCE.set(ip);
+    }
+}
+
+/// A TCP connection to `api` (`host:port`), from [`leave_from`]'s address if one is set.
+async fn connect(api: &str) -> std::io::Result<TcpStream> {
+    let Some(&ip) = SOURCE.get() else {
+        return TcpStream::connect(api).await;
+    };
+    let mut last = None;
+    for to in tokio::net::lookup_host(api).await? {
+        if to.is_ipv4() != ip.is_ipv4() {
+            continue;
+        }
+        let socket = if ip.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(ip, 0))?;
+        match socket.connect(to).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("no address of {api} reachable from {ip}"),
+        )
+    }))
+}
+
 /// Why a forward failed: before the request left (no connection), or after (its fate is
 /// unknown, so it is never sent again).
 enum Failed {
@@ -208,7 +250,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let not_sent = |e: &dyn std::fmt::Display| Failed::NotSent(e.to_string());
-    let stream = TcpStream::connect(api).await.map_err(|e| not_sent(&e))?;
+    let stream = connect(api).await.map_err(|e| not_sent(&e))?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await

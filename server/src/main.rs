@@ -105,6 +105,9 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
             .with_context(|| format!("binding the admin listener {}", config.admin_listen))?;
         let addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
+        if plane.is_some() {
+            chirp_server::forward::leave_from(addr.ip());
+        }
         let repl = chirp_server::replication::start(&repl_args, &config.data, &node, addr)
             .await
             .context("starting replication")?;

@@ -177,36 +177,43 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     };
     let span = tracing::info_span!("request", request_id = %id, %method, route = label);
     let owner = crate::forward::owner_shard(&app, &req);
-    let mut resp = async {
-        let resp = match (matched, owner) {
-            // A request acting as a user runs at the primary of the user's shard.
-            (Matched::Route(route, params), Some(shard)) => {
-                crate::forward::settle(&app, shard).await;
-                if app.node.is_primary_of(shard) || crate::forward::forwarded(&req) {
-                    // Served from this node's copies: only while its lease holds.
-                    match app.node.shared().check_lease() {
-                        Ok(()) => dispatch(&app, route, req, &params).await,
-                        Err(e) => Err(e.into()),
+    let acked = std::cell::RefCell::new(Vec::new());
+    let (mut resp, acked) = crate::api::ACKED
+        .scope(
+            acked,
+            async {
+                let resp = match (matched, owner) {
+                    // A request acting as a user runs at the primary of the user's shard.
+                    (Matched::Route(route, params), Some(shard)) => {
+                        crate::forward::settle(&app, shard).await;
+                        if app.node.is_primary_of(shard) || crate::forward::forwarded(&req) {
+                            // Served from this node's copies: only while its lease holds.
+                            match app.node.shared().check_lease() {
+                                Ok(()) => dispatch(&app, route, req, &params).await,
+                                Err(e) => Err(e.into()),
+                            }
+                        } else {
+                            crate::forward::proxy(&app, shard, req).await
+                        }
                     }
-                } else {
-                    crate::forward::proxy(&app, shard, req).await
+                    (Matched::Route(route, params), None) => {
+                        dispatch(&app, route, req, &params).await
+                    }
+                    (Matched::Method(allow), _) => Err(ApiError::Method(allow)),
+                    (Matched::None, _) => Err(ApiError::NoRoute),
                 }
+                .unwrap_or_else(ApiError::into_response);
+                tracing::debug!(
+                    %path,
+                    status = resp.status().as_u16(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "request"
+                );
+                (resp, crate::api::ACKED.with(|a| a.take()))
             }
-            (Matched::Route(route, params), None) => dispatch(&app, route, req, &params).await,
-            (Matched::Method(allow), _) => Err(ApiError::Method(allow)),
-            (Matched::None, _) => Err(ApiError::NoRoute),
-        }
-        .unwrap_or_else(ApiError::into_response);
-        tracing::debug!(
-            %path,
-            status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
-        resp
-    }
-    .instrument(span)
-    .await;
+            .instrument(span),
+        )
+        .await;
     app.metrics.observe_request(
         label,
         method.as_str(),
@@ -216,11 +223,17 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if let Ok(value) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
-    // A forwarded answer keeps the owner's name.
+    // A forwarded answer keeps the owner's name (and what it acknowledged).
     if app.owners.is_some() && !resp.headers().contains_key(crate::forward::NODE_HEADER) {
         if let Ok(value) = HeaderValue::from_str(&app.node_name) {
             resp.headers_mut()
                 .insert(crate::forward::NODE_HEADER, value);
+        }
+        if !acked.is_empty() && resp.status().is_success() {
+            let list: Vec<String> = acked.iter().map(|(s, e)| format!("{s}@{e}")).collect();
+            if let Ok(value) = HeaderValue::from_str(&list.join(",")) {
+                resp.headers_mut().insert(crate::api::ACKED_HEADER, value);
+            }
         }
     }
     resp

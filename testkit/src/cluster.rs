@@ -25,6 +25,8 @@ pub struct NodeSpec {
     pub tls: PathBuf,
     /// Its replication (QUIC) address.
     pub repl: String,
+    /// The address it listens on.
+    pub ip: std::net::IpAddr,
 }
 
 /// A UDP port free right now on loopback.
@@ -56,15 +58,23 @@ impl Cluster {
 
     /// A node named `name` with a certificate and a free replication port.
     pub fn node(&self, name: &str) -> NodeSpec {
+        self.node_at(name, std::net::IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// A node listening (public API, admin and replication) on `ip`, which its certificate
+    /// names: one of the 127.0.0.x addresses, so network faults can be made between nodes
+    /// with drop rules on addresses.
+    pub fn node_at(&self, name: &str, ip: std::net::IpAddr) -> NodeSpec {
         let root = self.tmp.path().join(name);
         let tls = root.join("tls");
-        chirp_replication::tls::issue_node_cert(&self.tmp.path().join("ca"), name, &tls)
+        chirp_replication::tls::issue_node_cert(&self.tmp.path().join("ca"), name, &[ip], &tls)
             .expect("node certificate");
         NodeSpec {
             name: name.to_string(),
             data: root.join("data"),
             tls,
-            repl: format!("127.0.0.1:{}", free_udp_port()),
+            repl: format!("{ip}:{}", free_udp_port()),
+            ip,
         }
     }
 }
@@ -82,6 +92,7 @@ impl NodeSpec {
 
     fn start(&self, primary: Option<&NodeSpec>, extra: &[&str]) -> Chirp {
         let tls = self.tls.to_string_lossy().into_owned();
+        let listen = format!("{}:0", self.ip);
         let mut args = vec![
             "--node-name",
             &self.name,
@@ -89,6 +100,10 @@ impl NodeSpec {
             &self.repl,
             "--tls-dir",
             &tls,
+            "--listen",
+            &listen,
+            "--admin-listen",
+            &listen,
         ];
         if let Some(p) = primary {
             args.push("--replica-of");

@@ -18,6 +18,8 @@ pub struct Etcd {
     /// The client URL, `http://127.0.0.1:PORT`.
     pub url: String,
     peer_url: String,
+    /// More addresses it serves clients on (the same port), see [`Etcd::start_on`].
+    also: Vec<std::net::IpAddr>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -39,9 +41,11 @@ pub fn binary() -> PathBuf {
     panic!("no etcd binary on PATH or at /usr/bin/etcd: run scripts/setup-deps (it installs Debian's etcd-server)");
 }
 
-/// Starts one etcd member on `dir`, logging (appended) to `log`.
+/// Starts one etcd member on `dir` serving clients on `listen` (comma-separated URLs) and
+/// advertising `url`, logging (appended) to `log`.
 fn spawn(
     dir: &std::path::Path,
+    listen: &str,
     url: &str,
     peer_url: &str,
     log: &std::path::Path,
@@ -54,7 +58,7 @@ fn spawn(
     Command::new(binary())
         .arg("--name=test")
         .arg(format!("--data-dir={}", dir.join("data").display()))
-        .arg(format!("--listen-client-urls={url}"))
+        .arg(format!("--listen-client-urls={listen}"))
         .arg(format!("--advertise-client-urls={url}"))
         .arg(format!("--listen-peer-urls={peer_url}"))
         .arg(format!("--initial-advertise-peer-urls={peer_url}"))
@@ -83,10 +87,17 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts etcd and waits until it answers (panics after 20 s, with its log).
     pub fn start() -> Etcd {
+        Etcd::start_on(&[])
+    }
+
+    /// Starts etcd serving clients on 127.0.0.1 and on each of `also` (the same port), so
+    /// each node can be given its own address of etcd ([`Etcd::url_at`]) and cut off from
+    /// it alone with drop rules on that address.
+    pub fn start_on(also: &[std::net::IpAddr]) -> Etcd {
         // A port found free can be taken before etcd binds it; try again on new ones.
         let mut last = String::new();
         for _ in 0..3 {
-            match Etcd::try_start() {
+            match Etcd::try_start(also) {
                 Ok(etcd) => return etcd,
                 Err(e) => last = e,
             }
@@ -94,17 +105,34 @@ impl Etcd {
         panic!("etcd did not start: {last}");
     }
 
-    fn try_start() -> Result<Etcd, String> {
+    /// The client URL at one of the addresses given to [`Etcd::start_on`].
+    pub fn url_at(&self, ip: std::net::IpAddr) -> String {
+        let port = self.url.rsplit(':').next().expect("a port");
+        format!("http://{ip}:{port}")
+    }
+
+    fn client_urls(&self) -> String {
+        std::iter::once(self.url.clone())
+            .chain(self.also.iter().map(|ip| self.url_at(*ip)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn try_start(also: &[std::net::IpAddr]) -> Result<Etcd, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let (client, peer) = (free_port(), free_port());
         let url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = dir.path().join("etcd.log");
-        let child = spawn(dir.path(), &url, &peer_url, &log)?;
+        let listen: Vec<String> = std::iter::once(url.clone())
+            .chain(also.iter().map(|ip| format!("http://{ip}:{client}")))
+            .collect();
+        let child = spawn(dir.path(), &listen.join(","), &url, &peer_url, &log)?;
         let mut etcd = Etcd {
             child,
             url,
             peer_url,
+            also: also.to_vec(),
             log,
             _dir: dir,
         };
@@ -156,7 +184,14 @@ impl Etcd {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             // The ports were just released; another process may hold one for a moment.
-            let started = spawn(&dir, &self.url, &self.peer_url, &self.log).and_then(|child| {
+            let started = spawn(
+                &dir,
+                &self.client_urls(),
+                &self.url,
+                &self.peer_url,
+                &self.log,
+            )
+            .and_then(|child| {
                 self.child = child;
                 self.wait_healthy()
             });

@@ -14,6 +14,7 @@
 pub mod bin;
 pub mod cluster;
 pub mod etcd;
+pub mod net;
 pub mod node;
 pub mod powercut;
 

@@ -69,17 +69,16 @@ impl Chirp {
             .append(true)
             .open(log_path)
             .expect("log file");
-        let mut child = Command::new(crate::bin::chirp())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--shards",
-                "4",
-                "--data",
-            ])
+        let mut command = Command::new(crate::bin::chirp());
+        command.arg("serve");
+        // Loopback on a free port unless the caller names the addresses.
+        for flag in ["--listen", "--admin-listen"] {
+            if !extra.contains(&flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        let mut child = command
+            .args(["--shards", "4", "--data"])
             .arg(dir)
             .args(extra)
             .env("RUST_LOG", "info,chirp_server=debug")

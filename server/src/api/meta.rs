@@ -19,6 +19,11 @@ pub struct Health {
     status: &'static str,
     /// The hot-tweet cache.
     tweet_cache: TweetCacheView,
+    /// On a cluster node: `held` while its registration is known alive (it serves the shards
+    /// it leads), `lapsed` once it may have run out (it answers 503 for them, and the
+    /// controller fails them over). Absent on a standalone node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<&'static str>,
 }
 
 /// Counters of the hot-tweet cache.
@@ -56,6 +61,13 @@ pub async fn health(app: &App) -> ApiResult {
         &Health {
             status: "ok",
             tweet_cache,
+            lease: app.owners.as_ref().map(|_| {
+                if app.node.shared().lease_held() {
+                    "held"
+                } else {
+                    "lapsed"
+                }
+            }),
         },
     )
 }

@@ -44,8 +44,20 @@ where
     let node = std::sync::Arc::clone(&app.node);
     let span = tracing::Span::current();
     let stale = stale_allowed();
-    let (result, writes) = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| chirp_engine::track_writes(|| with_stale(stale, || f(&node))))
+    let cluster = app.owners.is_some();
+    let (result, writes, epochs) = tokio::task::spawn_blocking(move || {
+        let (result, writes) =
+            span.in_scope(|| chirp_engine::track_writes(|| with_stale(stale, || f(&node))));
+        // The epoch each write was made at (the primary's, when it committed).
+        let epochs: Vec<(usize, u64)> = if cluster {
+            writes
+                .iter()
+                .filter_map(|&(s, lsn)| Some((s, node.entry_epoch(s, lsn).ok()??)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (result, writes, epochs)
     })
     .await
     .map_err(|e| EngineError::Storage(format!("worker task failed: {e}")))?;
@@ -55,8 +67,20 @@ where
             .await
             .map_err(|e| ApiError::NotReplicated(e.to_string()))?;
     }
+    let _ = ACKED.try_with(|acked| acked.borrow_mut().extend(epochs));
     Ok(value)
 }
+
+tokio::task_local! {
+    /// The (shard, epoch) of each write the request being served made and acknowledged
+    /// here (a cluster node answers them in [`ACKED_HEADER`]).
+    pub(crate) static ACKED: std::cell::RefCell<Vec<(usize, u64)>>;
+}
+
+/// On a cluster node's answer to a request that wrote: the `shard@epoch` of each write it
+/// acknowledged, comma-separated, beside `X-Chirp-Node` (the node that acknowledged them).
+/// Within one (shard, epoch) only one node ever acknowledges: what a fault checker verifies.
+pub const ACKED_HEADER: &str = "x-chirp-acked";
 
 /// Runs a read-only domain call right here on the runtime thread, with RocksDB restricted to
 /// its block cache (and memtables). Reads served from the caches take microseconds, less than

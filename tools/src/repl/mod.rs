@@ -17,9 +17,9 @@ pub fn cluster_init(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Issues node `name`'s certificate from the CA in `ca` into `out`.
-pub fn cert(ca: &Path, name: &str, out: &Path) -> anyhow::Result<()> {
-    chirp_replication::tls::issue_node_cert(ca, name, out)
+/// Issues node `name`'s certificate (also naming `ips`) from the CA in `ca` into `out`.
+pub fn cert(ca: &Path, name: &str, ips: &[std::net::IpAddr], out: &Path) -> anyhow::Result<()> {
+    chirp_replication::tls::issue_node_cert(ca, name, ips, out)
         .with_context(|| format!("issuing a certificate for {name}"))?;
     println!("certificate for {name} written to {}", out.display());
     Ok(())
@@ -135,6 +135,10 @@ pub enum ReplCommand {
         /// The node's name.
         #[arg(long)]
         node: String,
+        /// An address other nodes reach this one at (repeatable): replicas check their
+        /// primary's certificate against the address they dial. 127.0.0.1 is always named.
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
         /// Where to write ca.pem, node.pem and node.key (give it to `chirp serve --tls-dir`).
         #[arg(long)]
         out: std::path::PathBuf,
@@ -163,7 +167,7 @@ pub enum ReplCommand {
 /// listener's, for promotion and digests.
 pub fn run(command: &ReplCommand, json: bool, token: Option<&str>) -> anyhow::Result<()> {
     match command {
-        ReplCommand::Cert { ca, node, out } => cert(ca, node, out),
+        ReplCommand::Cert { ca, node, ips, out } => cert(ca, node, ips, out),
         ReplCommand::Promote { node } => {
             println!("{}", promote(node, token)?);
             Ok(())
