@@ -176,6 +176,40 @@ fn open_holding(dir: &std::path::Path, hold: Vec<usize>) -> Arc<Node> {
     node
 }
 
+/// Cluster node `name` holding no shard yet, its replication started (its writes wait up to
+/// `sync_timeout` for their sync set): plans give it its parts.
+async fn planned_node(
+    root: &std::path::Path,
+    name: &str,
+    sync_timeout: Duration,
+) -> (Arc<Node>, Arc<Replication>) {
+    let node = open_holding(&root.join(format!("{name}-data")), vec![]);
+    let mut c = config(root, name);
+    c.sync_timeout = sync_timeout;
+    let repl = Replication::start(Arc::clone(&node), c)
+        .await
+        .expect("replication");
+    (node, repl)
+}
+
+/// The same plan for both shards: `part`, the primary at `primary`, `epoch`, sync set
+/// `sync` (its size the minimum).
+fn plan_both(
+    part: chirp_replication::Part,
+    primary: Option<std::net::SocketAddr>,
+    epoch: u64,
+    sync: &[&str],
+) -> [chirp_replication::ShardPlan; 2] {
+    [0, 1].map(|shard| chirp_replication::ShardPlan {
+        shard,
+        epoch,
+        sync: sync.iter().map(|s| s.to_string()).collect(),
+        min_sync: sync.len(),
+        part,
+        primary,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_reach_shards_held_by_the_other_node() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -396,28 +430,14 @@ async fn peers_are_the_nodes_their_certificates_name() {
 /// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_takes_nothing_from_a_primary_below_the_map_epoch() {
-    use chirp_replication::{Part, ShardPlan};
+    use chirp_replication::Part;
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
-    let a = open_holding(&root.join("a-data"), vec![]);
-    let b = open_holding(&root.join("b-data"), vec![]);
-    let mut ca = config(root, "a");
-    ca.sync_timeout = Duration::from_secs(1);
-    let ra = Replication::start(Arc::clone(&a), ca).await.expect("a");
-    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
-        .await
-        .expect("b");
+    let (a, ra) = planned_node(root, "a", Duration::from_secs(1)).await;
+    let (b, rb) = planned_node(root, "b", Duration::from_secs(5)).await;
     let pa = Some(ra.local_addr());
-    let plan = |shard, part, epoch| ShardPlan {
-        shard,
-        epoch,
-        sync: vec!["b".into()],
-        min_sync: 1,
-        part,
-        primary: pa,
-    };
-    let both = |part, epoch| [plan(0, part, epoch), plan(1, part, epoch)];
+    let both = |part, epoch| plan_both(part, pa, epoch, &["b"]);
     ra.apply_plan(&both(Part::Primary, 1)).await.expect("a");
     rb.apply_plan(&both(Part::Replica, 1)).await.expect("b");
     let user = sign_up(&a, "fenced", 0);
@@ -477,28 +497,14 @@ fn picture(seed: u8) -> Vec<u8> {
 /// fetches the files its rows name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_files_travel_with_their_shard() {
-    use chirp_replication::{Part, ShardPlan};
+    use chirp_replication::Part;
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
-    let a = open_holding(&root.join("a-data"), vec![]);
-    let b = open_holding(&root.join("b-data"), vec![]);
-    let ra = Replication::start(Arc::clone(&a), config(root, "a"))
-        .await
-        .expect("a");
-    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
-        .await
-        .expect("b");
+    let (a, ra) = planned_node(root, "a", Duration::from_secs(5)).await;
+    let (b, rb) = planned_node(root, "b", Duration::from_secs(5)).await;
     let pa = Some(ra.local_addr());
-    let plan = |shard, part, sync: &[&str]| ShardPlan {
-        shard,
-        epoch: 1,
-        sync: sync.iter().map(|s| s.to_string()).collect(),
-        min_sync: sync.len(),
-        part,
-        primary: pa,
-    };
-    let both = |part, sync: &[&str]| [plan(0, part, sync), plan(1, part, sync)];
+    let both = |part, sync: &[&str]| plan_both(part, pa, 1, sync);
     ra.apply_plan(&both(Part::Primary, &["b"]))
         .await
         .expect("a");
@@ -528,10 +534,7 @@ async fn image_files_travel_with_their_shard() {
         let last = a.log_position(s).expect("pos").last_lsn;
         a.trim_oplog(s, last).expect("trim");
     }
-    let c = open_holding(&root.join("c-data"), vec![]);
-    let rc = Replication::start(Arc::clone(&c), config(root, "c"))
-        .await
-        .expect("c");
+    let (c, rc) = planned_node(root, "c", Duration::from_secs(5)).await;
     rc.apply_plan(&both(Part::Replica, &[])).await.expect("c");
     wait_for("c to install a checkpoint and fetch the files", || {
         uploads.iter().all(|m| {
@@ -567,32 +570,15 @@ fn picture_bytes(node: &Node, media: &chirp_engine::MediaDoc) -> Vec<u8> {
 /// acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_write_follows_its_sync_set_as_a_member_is_replaced() {
-    use chirp_replication::{Part, ShardPlan};
+    use chirp_replication::Part;
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
-    let a = open_holding(&root.join("a-data"), vec![]);
-    let b = open_holding(&root.join("b-data"), vec![]);
-    let c = open_holding(&root.join("c-data"), vec![]);
-    let mut ca = config(root, "a");
-    ca.sync_timeout = Duration::from_secs(20);
-    let ra = Replication::start(Arc::clone(&a), ca).await.expect("a");
-    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
-        .await
-        .expect("b");
-    let rc = Replication::start(Arc::clone(&c), config(root, "c"))
-        .await
-        .expect("c");
+    let (a, ra) = planned_node(root, "a", Duration::from_secs(20)).await;
+    let (_b, rb) = planned_node(root, "b", Duration::from_secs(5)).await;
+    let (c, rc) = planned_node(root, "c", Duration::from_secs(5)).await;
     let pa = Some(ra.local_addr());
-    let plan = |shard, part| ShardPlan {
-        shard,
-        epoch: 1,
-        sync: vec!["b".into()],
-        min_sync: 1,
-        part,
-        primary: pa,
-    };
-    let both = |part| [plan(0, part), plan(1, part)];
+    let both = |part| plan_both(part, pa, 1, &["b"]);
     ra.apply_plan(&both(Part::Primary)).await.expect("a");
     rb.apply_plan(&both(Part::Replica)).await.expect("b");
     rc.apply_plan(&both(Part::Replica)).await.expect("c");
@@ -649,37 +635,15 @@ async fn a_waiting_write_follows_its_sync_set_as_a_member_is_replaced() {
 /// a write the new primary did not have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_primary_acknowledges_no_write_that_was_waiting() {
-    use chirp_replication::{Part, ShardPlan};
+    use chirp_replication::Part;
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
     chirp_replication::tls::create_cluster_ca(&root.join("ca")).expect("ca");
-    let a = open_holding(&root.join("a-data"), vec![]);
-    let b = open_holding(&root.join("b-data"), vec![]);
-    let c = open_holding(&root.join("c-data"), vec![]);
-    let mut ca = config(root, "a");
-    ca.sync_timeout = Duration::from_secs(20);
-    let ra = Replication::start(Arc::clone(&a), ca).await.expect("a");
-    let rb = Replication::start(Arc::clone(&b), config(root, "b"))
-        .await
-        .expect("b");
-    let rc = Replication::start(Arc::clone(&c), config(root, "c"))
-        .await
-        .expect("c");
+    let (a, ra) = planned_node(root, "a", Duration::from_secs(20)).await;
+    let (_b, rb) = planned_node(root, "b", Duration::from_secs(5)).await;
+    let (c, rc) = planned_node(root, "c", Duration::from_secs(5)).await;
     let (pa, pb) = (Some(ra.local_addr()), Some(rb.local_addr()));
-    let plan = |shard, part, primary, epoch, sync: &str| ShardPlan {
-        shard,
-        epoch,
-        sync: vec![sync.into()],
-        min_sync: 1,
-        part,
-        primary,
-    };
-    let both = |part, primary, epoch, sync| {
-        [
-            plan(0, part, primary, epoch, sync),
-            plan(1, part, primary, epoch, sync),
-        ]
-    };
+    let both = |part, primary, epoch, sync| plan_both(part, primary, epoch, &[sync]);
     ra.apply_plan(&both(Part::Primary, pa, 1, "b"))
         .await
         .expect("a");
