@@ -93,9 +93,12 @@ impl Media {
     /// the row), so a missing file is damage. A replica fetches the file before it applies
     /// the row too, unless its primary lacked it: there it is "not found" (404).
     pub(crate) fn blob(&self, media: &MediaDoc, primary: bool) -> Result<Blob> {
-        match self.blobs.get(&media.sha256) {
-            Err(Error::Corrupt(why)) if !primary && !self.blobs.contains(&media.sha256) => {
-                tracing::warn!(media = media.id, %why, "image file not on this replica");
+        match self.file(&media.sha256) {
+            Err(Error::NotFound(_)) if primary => {
+                Err(Error::Corrupt(format!("blob {} is missing", media.sha256)))
+            }
+            Err(Error::NotFound(_)) => {
+                tracing::warn!(media = media.id, sha = %media.sha256, "image file not on this replica");
                 Err(Error::NotFound("image file on this replica"))
             }
             other => other,

@@ -177,42 +177,20 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     };
     let span = tracing::info_span!("request", request_id = %id, %method, route = label);
     let owner = crate::forward::owner_shard(&app, &req);
-    let acked = std::cell::RefCell::new(Vec::new());
+    let served = async {
+        let resp = route(&app, matched, owner, req)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        tracing::debug!(
+            %path,
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        (resp, crate::api::ACKED.with(|a| a.take()))
+    };
     let (mut resp, acked) = crate::api::ACKED
-        .scope(
-            acked,
-            async {
-                let resp = match (matched, owner) {
-                    // A request acting as a user runs at the primary of the user's shard.
-                    (Matched::Route(route, params), Some(shard)) => {
-                        crate::forward::settle(&app, shard).await;
-                        if app.node.is_primary_of(shard) || crate::forward::forwarded(&req) {
-                            // Served from this node's copies: only while its lease holds.
-                            match app.node.shared().check_lease() {
-                                Ok(()) => dispatch(&app, route, req, &params).await,
-                                Err(e) => Err(e.into()),
-                            }
-                        } else {
-                            crate::forward::proxy(&app, shard, req).await
-                        }
-                    }
-                    (Matched::Route(route, params), None) => {
-                        dispatch(&app, route, req, &params).await
-                    }
-                    (Matched::Method(allow), _) => Err(ApiError::Method(allow)),
-                    (Matched::None, _) => Err(ApiError::NoRoute),
-                }
-                .unwrap_or_else(ApiError::into_response);
-                tracing::debug!(
-                    %path,
-                    status = resp.status().as_u16(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "request"
-                );
-                (resp, crate::api::ACKED.with(|a| a.take()))
-            }
-            .instrument(span),
-        )
+        .scope(std::cell::RefCell::new(Vec::new()), served.instrument(span))
         .await;
     app.metrics.observe_request(
         label,
@@ -237,6 +215,32 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
     }
     resp
+}
+
+/// Runs a matched request where it belongs: a request acting as a user at the primary of
+/// the user's shard (here, while this node leads it and holds its lease; else forwarded),
+/// any other here.
+async fn route(
+    app: &App,
+    matched: Matched,
+    owner: Option<chirp_engine::ShardId>,
+    req: Request<Incoming>,
+) -> ApiResult {
+    match (matched, owner) {
+        (Matched::Route(route, params), Some(shard)) => {
+            crate::forward::settle(app, shard).await;
+            if app.node.is_primary_of(shard) || crate::forward::forwarded(&req) {
+                // Served from this node's copies: only while its lease holds.
+                app.node.shared().check_lease()?;
+                dispatch(app, route, req, &params).await
+            } else {
+                crate::forward::proxy(app, shard, req).await
+            }
+        }
+        (Matched::Route(route, params), None) => dispatch(app, route, req, &params).await,
+        (Matched::Method(allow), _) => Err(ApiError::Method(allow)),
+        (Matched::None, _) => Err(ApiError::NoRoute),
+    }
 }
 
 /// The request header asking for reads from this node's copies even where they may lag the
