@@ -313,6 +313,64 @@ pub async fn force_promote(
     })
 }
 
+/// What [`add_replica`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddReplicaReport {
+    /// The shard.
+    pub shard: u32,
+    /// The node that now holds a copy of it, as a learner.
+    pub node: String,
+    /// The revision of the write.
+    pub revision: u64,
+}
+
+/// Gives `node`, an active member, a copy of `shard`: it joins as a learner (it opens the
+/// shard, follows the primary and bootstraps from a checkpoint if the primary's log no
+/// longer reaches back far enough, image files included), and the controller makes it a
+/// replica once it is within a few entries of the primary. One transaction comparing the
+/// shard's `mod_revision`.
+pub async fn add_replica(
+    plane: &dyn ControlPlane,
+    shard: u32,
+    node: &str,
+) -> Result<AddReplicaReport> {
+    let map = plane.read_map().await?;
+    let current = map
+        .shards
+        .get(&shard)
+        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    match map.members.get(node) {
+        Some(m) if m.state == MemberState::Active => {}
+        Some(m) => {
+            return Err(Error::Invalid(format!(
+                "{node} is {:?}, not an active member",
+                m.state
+            )))
+        }
+        None => return Err(Error::Invalid(format!("{node} is not a member"))),
+    }
+    let a = &current.assignment;
+    if a.primary == node || a.replicas.iter().chain(&a.learners).any(|n| n == node) {
+        return Err(Error::Invalid(format!(
+            "{node} already holds a copy of shard {shard}"
+        )));
+    }
+    let mut next = a.clone();
+    next.learners.push(node.to_string());
+    let revision = plane
+        .update_shards(&[ShardUpdate {
+            id: shard,
+            expected_mod_revision: current.mod_revision,
+            assignment: next,
+        }])
+        .await?;
+    Ok(AddReplicaReport {
+        shard,
+        node: node.to_string(),
+        revision,
+    })
+}
+
 /// `chirpctl cluster status --json`: exactly these fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {

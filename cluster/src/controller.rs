@@ -16,7 +16,11 @@
 //!   replicas that hold every write);
 //! - a shard with no live sync member stays unavailable: failing it over could lose
 //!   acknowledged writes (an operator may `force-promote`, accepting that);
-//! - at most `max_per_round` failovers per round.
+//! - at most `max_per_round` failovers per round;
+//! - a learner (a node catching up on a copy of a shard, the first step of adding a copy)
+//!   becomes a replica once it is alive and within `learner_lag` entries of the shard's live
+//!   primary. It joins no sync set by this: the primary takes replicas into its sync set
+//!   only once they hold every write.
 
 use std::collections::BTreeSet;
 
@@ -43,11 +47,16 @@ pub trait Probe: Send + Sync {
 pub struct Policy {
     /// Failovers written per round at most.
     pub max_per_round: usize,
+    /// How many entries behind its primary a learner may be to become a replica.
+    pub learner_lag: u64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { max_per_round: 16 }
+        Policy {
+            max_per_round: 16,
+            learner_lag: 64,
+        }
     }
 }
 
@@ -60,6 +69,8 @@ pub struct Round {
     pub stranded: Vec<u32>,
     /// Whether the round stood still because too many members died at once.
     pub paused: bool,
+    /// Learners made replicas: (shard, node).
+    pub promoted: Vec<(u32, String)>,
 }
 
 /// `a` after its primary's failure, with `to` (a member of its sync set) the new primary.
@@ -102,6 +113,8 @@ impl Controller<'_> {
             .map(|m| m.name.as_str())
             .collect();
         if gone.is_empty() {
+            let updates = self.caught_up_learners(&map, &mut out).await;
+            self.write(term, &updates, &out).await?;
             return Ok(out);
         }
         if gone.len() * 3 > members.len() {
@@ -149,16 +162,73 @@ impl Controller<'_> {
         if !out.stranded.is_empty() {
             tracing::error!(shards = ?out.stranded, "no live member of the sync set: these shards stay unavailable (chirpctl shard force-promote S --to N --accept-data-loss)");
         }
+        self.write(term, &updates, &out).await?;
+        Ok(out)
+    }
+
+    /// Writes a round's updates in one transaction under `term`: a deposed controller
+    /// (another term) or a shard that moved on meanwhile writes nothing, and the next round
+    /// decides again.
+    async fn write(&self, term: u64, updates: &[ShardUpdate], out: &Round) -> Result<()> {
         if updates.is_empty() {
-            return Ok(out);
+            return Ok(());
         }
-        // One transaction for the round: a deposed controller (another term) or a shard that
-        // moved on meanwhile writes nothing, and the next round decides again.
-        let revision = self.plane.update_shards_as(term, &updates).await?;
+        let revision = self.plane.update_shards_as(term, updates).await?;
         for (shard, from, to, epoch) in &out.failed_over {
             tracing::warn!(shard, from = %from, to = %to, epoch, revision, "failed over");
         }
-        Ok(out)
+        for (shard, node) in &out.promoted {
+            tracing::info!(shard, node = %node, revision, "learner caught up; now a replica");
+        }
+        Ok(())
+    }
+
+    /// The shards (with no handover under way) with a live learner within
+    /// `policy.learner_lag` entries of their live primary: each such learner becomes a
+    /// replica. Asked only when every member is alive, so failovers come first.
+    async fn caught_up_learners(&self, map: &ClusterMap, out: &mut Round) -> Vec<ShardUpdate> {
+        let mut updates = Vec::new();
+        for shard in map.shards.values() {
+            let a = &shard.assignment;
+            if a.learners.is_empty() || a.handover.is_some() {
+                continue;
+            }
+            let Some(primary) = map.nodes.get(&a.primary) else {
+                continue;
+            };
+            let Some((_, primary_lsn)) = self
+                .probe
+                .position(&a.primary, &primary.api, shard.id)
+                .await
+            else {
+                continue;
+            };
+            let mut caught_up = Vec::new();
+            for name in &a.learners {
+                let Some(live) = map.nodes.get(name) else {
+                    continue;
+                };
+                if let Some((_, lsn)) = self.probe.position(name, &live.api, shard.id).await {
+                    if lsn + self.policy.learner_lag >= primary_lsn {
+                        caught_up.push(name.clone());
+                    }
+                }
+            }
+            if caught_up.is_empty() {
+                continue;
+            }
+            let mut next = a.clone();
+            next.learners.retain(|l| !caught_up.contains(l));
+            next.replicas.extend(caught_up.iter().cloned());
+            out.promoted
+                .extend(caught_up.into_iter().map(|n| (shard.id, n)));
+            updates.push(ShardUpdate {
+                id: shard.id,
+                expected_mod_revision: shard.mod_revision,
+                assignment: next,
+            });
+        }
+        updates
     }
 
     /// The live member of the shard's sync set with the highest (epoch, last LSN).

@@ -259,3 +259,70 @@ async fn a_controller_deposed_mid_round_writes_nothing() {
     let round = controller.round(new).await.expect("round");
     assert_eq!(round.failed_over, vec![(0, "n1".into(), "n2".into(), 5)]);
 }
+
+/// A learner becomes a replica once it is alive and within the policy's lag of its live
+/// primary, not before; it joins no sync set by this.
+#[tokio::test]
+async fn a_caught_up_learner_becomes_a_replica() {
+    let (plane, mut regs) = cluster(5, &["n2"]).await;
+    let term = elected(&plane, &regs, "n2").await;
+    let mut a = shard0(&plane).await;
+    a.learners = vec!["n4".into(), "n5".into()];
+    let revision = plane.read_map().await.expect("map").shards[&0].mod_revision;
+    plane
+        .update_shards(&[ShardUpdate {
+            id: 0,
+            expected_mod_revision: revision,
+            assignment: a,
+        }])
+        .await
+        .expect("learners");
+    let nodes = Nodes::default();
+    nodes.positions.lock().unwrap().extend([
+        (("n1".to_string(), 0), (4, 200)),
+        (("n4".to_string(), 0), (4, 100)),
+        (("n5".to_string(), 0), (4, 199)),
+    ]);
+    // n5 is caught up but dead: a dead node is nobody's replica.
+    kill(&plane, &mut regs, "n5");
+    nodes.answers.lock().unwrap().insert("n5".into(), true);
+    let controller = Controller {
+        plane: &plane,
+        probe: &nodes,
+        policy: Policy {
+            learner_lag: 64,
+            ..Policy::default()
+        },
+    };
+    // n5's registration is gone, so the round goes to failovers (none: n1 lives) first;
+    // with everyone registered, learners are looked at.
+    let round = controller.round(term).await.expect("round");
+    assert!(round.promoted.is_empty(), "{round:?}");
+    regs.insert(
+        "n5".into(),
+        plane
+            .register(&info("n5"), Duration::from_secs(10))
+            .await
+            .expect("register again"),
+    );
+    // n4 is 100 behind: still a learner; n5 is 1 behind: a replica.
+    let round = controller.round(term).await.expect("round");
+    assert_eq!(round.promoted, vec![(0, "n5".to_string())]);
+    let a = shard0(&plane).await;
+    assert_eq!(a.learners, vec!["n4".to_string()]);
+    assert_eq!(
+        a.replicas,
+        vec!["n2".to_string(), "n3".to_string(), "n5".to_string()]
+    );
+    assert_eq!(a.sync, vec!["n2".to_string()], "no sync set change");
+    assert_eq!(a.epoch, 4, "no epoch change");
+    // n4 catches up.
+    nodes
+        .positions
+        .lock()
+        .unwrap()
+        .insert(("n4".into(), 0), (4, 150));
+    let round = controller.round(term).await.expect("round");
+    assert_eq!(round.promoted, vec![(0, "n4".to_string())]);
+    assert!(shard0(&plane).await.learners.is_empty());
+}

@@ -1076,3 +1076,112 @@ fn failover_time_kill_after_kill() {
     );
     assert!(max < Duration::from_secs(15), "{times:?}");
 }
+
+/// The image files under a node's `media/` (by name, that is by digest).
+fn media_files(data: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(top) = std::fs::read_dir(data.join("media")) else {
+        return out;
+    };
+    for a in top.flatten() {
+        if a.file_name() == "tmp" {
+            continue;
+        }
+        for b in std::fs::read_dir(a.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(b.path()).into_iter().flatten().flatten() {
+                out.insert(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `chirpctl shard add-replica`: a node without a copy of a shard takes one as a learner,
+/// catches up from the primary (image files included) while posts go on, and the
+/// controller makes it a replica; its copy is identical to the primary's.
+#[test]
+fn an_added_replica_catches_up_and_joins() {
+    let Three {
+        etcd,
+        specs,
+        nodes,
+        _ca,
+        ..
+    } = three("c11", 2, 2);
+    let (user, token) = nodes[0].user("grown");
+    let shard = chirp_engine::ids::shard_of_id(user.parse().expect("id")) as u64;
+    let up = nodes[1].send(
+        "POST",
+        "/media",
+        Some(&token),
+        &[("Content-Type", "image/png")],
+        Some(&picture(9)),
+    );
+    assert_eq!(up.status, 201, "{}", up.json());
+    let media = up.json()["id"].as_str().expect("id").to_string();
+    let (s, t) = nodes[2].call(
+        "POST",
+        "/tweet",
+        Some(&token),
+        Some(serde_json::json!({"text": "before the new copy", "media": [media]})),
+    );
+    assert_eq!(s, 201, "{t}");
+    let map = status(&etcd, "c11");
+    let sh = &map["shards"][shard as usize];
+    let p = index_of(&sh["primary"]);
+    let holders: BTreeSet<String> = std::iter::once(sh["primary"].as_str().expect("primary"))
+        .chain(
+            sh["replicas"]
+                .as_array()
+                .expect("replicas")
+                .iter()
+                .filter_map(Value::as_str),
+        )
+        .map(str::to_string)
+        .collect();
+    let new = (0..3)
+        .find(|i| !holders.contains(&format!("n{}", i + 1)))
+        .expect("a node without a copy");
+    let name = format!("n{}", new + 1);
+    let out = ok(&[
+        "shard",
+        "add-replica",
+        &shard.to_string(),
+        "--node",
+        &name,
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c11",
+    ]);
+    assert!(out.contains("learner"), "{out}");
+    // Writes go on while it catches up.
+    for i in 0..20 {
+        nodes[i % 3].tweet(&token, &format!("while {name} catches up {i}"));
+    }
+    nodes[0].eventually(&format!("{name} to be a replica of shard {shard}"), || {
+        let sh = &status(&etcd, "c11")["shards"][shard as usize];
+        names(&sh["replicas"]).contains(&name) && names(&sh["learners"]).is_empty()
+    });
+    nodes[0].eventually("the new copy to equal the primary's", || {
+        identical(&nodes, &[p, new], shard)
+    });
+    assert_eq!(
+        media_files(&specs[new].data),
+        media_files(&specs[p].data),
+        "the new copy holds the image files"
+    );
+    // Taken twice: refused.
+    let again = ctl(&[
+        "shard",
+        "add-replica",
+        &shard.to_string(),
+        "--node",
+        &name,
+        "--etcd",
+        &etcd.url,
+        "--cluster",
+        "c11",
+    ]);
+    assert!(!again.status.success(), "{}", text(&again));
+}

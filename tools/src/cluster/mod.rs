@@ -83,6 +83,19 @@ pub enum NodeCommand {
 /// `chirpctl shard ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ShardCommand {
+    /// Give a node a copy of a shard: it joins as a learner, catches up from the primary
+    /// (bootstrapping from a checkpoint when needed, image files included), and the
+    /// controller makes it a replica once it is within a few entries of the primary.
+    AddReplica {
+        /// The shard.
+        shard: u32,
+        /// The node (an active member) that takes a copy.
+        #[arg(long)]
+        node: String,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
     /// Make a live replica the primary of a shard whose primary is dead and that has no live
     /// sync replica to fail over to. Writes acknowledged by the dead primary that this replica
     /// never received are lost: say so with --accept-data-loss.
@@ -217,6 +230,20 @@ pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
 /// Runs a `shard` command.
 pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
     match command {
+        ShardCommand::AddReplica { shard, node, etcd } => {
+            let report = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                chirp_cluster::admin::add_replica(&*plane, *shard, node)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            print(json, &report, || {
+                format!(
+                    "shard {}: {} takes a copy as a learner (revision {}); the controller makes it a replica once it has caught up (`cluster status`)\n",
+                    report.shard, report.node, report.revision
+                )
+            })?;
+        }
         ShardCommand::ForcePromote {
             shard,
             to,
