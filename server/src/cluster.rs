@@ -613,7 +613,8 @@ impl chirp_cluster::controller::Probe for HttpProbe {
 
 /// Campaigns for controller every second (any node may hold the election, under its
 /// registration's lease) and, while elected, runs a round of
-/// [`chirp_cluster::controller::Controller`]: failing over the shards of dead primaries.
+/// [`chirp_cluster::controller::Controller`]: failing over the shards of dead primaries and
+/// making caught-up learners replicas.
 pub fn run_controller(membership: Arc<Membership>, me: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let probe = HttpProbe;
