@@ -1143,17 +1143,19 @@ fn an_added_replica_catches_up_and_joins() {
         .find(|i| !holders.contains(&format!("n{}", i + 1)))
         .expect("a node without a copy");
     let name = format!("n{}", new + 1);
-    let out = ok(&[
+    let shard_arg = shard.to_string();
+    let add = [
         "shard",
         "add-replica",
-        &shard.to_string(),
+        &shard_arg,
         "--node",
         &name,
         "--etcd",
         &etcd.url,
         "--cluster",
         "c11",
-    ]);
+    ];
+    let out = ok(&add);
     assert!(out.contains("learner"), "{out}");
     // Writes go on while it catches up.
     for i in 0..20 {
@@ -1172,16 +1174,6 @@ fn an_added_replica_catches_up_and_joins() {
         "the new copy holds the image files"
     );
     // Taken twice: refused.
-    let again = ctl(&[
-        "shard",
-        "add-replica",
-        &shard.to_string(),
-        "--node",
-        &name,
-        "--etcd",
-        &etcd.url,
-        "--cluster",
-        "c11",
-    ]);
+    let again = ctl(&add);
     assert!(!again.status.success(), "{}", text(&again));
 }
