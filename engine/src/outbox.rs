@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+use crossbeam::channel::{Receiver, Sender, TrySendError};
 
 use crate::error::Result;
 use crate::keys::{self, CF_OUTBOX};
@@ -27,6 +27,8 @@ use crate::node::Inner;
 
 /// Jobs a worker's queue holds; past this, jobs wait in the outbox for the sweep.
 pub(crate) const QUEUE_CAP: usize = 1024;
+/// How often the sweep looks for room in a full queue.
+const ROOM_POLL: Duration = Duration::from_millis(10);
 /// Least time between two sweeps of the outbox.
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Stripes of the per-user insert counts.
@@ -127,20 +129,31 @@ impl Inner {
     }
 
     /// Queues a job, waiting for room; false if the node is stopping or no worker runs.
+    ///
+    /// The job is counted in `pending` only once its queue has room: a job the sweep hands
+    /// over is still counted in `unqueued` until the sweep ends, so counting it while the
+    /// sweep waits for a full queue would report one job twice for as long as the queue stays
+    /// full (a stopped worker: for as long as it is stopped).
     fn enqueue_waiting(&self, tweet_id: u64) -> bool {
         let q = &self.fanout;
         let Some(tx) = q.txs.get(worker_of(tweet_id, q.txs.len())) else {
             return false;
         };
-        q.pending.fetch_add(1, Ordering::SeqCst);
-        let mut id = tweet_id;
         loop {
-            match tx.send_timeout(id, Duration::from_millis(100)) {
+            if self.stopping.load(Ordering::SeqCst) {
+                return false;
+            }
+            if tx.is_full() {
+                std::thread::sleep(ROOM_POLL);
+                continue;
+            }
+            // Counted first: the worker may finish the job before `try_send` returns.
+            q.pending.fetch_add(1, Ordering::SeqCst);
+            match tx.try_send(tweet_id) {
                 Ok(()) => return true,
-                Err(SendTimeoutError::Timeout(back)) if !self.stopping.load(Ordering::SeqCst) => {
-                    id = back;
-                }
-                Err(_) => {
+                // A post took the room first.
+                Err(TrySendError::Full(_)) => q.settled(1),
+                Err(TrySendError::Disconnected(_)) => {
                     q.settled(1);
                     return false;
                 }

@@ -15,6 +15,16 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Removes a failpoint when dropped, so a failed assertion lets a paused worker go and the
+/// test fails instead of hanging in the node's drop (which joins the workers).
+struct Resume(&'static str);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        fail::remove(self.0);
+    }
+}
+
 fn open(dir: &std::path::Path, workers: usize, home_cap: usize) -> Node {
     let mut config = NodeConfig::new(dir);
     config.sync_writes = false;
@@ -161,11 +171,15 @@ fn a_full_queue_leaves_jobs_to_the_outbox_sweep_and_none_is_lost() {
     let ids = users(&node, 2);
     // The only worker stops in its first job, so its queue (1,024 jobs) fills up.
     fail::cfg("fanout::copy", "pause").expect("failpoint");
+    let _resume = Resume("fanout::copy");
     let posts = 1200;
     let mut last = 0;
     for i in 0..posts {
         last = post(&node, ids[0], &format!("burst {i}"));
     }
+    // The maintenance thread (every 100 ms) starts a sweep, which waits for room in the full
+    // queue: every job is still counted once.
+    std::thread::sleep(Duration::from_millis(400));
     let stats = node.stats().expect("stats").fanout;
     assert!(stats.overflows > 0, "{stats:?}");
     assert_eq!(node.fanout_pending(), posts, "{stats:?}");
