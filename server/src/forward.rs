@@ -81,8 +81,9 @@ impl Owners {
 }
 
 /// The shard whose primary must answer `req`, on a cluster node: the request acts as a user
-/// (its bearer token names one) or reads an image (its id names the shard). None on a
-/// standalone node and for every other request.
+/// (its bearer token names one), reads an image (its id names the shard), or signs up on a
+/// node that leads no shard (see [`sign_up_shard`]). None on a standalone node and for every
+/// other request.
 pub fn owner_shard(app: &App, req: &Request<Incoming>) -> Option<ShardId> {
     app.owners.as_ref()?;
     let placement = app.node.placement();
@@ -94,13 +95,26 @@ pub fn owner_shard(app: &App, req: &Request<Incoming>) -> Option<ShardId> {
         .strip_prefix("/media/")
         .and_then(|id| id.parse::<u64>().ok())
         .and_then(|id| placement.of_id(id));
-    match media {
-        Some(shard) => Some(shard),
-        None => {
-            let token = crate::http::bearer(req.headers())?;
-            Some(placement.of_user(chirp_engine::sessions::token_user(token)?))
-        }
+    if media.is_some() {
+        return media;
     }
+    if req.method() == hyper::Method::POST && req.uri().path() == "/users" {
+        return sign_up_shard(app);
+    }
+    let token = crate::http::bearer(req.headers())?;
+    Some(placement.of_user(chirp_engine::sessions::token_user(token)?))
+}
+
+/// Where a sign-up runs: here when this node is the primary of some shard (a new user's
+/// rows go on one of those, in turn); else at the primary of each shard in turn, so a node
+/// that leads nothing (just added, or drained) still signs people up.
+fn sign_up_shard(app: &App) -> Option<ShardId> {
+    static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let count = app.node.shard_count();
+    if (0..count).any(|s| app.node.is_primary_of(s)) {
+        return None;
+    }
+    Some(TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % count.max(1))
 }
 
 /// Whether a request was forwarded here by another node (so it runs here, whatever the map).
