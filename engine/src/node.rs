@@ -338,9 +338,58 @@ impl Inner {
             return Ok(());
         }
         let count = self.placement.count();
+        if let Some(held) = self.placement.dropped(s) {
+            // Given away before: the slot stays, its files reopen there, made empty.
+            held.shard.reopen_empty(count)?;
+            crate::durable::sync_dir(&self.config.data_dir.join("shards"))?;
+            self.hashtags.rebuild(&held.shard)?;
+            self.celebrities.load(&self.placement, &held.shard)?;
+            return self.placement.rehold(s);
+        }
         let shard = open_shard(&self.config.data_dir, s, count, true, &self.shard_opts)?;
         crate::durable::sync_dir(&self.config.data_dir.join("shards"))?;
         self.adopt(shard, false)
+    }
+
+    /// Stops holding shard `s` on a cluster node (the map gave this copy away): lookups
+    /// answer [`Error::NotHere`] from now on (so requests go to the shard's owners), the
+    /// files are closed once reads in flight end, and moved to `dropped/NNN-<unix ms>` in
+    /// the data dir, nothing deleted. Files of a shard not held (left by a copy given away
+    /// while this node was down) are moved there too. Returns where they went; None if
+    /// there was nothing to move. The caller stops replicating the shard first.
+    pub fn drop_shard(&self, s: ShardId) -> Result<Option<PathBuf>> {
+        if self.config.cluster.is_none() {
+            return Err(Error::invalid(
+                "shard",
+                "a standalone node holds every shard of its data dir",
+            ));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let to = self
+            .config
+            .data_dir
+            .join("dropped")
+            .join(format!("{s:03}-{now}"));
+        let Some(held) = self.placement.drop_held(s) else {
+            let stray = datadir::shard_dir(&self.config.data_dir, s);
+            if !stray.exists() || self.placement.dropped(s).is_some() {
+                return Ok(None);
+            }
+            crate::durable::create_dir_synced(&self.config.data_dir.join("dropped"))?;
+            std::fs::rename(&stray, &to)?;
+            crate::durable::sync_parent(&stray)?;
+            crate::durable::sync_parent(&to)?;
+            let _ = std::fs::remove_file(stray.with_extension("tags"));
+            tracing::info!(shard = s, to = %to.display(), "moved aside the files of a copy this node no longer holds");
+            return Ok(Some(to));
+        };
+        held.shard.close_and_move(&to)?;
+        self.hashtags.forget(s)?;
+        self.cache.clear();
+        tracing::info!(shard = s, to = %to.display(), "dropped this node's copy of the shard");
+        Ok(Some(to))
     }
 
     /// Opens or closes a held shard's write gate (the map made this copy its primary, or
@@ -361,6 +410,11 @@ impl Inner {
             self.resume_fanout()?;
         }
         Ok(())
+    }
+
+    /// Whether the data dir has files for shard `s` (held or not).
+    pub fn has_shard_files(&self, s: ShardId) -> bool {
+        datadir::shard_dir(&self.config.data_dir, s).exists()
     }
 
     /// The logical shard count (held here or not).

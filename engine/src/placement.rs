@@ -7,9 +7,11 @@
 //! shard held elsewhere answers [`Error::NotHere`], never a panic, so a caller can route the
 //! request to the shard's owner. Slots are filled once (a shard opened at start or when the
 //! map assigns it) and never emptied while the node runs, so a lookup hands out a plain
-//! `&Shard` without locking.
+//! `&Shard` without locking. A copy the map takes away is *dropped*: its slot stays, marked,
+//! with its files closed and moved aside, and every lookup answers [`Error::NotHere`] as for
+//! a shard never held; holding the shard again reopens it in the same slot.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -29,6 +31,8 @@ pub(crate) struct Held {
     pub(crate) media_ids: IdGen,
     /// User ids placed on this shard (see [`Placement::mint_user`]).
     pub(crate) user_ids: IdGen,
+    /// Set while the copy is dropped (closed, its files moved aside): held no longer.
+    dropped: AtomicBool,
 }
 
 impl Held {
@@ -41,6 +45,7 @@ impl Held {
             media_ids: IdGen::new(s, newest(&shard, CF_MEDIA)?),
             user_ids: IdGen::new(s, newest(&shard, CF_PROFILES)?),
             shard,
+            dropped: AtomicBool::new(false),
         })
     }
 
@@ -118,14 +123,43 @@ impl Placement {
 
     /// Whether this node holds a shard.
     pub fn holds(&self, shard: ShardId) -> bool {
-        self.slots.get(shard).is_some_and(|s| s.get().is_some())
+        self.held(shard).is_ok()
     }
 
     pub(crate) fn held(&self, shard: ShardId) -> Result<&Held> {
         match self.slots.get(shard) {
-            Some(slot) => slot.get().ok_or(Error::NotHere(shard)),
+            Some(slot) => slot
+                .get()
+                .filter(|h| !h.dropped.load(Ordering::SeqCst))
+                .ok_or(Error::NotHere(shard)),
             None => Err(Error::invalid("shard", format!("no shard {shard}"))),
         }
+    }
+
+    /// Stops holding a shard: from now on every lookup answers [`Error::NotHere`]. Returns
+    /// its slot, for the caller to close the files (callers that looked it up before may
+    /// still be using it); None if the shard was not held.
+    pub(crate) fn drop_held(&self, shard: ShardId) -> Option<&Held> {
+        let held = self.held(shard).ok()?;
+        held.dropped.store(true, Ordering::SeqCst);
+        Some(held)
+    }
+
+    /// A dropped shard's slot, to reopen the shard in it ([`Placement::rehold`]).
+    pub(crate) fn dropped(&self, shard: ShardId) -> Option<&Held> {
+        self.slots
+            .get(shard)?
+            .get()
+            .filter(|h| h.dropped.load(Ordering::SeqCst))
+    }
+
+    /// Holds a dropped shard again once its files are reopened in its slot: its generators
+    /// are raised above what it stores now.
+    pub(crate) fn rehold(&self, shard: ShardId) -> Result<()> {
+        let held = self.dropped(shard).ok_or(Error::NotHere(shard))?;
+        held.raise_floors()?;
+        held.dropped.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     /// A shard held here; [`Error::NotHere`] when it is held elsewhere.
@@ -151,7 +185,11 @@ impl Placement {
 
     /// The shards held here, in shard order.
     pub(crate) fn local(&self) -> impl Iterator<Item = &Shard> + '_ {
-        self.slots.iter().filter_map(|s| s.get().map(|h| &h.shard))
+        self.slots
+            .iter()
+            .filter_map(|s| s.get())
+            .filter(|h| !h.dropped.load(Ordering::SeqCst))
+            .map(|h| &h.shard)
     }
 
     /// The numbers of the shards held here, in order.

@@ -154,6 +154,18 @@ impl Search {
         Ok(())
     }
 
+    /// Empties the index of a shard this node no longer holds and removes its file.
+    pub(crate) fn forget(&self, s: ShardId) -> Result<()> {
+        let _saves = lock(&self.saves);
+        if let Ok(index) = self.index(s) {
+            *index.write().map_err(|_| poisoned())? = TagIndex::new();
+        }
+        match std::fs::remove_file(index_path(&self.data_dir, s)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
     fn slot(&self, s: ShardId) -> Result<&OnceLock<RwLock<TagIndex>>> {
         self.indexes
             .get(s)

@@ -38,7 +38,8 @@ pub struct ShardOptions {
 
 /// A shard's RocksDB instance.
 pub struct Shard {
-    /// None only while a checkpoint replaces the shard's files (see `replication.rs`).
+    /// None only while a checkpoint replaces the shard's files, or once the copy was dropped
+    /// (see `replication.rs`).
     db: RwLock<Option<DB>>,
     index: usize,
     path: PathBuf,
@@ -305,7 +306,7 @@ impl Shard {
 
     fn swapping(&self) -> Error {
         Error::Unavailable(format!(
-            "shard {} is being replaced by a checkpoint",
+            "shard {}'s copy here is being replaced by a checkpoint or was given away",
             self.index
         ))
     }

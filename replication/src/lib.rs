@@ -217,8 +217,8 @@ impl Replication {
     /// Brings this node's shards in line with the map: opens the shards it is given, opens
     /// the gate of those it is the primary of (a copy that was following is promoted, with a
     /// new epoch), closes it and follows the primary on the others, and routes the steps of
-    /// every shard it is not the primary of to the primary. A shard the map took away stays
-    /// open (moving shards away is not built yet). Idempotent: applied again on every change.
+    /// every shard it is not the primary of to the primary. A copy the map took away is
+    /// dropped (see [`Replication::drop_shard`]). Idempotent: applied again on every change.
     pub async fn apply_plan(self: &Arc<Self>, plan: &[ShardPlan]) -> Result<()> {
         for p in plan {
             if let Some(state) = self.shards.get(p.shard) {
@@ -233,7 +233,7 @@ impl Replication {
                 }
             }
             match p.part {
-                Part::None => {}
+                Part::None => self.drop_shard(p.shard).await?,
                 Part::Primary | Part::Replica if !self.node.placement().holds(p.shard) => {
                     let node = Arc::clone(&self.node);
                     let shard = p.shard;
@@ -266,13 +266,32 @@ impl Replication {
                         self.follow_shard(p.shard, primary);
                     }
                 }
-                Part::None => {}
+                Part::None => self.drop_shard(p.shard).await?,
             }
             if p.part != Part::Primary {
                 if let Some(primary) = p.primary {
                     self.route_shard(p.shard, primary);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Gives this node's copy of a shard away: stops following it, waits for an apply in
+    /// flight, and has the engine close it and move its files aside (`Node::drop_shard`).
+    pub async fn drop_shard(self: &Arc<Self>, shard: usize) -> Result<()> {
+        let held = self.node.placement().holds(shard);
+        if !held && !self.node.has_shard_files(shard) {
+            return Ok(());
+        }
+        self.unfollow_shard(shard).await;
+        if let Some(state) = self.shards.get(shard) {
+            let _apply = Arc::clone(&state.apply).lock_owned().await;
+            state.reset_replicas();
+            let node = Arc::clone(&self.node);
+            tokio::task::spawn_blocking(move || node.drop_shard(shard))
+                .await
+                .map_err(|e| Error::Connection(e.to_string()))??;
         }
         Ok(())
     }

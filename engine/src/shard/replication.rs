@@ -312,6 +312,46 @@ impl Shard {
         self.load_position(&mut log)
     }
 
+    /// Closes the shard's files and moves them to `to` (the map gave this copy away): waits
+    /// for reads in flight, which later fail with [`Error::Unavailable`]; writes and applies
+    /// wait on the log lock, and find the shard closed. The move is made durable (both parent
+    /// directories synced). Nothing is deleted: an operator may still look at the old copy.
+    pub(crate) fn close_and_move(&self, to: &Path) -> Result<()> {
+        let _log = lock(&self.log);
+        self.set_writable(false);
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        drop(slot.take());
+        if let Some(parent) = to.parent() {
+            crate::durable::create_dir_synced(parent)?;
+        }
+        std::fs::rename(&self.path, to)?;
+        sync_parent(&self.path)?;
+        sync_parent(to)?;
+        Ok(())
+    }
+
+    /// Opens a closed shard's files again, made empty (its old files were moved away): the
+    /// map gave this node a copy of the shard once more. The gate stays closed.
+    pub(crate) fn reopen_empty(&self, count: usize) -> Result<()> {
+        let mut log = lock(&self.log);
+        {
+            let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+            if slot.is_some() {
+                return Err(Error::invalid(
+                    "shard",
+                    format!("shard {} is open", self.index),
+                ));
+            }
+            *slot = Some(open_db(&self.path, &self.opts, true)?);
+        }
+        sync_parent(&self.path)?;
+        log.last_lsn = 0;
+        log.epoch = 1;
+        log.stopped = None;
+        self.check_meta(count, true)?;
+        self.load_position(&mut log)
+    }
+
     /// Moves the live files aside and the staged ones in, and opens them. On failure the live
     /// files are put back where they were.
     fn swap_files(&self, staged: &Path, old: &Path) -> Result<rocksdb::DB> {
