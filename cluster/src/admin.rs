@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::map::{ClusterMap, Handover, Member, MemberState, ShardUpdate};
+use crate::map::{ClusterMap, Handover, Member, MemberState, ShardUpdate, VersionedShard};
 use crate::placement::initial_placement;
 use crate::plane::ControlPlane;
 use crate::{check_name, Error, Result};
@@ -339,16 +339,7 @@ pub async fn add_replica(
         .shards
         .get(&shard)
         .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
-    match map.members.get(node) {
-        Some(m) if m.state == MemberState::Active => {}
-        Some(m) => {
-            return Err(Error::Invalid(format!(
-                "{node} is {:?}, not an active member",
-                m.state
-            )))
-        }
-        None => return Err(Error::Invalid(format!("{node} is not a member"))),
-    }
+    check_active(&map, node)?;
     let a = &current.assignment;
     if a.primary == node || a.replicas.iter().chain(&a.learners).any(|n| n == node) {
         return Err(Error::Invalid(format!(
@@ -458,4 +449,218 @@ impl Status {
             shards,
         }
     }
+}
+
+/// The shard `shard` of a map, or an error naming it.
+fn shard_in(map: &ClusterMap, shard: u32) -> Result<&VersionedShard> {
+    map.shards
+        .get(&shard)
+        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))
+}
+
+/// Whether `node` is an active member; an error saying what it is otherwise.
+fn check_active(map: &ClusterMap, node: &str) -> Result<()> {
+    match map.members.get(node) {
+        Some(m) if m.state == MemberState::Active => Ok(()),
+        Some(m) => Err(Error::Invalid(format!(
+            "{node} is {:?}, not an active member",
+            m.state
+        ))),
+        None => Err(Error::Invalid(format!("{node} is not a member"))),
+    }
+}
+
+/// What [`remove_replica`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoveReplicaReport {
+    /// The shard.
+    pub shard: u32,
+    /// The node whose copy was taken out.
+    pub node: String,
+    /// The revision of the write.
+    pub revision: u64,
+}
+
+/// Takes `node`'s copy of `shard` (a replica's or a learner's) out of the shard in one
+/// transaction comparing its `mod_revision`; the node then closes its copy and moves its
+/// files aside. Refused for the primary (hand it over first, or move it), while a move is
+/// under way, and when fewer than `min_sync` replicas would be left (writes would wait for
+/// copies that are not there).
+pub async fn remove_replica(
+    plane: &dyn ControlPlane,
+    shard: u32,
+    node: &str,
+) -> Result<RemoveReplicaReport> {
+    let map = plane.read_map().await?;
+    let config = map.config.ok_or_else(|| Error::NoConfig {
+        cluster: plane.cluster().to_string(),
+    })?;
+    let current = shard_in(&map, shard)?;
+    let a = &current.assignment;
+    if a.primary == node {
+        return Err(Error::Invalid(format!(
+            "{node} is the primary of shard {shard}: hand it over first \
+             (`chirpctl shard failover {shard}`) or move it (`chirpctl shard move`)"
+        )));
+    }
+    if let Some(m) = &a.moving {
+        return Err(Error::Invalid(format!(
+            "shard {shard} is moving from {} to {}; abort the move first",
+            m.from, m.to
+        )));
+    }
+    let learner = a.learners.iter().any(|n| n == node);
+    if !learner && !a.replicas.iter().any(|n| n == node) {
+        return Err(Error::Invalid(format!(
+            "{node} holds no copy of shard {shard}"
+        )));
+    }
+    if !learner && a.replicas.len() <= config.min_sync as usize {
+        return Err(Error::Invalid(format!(
+            "shard {shard} would keep {} replicas, fewer than min_sync {}",
+            a.replicas.len() - 1,
+            config.min_sync
+        )));
+    }
+    let mut next = a.clone();
+    next.replicas.retain(|n| n != node);
+    next.sync.retain(|n| n != node);
+    next.learners.retain(|n| n != node);
+    let revision = plane
+        .update_shards(&[ShardUpdate {
+            id: shard,
+            expected_mod_revision: current.mod_revision,
+            assignment: next,
+        }])
+        .await?;
+    Ok(RemoveReplicaReport {
+        shard,
+        node: node.to_string(),
+        revision,
+    })
+}
+
+/// What [`start_move`] did (or, for a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveReport {
+    /// The shard.
+    pub shard: u32,
+    /// The node giving its copy up.
+    pub from: String,
+    /// The node taking a copy.
+    pub to: String,
+    /// Whether `to` ends as the primary.
+    pub primary: bool,
+    /// The steps, in words.
+    pub steps: Vec<String>,
+    /// The revision of the write; null for a dry run.
+    pub revision: Option<u64>,
+}
+
+/// Starts moving a copy of `shard` to `to` (an active, running member holding no copy):
+/// from `from`, by default the primary's when `primary`, else a replica's (see
+/// [`crate::moves::start`]). The controller carries it out; with `dry_run` nothing is
+/// written and the report says what would happen.
+pub async fn start_move(
+    plane: &dyn ControlPlane,
+    shard: u32,
+    from: Option<&str>,
+    to: &str,
+    primary: bool,
+    dry_run: bool,
+) -> Result<MoveReport> {
+    let map = plane.read_map().await?;
+    if map.config.is_none() {
+        return Err(Error::NoConfig {
+            cluster: plane.cluster().to_string(),
+        });
+    }
+    let current = shard_in(&map, shard)?;
+    check_active(&map, to)?;
+    if !map.nodes.contains_key(to) {
+        return Err(Error::Invalid(format!("{to} is not running")));
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let next = crate::moves::start(&current.assignment, shard, from, to, primary, now_ms)?;
+    let steps = crate::moves::plan_text(&next, shard);
+    let m = next
+        .moving
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("shard {shard}'s move did not start")))?;
+    let revision = if dry_run {
+        None
+    } else {
+        Some(
+            plane
+                .update_shards(&[ShardUpdate {
+                    id: shard,
+                    expected_mod_revision: current.mod_revision,
+                    assignment: next,
+                }])
+                .await?,
+        )
+    };
+    Ok(MoveReport {
+        shard,
+        from: m.from,
+        to: m.to,
+        primary: m.primary,
+        steps,
+        revision,
+    })
+}
+
+/// Aborts `shard`'s move (see [`crate::moves::abort`]): one transaction comparing the
+/// shard's `mod_revision`. Returns the revision.
+pub async fn abort_move(plane: &dyn ControlPlane, shard: u32) -> Result<u64> {
+    let map = plane.read_map().await?;
+    let current = shard_in(&map, shard)?;
+    let next = crate::moves::abort(&current.assignment, shard)?;
+    plane
+        .update_shards(&[ShardUpdate {
+            id: shard,
+            expected_mod_revision: current.mod_revision,
+            assignment: next,
+        }])
+        .await
+}
+
+/// One move in `chirpctl move list|status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveStatus {
+    /// The shard.
+    pub shard: u32,
+    /// The node giving its copy up.
+    pub from: String,
+    /// The node taking a copy.
+    pub to: String,
+    /// Whether `to` ends as the primary.
+    pub primary: bool,
+    /// The step it is at: catching_up, in_sync, cutover, cleanup.
+    pub state: &'static str,
+    /// When it started, in Unix milliseconds.
+    pub started_ms: u64,
+    /// Handovers called off so far.
+    pub attempts: u32,
+}
+
+/// The moves under way in a map, by shard.
+pub fn moves_of(map: &ClusterMap) -> Vec<MoveStatus> {
+    map.shards
+        .values()
+        .filter_map(|s| {
+            let m = s.assignment.moving.as_ref()?;
+            Some(MoveStatus {
+                shard: s.id,
+                from: m.from.clone(),
+                to: m.to.clone(),
+                primary: m.primary,
+                state: m.state.name(),
+                started_ms: m.started_ms,
+                attempts: m.attempts,
+            })
+        })
+        .collect()
 }

@@ -20,7 +20,9 @@
 //! - a learner (a node catching up on a copy of a shard, the first step of adding a copy)
 //!   becomes a replica once it is alive and within `learner_lag` entries of the shard's live
 //!   primary. It joins no sync set by this: the primary takes replicas into its sync set
-//!   only once they hold every write.
+//!   only once they hold every write;
+//! - a shard with a copy moving ([`crate::Move`]) takes the move's next step
+//!   ([`crate::moves::step`]), also only when every member is alive.
 
 use std::collections::BTreeSet;
 
@@ -71,6 +73,8 @@ pub struct Round {
     pub paused: bool,
     /// Learners made replicas: (shard, node).
     pub promoted: Vec<(u32, String)>,
+    /// Moves that took a step: (shard, the step they are at now, or "done").
+    pub moved: Vec<(u32, &'static str)>,
 }
 
 /// `a` after its primary's failure, with `to` (a member of its sync set) the new primary.
@@ -84,7 +88,36 @@ pub fn failed_over(a: &ShardAssignment, to: &str) -> ShardAssignment {
         sync: a.sync.iter().filter(|s| *s != to).cloned().collect(),
         learners: a.learners.clone(),
         handover: None,
+        moving: a.moving.clone(),
     }
+}
+
+/// The next step of every move that can take one, on shards not already changed by
+/// `taken` this round.
+fn moves_stepped(map: &ClusterMap, taken: &[ShardUpdate], out: &mut Round) -> Vec<ShardUpdate> {
+    let min_sync = map.config.map_or(0, |c| c.min_sync);
+    let mut updates = Vec::new();
+    for shard in map.shards.values() {
+        if taken.iter().any(|u| u.id == shard.id) {
+            continue;
+        }
+        let Some(next) = crate::moves::step(&shard.assignment, min_sync) else {
+            continue;
+        };
+        let from = shard.assignment.moving.as_ref().map(|m| m.from.as_str());
+        let state = match &next.moving {
+            Some(m) => m.state.name(),
+            None if from.is_some_and(|f| next.copies().any(|c| c == f)) => "undone",
+            None => "done",
+        };
+        out.moved.push((shard.id, state));
+        updates.push(ShardUpdate {
+            id: shard.id,
+            expected_mod_revision: shard.mod_revision,
+            assignment: next,
+        });
+    }
+    updates
 }
 
 /// The controller of one cluster, run by the node named `me`.
@@ -113,7 +146,9 @@ impl Controller<'_> {
             .map(|m| m.name.as_str())
             .collect();
         if gone.is_empty() {
-            let updates = self.caught_up_learners(&map, &mut out).await;
+            let mut updates = self.caught_up_learners(&map, &mut out).await;
+            let stepped = moves_stepped(&map, &updates, &mut out);
+            updates.extend(stepped);
             self.write(term, &updates, &out).await?;
             return Ok(out);
         }
@@ -179,6 +214,9 @@ impl Controller<'_> {
         }
         for (shard, node) in &out.promoted {
             tracing::info!(shard, node = %node, revision, "learner caught up; now a replica");
+        }
+        for (shard, state) in &out.moved {
+            tracing::info!(shard, state, revision, "move stepped");
         }
         Ok(())
     }

@@ -25,13 +25,14 @@ pub mod etcd;
 pub mod keys;
 pub mod map;
 pub mod memory;
+pub mod moves;
 pub mod placement;
 pub mod plane;
 
 pub use etcd::EtcdControlPlane;
 pub use map::{
-    ClusterConfig, ClusterMap, Controller, ControllerInfo, Handover, Member, MemberState, NodeInfo,
-    ShardAssignment, ShardUpdate, VersionedShard,
+    ClusterConfig, ClusterMap, Controller, ControllerInfo, Handover, Member, MemberState, Move,
+    MoveState, NodeInfo, ShardAssignment, ShardUpdate, VersionedShard, MOVE_ATTEMPTS,
 };
 pub use memory::MemoryControlPlane;
 pub use placement::initial_placement;

@@ -146,6 +146,71 @@ pub struct ShardAssignment {
     /// none is pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// A copy moving from one node to another (`chirpctl shard move`); absent when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<Move>,
+}
+
+/// A copy of a shard moving from node `from` to node `to`, kept in the shard's record (so
+/// each step changes the assignment and the move's state in one transaction) and carried
+/// out by the elected controller, one step per round, while every member is alive:
+/// 1. [`MoveState::CatchingUp`]: `to` joined as a learner; it bootstraps from a checkpoint
+///    of the primary when the oplog no longer reaches back, then tails the oplog; the
+///    controller makes it a replica once it is within a few entries;
+/// 2. [`MoveState::InSync`]: `to` is a replica in the sync set (its primary takes it in once
+///    it holds every write), so it holds every acknowledged write from then on;
+/// 3. [`MoveState::Cutover`], only when `to` becomes the primary: a planned handover (see
+///    [`Handover`]) makes it the primary at the next epoch; one called off goes back to
+///    `InSync` and is tried again, up to [`MOVE_ATTEMPTS`] times, then the move is undone;
+/// 4. [`MoveState::Cleanup`]: one transaction takes `from`'s copy out of the shard (it then
+///    closes its copy and moves its files aside) and ends the move.
+///
+/// Until the cutover's transaction, aborting takes `to`'s copy back out and leaves the shard
+/// as it was; after it, the move can only finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The node giving its copy up.
+    pub from: String,
+    /// The node taking a copy.
+    pub to: String,
+    /// Whether `to` ends as the shard's primary.
+    pub primary: bool,
+    /// The step it is at.
+    pub state: MoveState,
+    /// When it was asked for, in Unix milliseconds.
+    pub started_ms: u64,
+    /// Handovers called off so far.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// How many planned handovers a move tries before it is undone.
+pub const MOVE_ATTEMPTS: u32 = 3;
+
+/// The step a [`Move`] is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveState {
+    /// The target is a learner or a replica not yet in the sync set.
+    CatchingUp,
+    /// The target is in the sync set.
+    InSync,
+    /// A planned handover to the target is asked of the primary.
+    Cutover,
+    /// The source's copy is taken out next.
+    Cleanup,
+}
+
+impl MoveState {
+    /// The name printed and stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            MoveState::CatchingUp => "catching_up",
+            MoveState::InSync => "in_sync",
+            MoveState::Cutover => "cutover",
+            MoveState::Cleanup => "cleanup",
+        }
+    }
 }
 
 /// A planned change of primary, written into `shards/<id>` by the operator and carried out
@@ -192,6 +257,7 @@ impl ShardAssignment {
             sync,
             learners: self.learners.clone(),
             handover: None,
+            moving: self.moving.clone(),
         }
     }
 }
@@ -356,6 +422,7 @@ mod tests {
                 to: "n2".into(),
                 timeout_ms: 1000,
             }),
+            moving: None,
         };
         let b = a.handed_over("n2");
         assert_eq!(b.epoch, 5);

@@ -68,6 +68,7 @@ pub fn initial_placement(
                 sync,
                 learners: Vec::new(),
                 handover: None,
+                moving: None,
             }
         })
         .collect()

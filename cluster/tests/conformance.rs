@@ -154,6 +154,7 @@ fn shard(primary: &str, epoch: u64) -> ShardAssignment {
         sync: vec!["b".into()],
         learners: vec![],
         handover: None,
+        moving: None,
     }
 }
 

@@ -96,6 +96,7 @@ async fn cluster(
                 sync: sync.iter().map(|s| s.to_string()).collect(),
                 learners: vec![],
                 handover: None,
+                moving: None,
             },
         }])
         .await

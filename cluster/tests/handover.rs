@@ -53,6 +53,7 @@ async fn cluster() -> (Arc<MemoryControlPlane>, Vec<Registration>) {
                 sync: vec!["n2".into()],
                 learners: vec![],
                 handover: None,
+                moving: None,
             },
         }])
         .await

@@ -528,7 +528,8 @@ impl Applier {
 
 /// The sync set a primary wants for `a`: its members that are not `lagging`, topped up to
 /// `min_sync` (capped at the replica count) with replicas that `holds_all` writes, and, if
-/// still short, with the lagging members again (never fewer than `min_sync`).
+/// still short, with the lagging members again (never fewer than `min_sync`); and the
+/// target of a move once it `holds_all`.
 pub fn next_sync(
     a: &ShardAssignment,
     min_sync: usize,
@@ -556,6 +557,14 @@ pub fn next_sync(
         }
         if !next.contains(n) && a.replicas.contains(n) {
             next.push(n.clone());
+        }
+    }
+    // A copy moving in joins as soon as it holds every write (beyond `min_sync`): from then
+    // on it holds every acknowledged write, as the move's cutover needs.
+    if let Some(m) = &a.moving {
+        let to = &m.to;
+        if want > 0 && a.replicas.contains(to) && !next.contains(to) && holds_all(to) {
+            next.push(to.clone());
         }
     }
     next
@@ -674,6 +683,7 @@ mod tests {
             sync: sync.iter().map(|s| s.to_string()).collect(),
             learners: vec![],
             handover: None,
+            moving: None,
         }
     }
 
@@ -706,5 +716,23 @@ mod tests {
         // A member that is no longer a replica leaves.
         let next = next_sync(&shard(&["x"]), 1, |_| false, |n| n == "c");
         assert_eq!(next, names(&["c"]));
+    }
+
+    #[test]
+    fn a_move_target_joins_once_it_holds_every_write() {
+        let mut a = shard(&["a"]);
+        a.moving = Some(chirp_cluster::Move {
+            from: "b".into(),
+            to: "c".into(),
+            primary: true,
+            state: chirp_cluster::MoveState::CatchingUp,
+            started_ms: 0,
+            attempts: 0,
+        });
+        assert_eq!(next_sync(&a, 1, |_| false, |n| n != "c"), names(&["a"]));
+        assert_eq!(next_sync(&a, 1, |_| false, |_| true), names(&["a", "c"]));
+        // Async shards wait for nobody, a move's target included.
+        a.sync.clear();
+        assert!(next_sync(&a, 0, |_| false, |_| true).is_empty());
     }
 }

@@ -96,6 +96,48 @@ pub enum ShardCommand {
         #[command(flatten)]
         etcd: EtcdArgs,
     },
+    /// Take a node's copy of a shard out (a replica's or a learner's, never the primary's):
+    /// the node closes it and moves its files to `dropped/` in its data dir.
+    RemoveReplica {
+        /// The shard.
+        shard: u32,
+        /// The node whose copy goes.
+        #[arg(long)]
+        node: String,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+    /// Move a copy of a shard to another node while it takes writes: the target catches up
+    /// as a learner, joins the sync set, takes over as primary if the moved copy is the
+    /// primary's (writes pause briefly), and the source's copy is taken out. The elected
+    /// controller carries it out; this returns once it has started (see `move status`).
+    Move {
+        /// The shard.
+        shard: u32,
+        /// The node that takes a copy (an active, running member holding none).
+        #[arg(long)]
+        to: String,
+        /// The node giving its copy up (default: the primary for --role primary, else the
+        /// replica outside the sync set).
+        #[arg(long)]
+        from: Option<String>,
+        /// What the target ends as.
+        #[arg(long, value_enum, default_value = "replica")]
+        role: Role,
+        /// Print the steps without starting anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until the move is done, showing its progress.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting (the move goes on) after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
     /// Make a live replica the primary of a shard whose primary is dead and that has no live
     /// sync replica to fail over to. Writes acknowledged by the dead primary that this replica
     /// never received are lost: say so with --accept-data-loss.
@@ -126,6 +168,48 @@ pub enum ShardCommand {
         /// calls the handover off.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+}
+
+/// What a moved copy ends as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The shard's primary.
+    Primary,
+    /// One of its replicas.
+    Replica,
+}
+
+/// `chirpctl move ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum MoveCommand {
+    /// The moves under way.
+    List {
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+    /// One shard's move: its step, and how far the target is behind the primary.
+    Status {
+        /// The shard.
+        shard: u32,
+        /// Wait until the move is done, showing its progress.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting (the move goes on) after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+    /// Undo a move that has not reached its cutover: the target's copy is taken out again.
+    Abort {
+        /// The shard.
+        shard: u32,
         /// The control plane.
         #[command(flatten)]
         etcd: EtcdArgs,
@@ -244,6 +328,48 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
                 )
             })?;
         }
+        ShardCommand::RemoveReplica { shard, node, etcd } => {
+            let report = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                chirp_cluster::admin::remove_replica(&*plane, *shard, node)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            print(json, &report, || {
+                format!(
+                    "shard {}: {}'s copy taken out (revision {}); {} moves its files to dropped/\n",
+                    report.shard, report.node, report.revision, report.node
+                )
+            })?;
+        }
+        ShardCommand::Move {
+            shard,
+            to,
+            from,
+            role,
+            dry_run,
+            wait,
+            timeout_secs,
+            etcd,
+        } => {
+            let report = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                chirp_cluster::admin::start_move(
+                    &*plane,
+                    *shard,
+                    from.as_deref(),
+                    to,
+                    *role == Role::Primary,
+                    *dry_run,
+                )
+                .await
+                .map_err(Error::from)
+            })?;
+            print(json, &report, || render::move_started(&report))?;
+            if *wait && !*dry_run {
+                return wait_for_move(etcd, *shard, json, Duration::from_secs(*timeout_secs));
+            }
+        }
         ShardCommand::ForcePromote {
             shard,
             to,
@@ -294,6 +420,174 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Runs a `move` command.
+pub fn run_move(command: &MoveCommand, json: bool) -> Result<u8> {
+    match command {
+        MoveCommand::List { etcd } => {
+            let map = read_map(etcd)?;
+            let moves = chirp_cluster::admin::moves_of(&map);
+            print(json, &moves, || render::moves(&moves))?;
+        }
+        MoveCommand::Status {
+            shard,
+            wait,
+            timeout_secs,
+            etcd,
+        } => {
+            if *wait {
+                return wait_for_move(etcd, *shard, json, Duration::from_secs(*timeout_secs));
+            }
+            let map = read_map(etcd)?;
+            let status = move_progress(&map, *shard)?;
+            print(json, &status, || render::move_progress(&status))?;
+        }
+        MoveCommand::Abort { shard, etcd } => {
+            let revision = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                chirp_cluster::admin::abort_move(&*plane, *shard)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            let shown = serde_json::json!({"shard": shard, "aborted": true, "revision": revision});
+            print(json, &shown, || {
+                format!("shard {shard}: move aborted (revision {revision})\n")
+            })?;
+        }
+    }
+    Ok(0)
+}
+
+fn read_map(etcd: &EtcdArgs) -> Result<chirp_cluster::ClusterMap> {
+    let map = runtime()?.block_on(async {
+        connect(&etcd.etcd, &etcd.cluster)
+            .await?
+            .read_map()
+            .await
+            .map_err(Error::from)
+    })?;
+    if map.config.is_none() {
+        return Err(chirp_cluster::Error::NoConfig {
+            cluster: etcd.cluster.clone(),
+        }
+        .into());
+    }
+    Ok(map)
+}
+
+/// A move's progress (`move status`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MoveProgress {
+    /// The shard.
+    pub shard: u32,
+    /// The move, null once none is under way.
+    #[serde(rename = "move")]
+    pub moving: Option<chirp_cluster::admin::MoveStatus>,
+    /// The shard's primary now.
+    pub primary: String,
+    /// The primary's last LSN, if it answered.
+    pub primary_lsn: Option<u64>,
+    /// The target's last LSN, if it answered.
+    pub target_lsn: Option<u64>,
+    /// Milliseconds since the move started.
+    pub elapsed_ms: u64,
+}
+
+/// Asks the primary and the target of a shard's move for their positions.
+fn move_progress(map: &chirp_cluster::ClusterMap, shard: u32) -> Result<MoveProgress> {
+    let s = map
+        .shards
+        .get(&shard)
+        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    let moving = chirp_cluster::admin::moves_of(map)
+        .into_iter()
+        .find(|m| m.shard == shard);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    let lsn_of = |node: &str| -> Option<u64> {
+        let api = map.nodes.get(node)?.api.clone();
+        let report: serde_json::Value = agent
+            .get(&format!("http://{api}/replication"))
+            .call()
+            .ok()?
+            .into_json()
+            .ok()?;
+        report["shards"]
+            .as_array()?
+            .iter()
+            .find(|r| r["shard"] == shard)?["last_lsn"]
+            .as_u64()
+    };
+    let primary = s.assignment.primary.clone();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(MoveProgress {
+        shard,
+        primary_lsn: lsn_of(&primary),
+        target_lsn: moving.as_ref().and_then(|m| lsn_of(&m.to)),
+        elapsed_ms: moving
+            .as_ref()
+            .map_or(0, |m| now_ms.saturating_sub(m.started_ms)),
+        primary,
+        moving,
+    })
+}
+
+/// Follows a shard's move until none is under way, with a progress bar (target LSN against
+/// the primary's, the step in its message); prints where the shard ended up. Past `timeout`
+/// it stops waiting with an error (the move goes on).
+fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> Result<u8> {
+    let deadline = std::time::Instant::now() + timeout;
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} LSN {msg} [{elapsed}]")
+        {
+            bar.set_style(style);
+        }
+        bar
+    };
+    loop {
+        let map = read_map(etcd)?;
+        let progress = move_progress(&map, shard)?;
+        let Some(m) = &progress.moving else {
+            bar.finish_and_clear();
+            let a = &map.shards[&shard].assignment;
+            let shown = serde_json::json!({
+                "shard": shard,
+                "primary": a.primary,
+                "replicas": a.replicas,
+                "epoch": a.epoch,
+            });
+            print(json, &shown, || {
+                format!(
+                    "shard {shard}: no move under way; primary {}, replicas {}, epoch {}\n",
+                    a.primary,
+                    a.replicas.join(", "),
+                    a.epoch
+                )
+            })?;
+            return Ok(0);
+        };
+        bar.set_length(progress.primary_lsn.unwrap_or(0));
+        bar.set_position(progress.target_lsn.unwrap_or(0));
+        bar.set_message(format!("{} -> {}: {}", m.from, m.to, m.state));
+        if std::time::Instant::now() >= deadline {
+            bar.abandon();
+            return Err(Error::Invalid(format!(
+                "shard {shard}'s move is still at step {} after {} s; it goes on \
+                 (`chirpctl move status {shard}`, or `move abort {shard}`)",
+                m.state,
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Each shard's replication lag as its primary reports it (`GET /replication` on the

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use chirp_cluster::admin::{AddReport, Status};
+use chirp_cluster::admin::{AddReport, MoveReport, MoveStatus, Status};
+
+use super::MoveProgress;
 
 /// The status report: a line for the map, a table of nodes, a table of shards with each
 /// shard's replication lag (`lags`, by shard id, as its primary reports it).
@@ -72,4 +74,76 @@ pub fn added(r: &AddReport) -> String {
             r.revision
         )
     }
+}
+
+/// What `shard move` started (or, for a dry run, would do).
+pub fn move_started(r: &MoveReport) -> String {
+    let mut out = match r.revision {
+        Some(rev) => format!(
+            "shard {}: moving {}'s copy to {} as {} (revision {}); the controller carries it out (`chirpctl move status {}`)\n",
+            r.shard,
+            r.from,
+            r.to,
+            if r.primary { "primary" } else { "replica" },
+            rev,
+            r.shard
+        ),
+        None => format!(
+            "dry run: shard {} would move {}'s copy to {} as {}:\n",
+            r.shard,
+            r.from,
+            r.to,
+            if r.primary { "primary" } else { "replica" }
+        ),
+    };
+    for (i, step) in r.steps.iter().enumerate() {
+        out.push_str(&format!("  {}. {step}\n", i + 1));
+    }
+    out
+}
+
+/// The moves under way.
+pub fn moves(moves: &[MoveStatus]) -> String {
+    if moves.is_empty() {
+        return "no moves under way\n".into();
+    }
+    let mut out = format!(
+        "{:<6} {:<20} {:<20} {:<8} {:<12} {}\n",
+        "shard", "from", "to", "role", "step", "handovers called off"
+    );
+    for m in moves {
+        out.push_str(&format!(
+            "{:<6} {:<20} {:<20} {:<8} {:<12} {}\n",
+            m.shard,
+            m.from,
+            m.to,
+            if m.primary { "primary" } else { "replica" },
+            m.state,
+            m.attempts
+        ));
+    }
+    out
+}
+
+/// One shard's move and how far its target is.
+pub fn move_progress(p: &MoveProgress) -> String {
+    let Some(m) = &p.moving else {
+        return format!(
+            "shard {}: no move under way (primary {})\n",
+            p.shard, p.primary
+        );
+    };
+    let lsn = |l: Option<u64>| l.map_or("?".to_string(), |l| l.to_string());
+    format!(
+        "shard {}: {} -> {} as {}, step {}, {} s; LSN {} of the primary's {} ({})\n",
+        p.shard,
+        m.from,
+        m.to,
+        if m.primary { "primary" } else { "replica" },
+        m.state,
+        p.elapsed_ms / 1000,
+        lsn(p.target_lsn),
+        lsn(p.primary_lsn),
+        p.primary
+    )
 }

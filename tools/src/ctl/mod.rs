@@ -69,9 +69,12 @@ pub enum Command {
     /// Cluster members: adding running nodes.
     #[command(subcommand)]
     Node(crate::cluster::NodeCommand),
-    /// Shards of a cluster: a planned handover to another copy.
+    /// Shards of a cluster: copies added, taken out and moved; planned handovers.
     #[command(subcommand)]
     Shard(crate::cluster::ShardCommand),
+    /// Moves of shard copies under way: list, status, abort.
+    #[command(subcommand)]
+    Move(crate::cluster::MoveCommand),
     /// Shards, sizes and key estimates per column family, cache, fan-out queue, uptime.
     Status,
     /// Compact one shard or all (bytes before and after).
@@ -151,6 +154,7 @@ impl Command {
             | Command::Cluster(_)
             | Command::Node(_)
             | Command::Shard(_)
+            | Command::Move(_)
             | Command::Status
             | Command::Compact { .. }
             | Command::Checkpoint { .. }
@@ -189,6 +193,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Cluster(command) => return crate::cluster::run_cluster(command, cli.json),
         Command::Node(command) => return crate::cluster::run_node(command, cli.json),
         Command::Shard(command) => return crate::cluster::run_shard(command, cli.json),
+        Command::Move(command) => return crate::cluster::run_move(command, cli.json),
         _ => {}
     }
     if let Command::Restore { checkpoint } = &cli.command {
@@ -241,9 +246,13 @@ fn execute(cli: &Cli, target: &Target) -> Result<u8> {
     let remote = matches!(target, Target::Remote(_));
     match &cli.command {
         Command::Restore { .. } => Err(Error::Invalid("restore runs without a node".into())),
-        Command::Repl(_) | Command::Cluster(_) | Command::Node(_) | Command::Shard(_) => Err(
-            Error::Invalid("replication and cluster commands run without --admin/--data".into()),
-        ),
+        Command::Repl(_)
+        | Command::Cluster(_)
+        | Command::Node(_)
+        | Command::Shard(_)
+        | Command::Move(_) => Err(Error::Invalid(
+            "replication and cluster commands run without --admin/--data".into(),
+        )),
         Command::Status => {
             let stats = target.status()?;
             print(cli, &stats, || render::status(&stats, remote))?;

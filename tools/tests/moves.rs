@@ -1,0 +1,364 @@
+//! Copies of shards taken out and moved between nodes, against real processes: etcd, chirp
+//! nodes on loopback, and `chirpctl` as an operator runs it.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chirp_testkit::node::Chirp;
+use serde_json::Value;
+use support::*;
+
+/// The copies of `shard` in a status report: the primary, then the replicas.
+fn holders(map: &Value, shard: u64) -> Vec<String> {
+    let sh = &map["shards"][shard as usize];
+    std::iter::once(sh["primary"].as_str().expect("primary").to_string())
+        .chain(names(&sh["replicas"]))
+        .collect()
+}
+
+/// Whether `node`'s `/replication` report lists `shard` (it holds a copy).
+fn holds(node: &Chirp, shard: u64) -> bool {
+    shard_report(node, shard).is_some()
+}
+
+/// The names of the entries of `data/dropped`.
+fn dropped(data: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(data.join("dropped"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn etcd_args<'a>(etcd: &'a str, cluster: &'a str) -> [&'a str; 4] {
+    ["--etcd", etcd, "--cluster", cluster]
+}
+
+/// `chirpctl shard remove-replica` takes a replica's copy out. The node it belonged to was
+/// down meanwhile: when it comes back it moves the files of the copy it no longer holds to
+/// `dropped/` and serves the whole service as before. The primary's copy, or one that would
+/// leave fewer than min_sync replicas, is refused.
+#[test]
+fn a_removed_copy_is_moved_aside() {
+    let Three {
+        etcd,
+        specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("mv1", 2, 3);
+    let (_, token) = nodes[0].user("mover");
+    for i in 0..10 {
+        nodes[i % 3].tweet(&token, &format!("before the removal {i}"));
+    }
+    let shard = 0u64;
+    let map = status(&etcd, "mv1");
+    let copies = holders(&map, shard);
+    let primary = copies[0].clone();
+    let gone = copies[2].clone();
+    let g = index_of(&Value::from(gone.as_str()));
+    let s = shard.to_string();
+    let e = etcd_args(&etcd.url, "mv1");
+
+    let refused = ctl(&[&["shard", "remove-replica", &s, "--node", &primary][..], &e].concat());
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("primary"), "{}", text(&refused));
+
+    nodes[g].kill();
+    let out = ok(&[&["shard", "remove-replica", &s, "--node", &gone][..], &e].concat());
+    assert!(out.contains("taken out"), "{out}");
+    assert!(specs[g].data.join("shards").join("000").exists());
+    nodes[g] = start(&specs[g], &etcd, "mv1");
+    nodes[g].eventually(&format!("{gone} to move its old copy aside"), || {
+        !specs[g].data.join("shards").join("000").exists()
+    });
+    assert!(!holds(&nodes[g], shard));
+    let moved = dropped(&specs[g].data);
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(moved[0].starts_with("000-"), "{moved:?}");
+    assert!(specs[g]
+        .data
+        .join("dropped")
+        .join(&moved[0])
+        .join("CURRENT")
+        .is_file());
+    // It serves the whole service: the shard through its copies elsewhere.
+    let (st, feed) = nodes[g].call("GET", "/feed", Some(&token), None);
+    assert_eq!(st, 200, "{feed}");
+    for i in 0..5 {
+        nodes[g].tweet(&token, &format!("after the removal {i}"));
+    }
+
+    // min_sync 1: the last replica stays.
+    let others = names(&status(&etcd, "mv1")["shards"][0]["replicas"]);
+    assert_eq!(others.len(), 1, "{others:?}");
+    let last = ctl(&[
+        &["shard", "remove-replica", &s, "--node", &others[0]][..],
+        &e,
+    ]
+    .concat());
+    assert!(!last.status.success(), "{}", text(&last));
+    assert!(text(&last).contains("min_sync"), "{}", text(&last));
+}
+
+/// `chirpctl shard move --role primary` while 4 clients post through random nodes: a 4th
+/// node takes a copy, catches up, joins the sync set and takes over as primary; the old
+/// primary's copy is taken out and dropped. Every acknowledged post reads back through
+/// every node, the new copies are identical, an image posted before still loads through
+/// every node, and clients saw no error (a 421/503 the nodes retry is counted, not an
+/// error).
+#[test]
+fn a_primary_moves_to_a_new_node_under_writes_and_loses_nothing() {
+    let Three {
+        etcd,
+        mut specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("mv2", 2, 2);
+    let spec = _ca.node("n4");
+    nodes.push(start(&spec, &etcd, "mv2"));
+    specs.push(spec);
+    let e = etcd_args(&etcd.url, "mv2");
+    ok(&[&["node", "add", "n4"][..], &e].concat());
+
+    let users: Vec<(String, String)> = (0..8)
+        .map(|i| nodes[i % 3].user(&format!("poster{i}")))
+        .collect();
+    let shard = chirp_engine::ids::shard_of_id(
+        nodes[0]
+            .tweet(&users[0].1, "which shard")
+            .parse()
+            .expect("id"),
+    ) as u64;
+    let up = nodes[1].send(
+        "POST",
+        "/media",
+        Some(&users[0].1),
+        &[("Content-Type", "image/png")],
+        Some(&picture(3)),
+    );
+    assert_eq!(up.status, 201, "{}", up.json());
+    let media = up.json()["id"].as_str().expect("id").to_string();
+    let (st, t) = nodes[2].call(
+        "POST",
+        "/tweet",
+        Some(&users[0].1),
+        Some(serde_json::json!({"text": "a picture before the move", "media": [media]})),
+    );
+    assert_eq!(st, 201, "{t}");
+    let before = status(&etcd, "mv2");
+    let from = before["shards"][shard as usize]["primary"]
+        .as_str()
+        .expect("primary")
+        .to_string();
+    let f = index_of(&Value::from(from.as_str()));
+    let s = shard.to_string();
+
+    let dry = ok(&[
+        &[
+            "shard",
+            "move",
+            &s,
+            "--to",
+            "n4",
+            "--role",
+            "primary",
+            "--dry-run",
+        ][..],
+        &e,
+    ]
+    .concat());
+    assert!(
+        dry.contains("dry run") && dry.contains("hands shard"),
+        "{dry}"
+    );
+    assert_eq!(
+        status(&etcd, "mv2")["shards"][shard as usize],
+        before["shards"][shard as usize],
+        "a dry run writes nothing"
+    );
+
+    let stop = AtomicBool::new(false);
+    let retried = AtomicUsize::new(0);
+    let acked: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let slowest: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
+    let (out, took) = std::thread::scope(|scope| {
+        for w in 0..4 {
+            let (nodes, users, stop, retried, acked, slowest) =
+                (&nodes, &users, &stop, &retried, &acked, &slowest);
+            scope.spawn(move || {
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, token) = &users[(w + 4 * k) % users.len()];
+                    let sent = Instant::now();
+                    let id = post_retrying(
+                        &nodes[(w + k) % nodes.len()],
+                        token,
+                        &format!("poster {w} post {k}"),
+                        retried,
+                    );
+                    slowest.lock().expect("slowest").push(sent.elapsed());
+                    acked.lock().expect("acked").push(id);
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let out = ctl(&[
+            &[
+                "shard",
+                "move",
+                &s,
+                "--to",
+                "n4",
+                "--role",
+                "primary",
+                "--wait",
+                "--timeout-secs",
+                "60",
+            ][..],
+            &e,
+        ]
+        .concat());
+        let took = started.elapsed();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        (out, took)
+    });
+    assert!(out.status.success(), "{}", text(&out));
+    let after = status(&etcd, "mv2");
+    let sh = &after["shards"][shard as usize];
+    assert_eq!(sh["primary"], "n4", "{sh}");
+    assert!(!holders(&after, shard).contains(&from), "{sh}");
+    assert!(sh.get("moving").is_none() || sh["moving"].is_null(), "{sh}");
+    assert_eq!(sh["epoch"], 2, "{sh}");
+    let list = ok(&[&["move", "list"][..], &e].concat());
+    assert!(list.contains("no moves"), "{list}");
+
+    nodes[0].eventually(&format!("{from} to drop its copy"), || {
+        !holds(&nodes[f], shard)
+    });
+    assert_eq!(dropped(&specs[f].data).len(), 1);
+    let copies: Vec<usize> = holders(&after, shard)
+        .iter()
+        .map(|n| index_of(&Value::from(n.as_str())))
+        .collect();
+    nodes[0].eventually("the shard's copies to be identical", || {
+        identical(&nodes, &copies, shard)
+    });
+    let acked = acked.into_inner().expect("acked");
+    let moved = acked
+        .iter()
+        .filter(|id| chirp_engine::ids::shard_of_id(id.parse().expect("id")) as u64 == shard)
+        .count();
+    for node in &nodes {
+        for id in &acked {
+            let (st, v) = node.call("GET", &format!("/tweets/{id}"), None, None);
+            assert_eq!(st, 200, "{id} through {}: {v}", node.base);
+        }
+        let img = node.send("GET", &format!("/media/{media}"), None, &[], None);
+        assert_eq!(img.status, 200, "the image through {}", node.base);
+    }
+    let mut took_each = slowest.into_inner().expect("slowest");
+    took_each.sort();
+    eprintln!(
+        "move of shard {shard} ({from} -> n4, primary) took {took:?}; {} posts acknowledged \
+         ({moved} on the shard); post latency median {:?}, max {:?}; {} retried 421/503",
+        acked.len(),
+        took_each[took_each.len() / 2],
+        took_each[took_each.len() - 1],
+        retried.load(Ordering::Relaxed)
+    );
+    assert!(moved > 0, "no post went to shard {shard}");
+
+    // And back: the old primary reopens the shard in the slot it dropped, empty, catches up
+    // and takes over again.
+    let back = ok(&[
+        &[
+            "shard",
+            "move",
+            &s,
+            "--to",
+            &from,
+            "--role",
+            "primary",
+            "--wait",
+            "--timeout-secs",
+            "60",
+        ][..],
+        &e,
+    ]
+    .concat());
+    assert!(back.contains(&format!("primary {from}")), "{back}");
+    let last = status(&etcd, "mv2");
+    assert!(!holders(&last, shard).contains(&"n4".to_string()), "{last}");
+    let copies: Vec<usize> = holders(&last, shard)
+        .iter()
+        .map(|n| index_of(&Value::from(n.as_str())))
+        .collect();
+    nodes[0].eventually("the copies to be identical after moving back", || {
+        identical(&nodes, &copies, shard)
+    });
+    for id in &acked {
+        let (st, v) = nodes[f].call("GET", &format!("/tweets/{id}"), None, None);
+        assert_eq!(st, 200, "{id}: {v}");
+    }
+}
+
+/// A move aborted before its cutover leaves the shard as it was: the target's copy is taken
+/// back out (and dropped), whether the target was running or down when it was aborted.
+#[test]
+fn an_aborted_move_leaves_no_copy_behind() {
+    let Three {
+        etcd,
+        mut specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("mv3", 2, 2);
+    let spec = _ca.node("n4");
+    nodes.push(start(&spec, &etcd, "mv3"));
+    specs.push(spec);
+    let e = etcd_args(&etcd.url, "mv3");
+    ok(&[&["node", "add", "n4"][..], &e].concat());
+    let (_, token) = nodes[0].user("stayer");
+    nodes[0].tweet(&token, "before");
+    let before = status(&etcd, "mv3")["shards"][1].clone();
+    // The target is paused (its registration lives on for up to the TTL, so the move is
+    // accepted): the move waits in catching_up, a learner that cannot catch up.
+    // SAFETY: kill(2) on a child process this test started.
+    unsafe { libc::kill(nodes[3].pid() as i32, libc::SIGSTOP) };
+    ok(&[&["shard", "move", "1", "--to", "n4"][..], &e].concat());
+    let status_out = ok(&[&["move", "status", "1"][..], &e].concat());
+    assert!(status_out.contains("catching_up"), "{status_out}");
+    let out = ok(&[&["move", "abort", "1"][..], &e].concat());
+    assert!(out.contains("aborted"), "{out}");
+    let after = status(&etcd, "mv3")["shards"][1].clone();
+    assert_eq!(after, before, "the shard is as it was");
+    // SAFETY: as above.
+    unsafe { libc::kill(nodes[3].pid() as i32, libc::SIGCONT) };
+    nodes[3].eventually("n4 to hold no copy", || {
+        !holds(&nodes[3], 1) && !specs[3].data.join("shards").join("001").exists()
+    });
+    let again = ctl(&[&["move", "abort", "1"][..], &e].concat());
+    assert!(!again.status.success(), "{}", text(&again));
+}
+
+/// A small PNG, different per `seed`.
+fn picture(seed: u8) -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(32, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode");
+    out.into_inner()
+}
