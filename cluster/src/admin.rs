@@ -664,3 +664,154 @@ pub fn moves_of(map: &ClusterMap) -> Vec<MoveStatus> {
         })
         .collect()
 }
+
+/// What [`run_steps`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    /// The steps done, in words.
+    pub done: Vec<String>,
+    /// The steps that failed or were undone, with why.
+    pub failed: Vec<String>,
+    /// From the first step to the last, in milliseconds.
+    pub took_ms: u64,
+}
+
+/// Runs a plan's steps ([`crate::rebalance`]): handovers and removals one by one as they come,
+/// moves up to `parallel` at once (never two on one shard), each followed until the
+/// controller has finished or undone it. `progress` hears of each step started and ended.
+/// Past `timeout` it stops starting steps and returns what it did; moves already started go
+/// on.
+pub async fn run_steps(
+    plane: &dyn ControlPlane,
+    steps: &[crate::rebalance::Step],
+    parallel: usize,
+    timeout: Duration,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<RunReport> {
+    use crate::rebalance::Step;
+    let started = Instant::now();
+    let mut report = RunReport::default();
+    let mut queue: std::collections::VecDeque<&Step> = steps.iter().collect();
+    let mut running: Vec<&Step> = Vec::new();
+    while !queue.is_empty() || !running.is_empty() {
+        // Start what may start.
+        let mut i = 0;
+        while i < queue.len() && running.len() < parallel.max(1) && started.elapsed() < timeout {
+            let step = queue[i];
+            if running.iter().any(|r| r.shard() == step.shard()) {
+                i += 1;
+                continue;
+            }
+            let _ = queue.remove(i);
+            progress(&format!("start: {}", step.describe()));
+            let outcome = match step {
+                Step::Handover { shard, to, .. } => {
+                    planned_failover(plane, *shard, Some(to), Duration::from_secs(10))
+                        .await
+                        .map(|_| true)
+                }
+                Step::Remove { shard, node } => {
+                    remove_replica(plane, *shard, node).await.map(|_| true)
+                }
+                Step::Move {
+                    shard,
+                    from,
+                    to,
+                    primary,
+                } => start_move(plane, *shard, Some(from), to, *primary, false)
+                    .await
+                    .map(|_| false),
+            };
+            match outcome {
+                Ok(true) => {
+                    progress(&format!("done: {}", step.describe()));
+                    report.done.push(step.describe());
+                }
+                Ok(false) => running.push(step),
+                Err(e) => {
+                    progress(&format!("failed: {}: {e}", step.describe()));
+                    report.failed.push(format!("{}: {e}", step.describe()));
+                }
+            }
+        }
+        if running.is_empty() {
+            if started.elapsed() >= timeout {
+                break;
+            }
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let map = plane.read_map().await?;
+        running.retain(|step| {
+            let Step::Move {
+                shard, from, to, ..
+            } = step
+            else {
+                return false;
+            };
+            let Some(s) = map.shards.get(shard) else {
+                return false;
+            };
+            let a = &s.assignment;
+            if a.moving.is_some() {
+                return true;
+            }
+            let copies: Vec<&str> = a.copies().collect();
+            if copies.contains(&to.as_str()) && !copies.contains(&from.as_str()) {
+                progress(&format!("done: {}", step.describe()));
+                report.done.push(step.describe());
+            } else {
+                let why = "undone by the controller (the cutover was called off too often)";
+                progress(&format!("failed: {}: {why}", step.describe()));
+                report.failed.push(format!("{}: {why}", step.describe()));
+            }
+            false
+        });
+        if started.elapsed() >= timeout && queue.is_empty() {
+            break;
+        }
+    }
+    report.took_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Sets a member's state (`node drain` marks it draining, `node remove` removed), keeping
+/// its addresses.
+pub async fn set_member_state(
+    plane: &dyn ControlPlane,
+    node: &str,
+    state: MemberState,
+) -> Result<u64> {
+    let members = plane.members().await?;
+    let mut member = members
+        .into_iter()
+        .find(|m| m.name == node)
+        .ok_or_else(|| Error::Invalid(format!("{node} is not a member")))?;
+    member.state = state;
+    plane.put_member(&member).await
+}
+
+/// Marks `node` removed once it holds no copy of any shard (`chirpctl node remove`): its
+/// peers refuse it from then on, and its name is never reused.
+pub async fn remove_node(plane: &dyn ControlPlane, node: &str) -> Result<u64> {
+    let map = plane.read_map().await?;
+    if !map.members.contains_key(node) {
+        return Err(Error::Invalid(format!("{node} is not a member")));
+    }
+    let held: Vec<String> = map
+        .shards
+        .values()
+        .filter(|s| {
+            let a = &s.assignment;
+            a.copies().any(|c| c == node) || a.learners.iter().any(|l| l == node)
+        })
+        .map(|s| s.id.to_string())
+        .collect();
+    if !held.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{node} still holds copies of shards {}: drain it first (`chirpctl node drain {node}`)",
+            held.join(", ")
+        )));
+    }
+    set_member_state(plane, node, MemberState::Removed).await
+}

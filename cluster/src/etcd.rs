@@ -456,6 +456,20 @@ impl ControlPlane for EtcdControlPlane {
         })
     }
 
+    async fn resign(&self, term: u64) -> Result<()> {
+        let key = self.keys.controller();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                term as i64,
+            )])
+            .and_then([TxnOp::delete(key, None)]);
+        let mut client = self.client.clone();
+        timed("resigning", client.txn(txn)).await?;
+        Ok(())
+    }
+
     async fn update_shards_as(&self, term: u64, updates: &[ShardUpdate]) -> Result<u64> {
         self.update(Some(term), updates).await
     }

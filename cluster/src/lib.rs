@@ -28,6 +28,7 @@ pub mod memory;
 pub mod moves;
 pub mod placement;
 pub mod plane;
+pub mod rebalance;
 
 pub use etcd::EtcdControlPlane;
 pub use map::{

@@ -271,6 +271,16 @@ impl ControlPlane for MemoryControlPlane {
         })
     }
 
+    async fn resign(&self, term: u64) -> Result<()> {
+        let key = self.keys.controller();
+        let mut state = self.store.lock();
+        if state.kv.get(&key).is_some_and(|e| e.mod_revision == term) {
+            state.kv.remove(&key);
+            self.store.bump(&mut state);
+        }
+        Ok(())
+    }
+
     async fn update_shards_as(&self, term: u64, updates: &[ShardUpdate]) -> Result<u64> {
         check_updates(updates)?;
         let mut state = self.store.lock();

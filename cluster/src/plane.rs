@@ -53,6 +53,10 @@ pub trait ControlPlane: Send + Sync {
     /// term: `node` won if the name is its own. The election ends with the lease.
     async fn campaign(&self, node: &str, lease: i64) -> Result<Controller>;
 
+    /// Ends the election held at `term`, if it is still held at that term (a controller that
+    /// may no longer run: a member being drained or removed), so another node can win it.
+    async fn resign(&self, term: u64) -> Result<()>;
+
     /// [`ControlPlane::update_shards`], only if `term` is still the controller's term (one
     /// transaction comparing the `controller` key's `mod_revision` too):
     /// [`Error::NotController`] otherwise, and nothing is written.

@@ -574,6 +574,19 @@ async fn one_controller_at_a_time_and_a_deposed_one_writes_nothing(h: &dyn Harne
         .update_shards_as(next.term, &[update(0, rev, shard("n2", 3))])
         .await;
     assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+
+    // Resigning ends only the term given: a stale term changes nothing; n2's own ends its
+    // election while its lease lives on, and the next campaign wins a new term.
+    plane.resign(won.term).await.expect("resign");
+    assert_eq!(
+        plane.read_map().await.expect("map").controller,
+        Some(next.clone())
+    );
+    other.resign(next.term).await.expect("resign");
+    assert!(plane.read_map().await.expect("map").controller.is_none());
+    let third = other.campaign("n2", n2.lease()).await.expect("campaigns");
+    assert_eq!(third.name, "n2");
+    assert_ne!(third.term, next.term);
     n2.close().await.expect("revokes");
 }
 

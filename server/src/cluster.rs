@@ -634,14 +634,27 @@ pub fn run_controller(membership: Arc<Membership>, me: String) -> tokio::task::J
             let Some(lease) = membership.lease().await else {
                 return;
             };
-            // Only an active member runs for controller (a node not yet added does not).
-            let member = membership
-                .map
-                .borrow()
-                .members
-                .get(&me)
-                .is_some_and(|m| m.state == chirp_cluster::MemberState::Active);
+            // Only an active member runs for controller (a node not yet added does not); one
+            // being drained or removed gives the election up, or nobody would run it.
+            let (member, holds) = {
+                let map = membership.map.borrow();
+                (
+                    map.members
+                        .get(&me)
+                        .is_some_and(|m| m.state == chirp_cluster::MemberState::Active),
+                    map.controller.clone().filter(|c| c.name == me),
+                )
+            };
             if !member {
+                if let Some(c) = holds {
+                    match membership.plane.resign(c.term).await {
+                        Ok(()) => {
+                            tracing::info!(node = %me, term = c.term, "no longer an active member; resigned as controller")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "resigning as controller"),
+                    }
+                    was = false;
+                }
                 continue;
             }
             let held = match membership.plane.campaign(&me, lease).await {

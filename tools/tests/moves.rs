@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -351,6 +352,211 @@ fn an_aborted_move_leaves_no_copy_behind() {
     });
     let again = ctl(&[&["move", "abort", "1"][..], &e].concat());
     assert!(!again.status.success(), "{}", text(&again));
+}
+
+/// Calls through `via`, retrying a 421 or 503 (a shard changing hands) for up to 20 s; the
+/// last answer.
+fn call_retrying(
+    via: &Chirp,
+    method: &str,
+    path: &str,
+    token: &str,
+    retried: &AtomicUsize,
+) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match via.try_call(method, path, Some(token), None) {
+            Ok((421 | 503, _)) if Instant::now() < deadline => {
+                retried.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(answer) => return answer,
+            Err(e) => return (0, Value::from(e)),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A 4th node joins 3 (8 shards, 2 copies each) and `chirpctl rebalance` moves shards onto
+/// it while 8 clients post, follow and read through random nodes; then `node drain`
+/// empties n1 under the same load and `node remove` retires it. No client sees an error
+/// (421/503 retried inside the nodes or by the client are counted apart), every
+/// acknowledged post and follow is there afterwards through every remaining node, every
+/// shard's copies are identical, n4 leads its share, and every image loads everywhere.
+#[test]
+fn rebalance_then_drain_and_remove_under_load() {
+    let Three {
+        etcd,
+        mut specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("mv4", 8, 2);
+    let spec = _ca.node("n4");
+    nodes.push(start(&spec, &etcd, "mv4"));
+    specs.push(spec);
+    let e = etcd_args(&etcd.url, "mv4");
+    ok(&[&["node", "add", "n4"][..], &e].concat());
+
+    let users: Vec<(String, String)> = (0..8)
+        .map(|i| nodes[i % 4].user(&format!("client{i}")))
+        .collect();
+    let mut images = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let up = nodes[i % 4].send(
+            "POST",
+            "/media",
+            Some(token),
+            &[("Content-Type", "image/png")],
+            Some(&picture(i as u8)),
+        );
+        assert_eq!(up.status, 201, "{}", up.json());
+        let media = up.json()["id"].as_str().expect("id").to_string();
+        let (st, t) = nodes[(i + 1) % 4].call(
+            "POST",
+            "/tweet",
+            Some(token),
+            Some(serde_json::json!({"text": format!("picture {i}"), "media": [media]})),
+        );
+        assert_eq!(st, 201, "{t}");
+        images.push(media);
+    }
+    let plan = ok(&[&["rebalance", "--dry-run"][..], &e].concat());
+    assert!(plan.contains("n4"), "{plan}");
+
+    let stop = AtomicBool::new(false);
+    let retried = AtomicUsize::new(0);
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let posted: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let followed: Mutex<BTreeSet<(usize, usize)>> = Mutex::new(BTreeSet::new());
+    let (rebalanced, drained) = std::thread::scope(|scope| {
+        for c in 0..8 {
+            let (nodes, users, stop, retried, errors, posted, followed) =
+                (&nodes, &users, &stop, &retried, &errors, &posted, &followed);
+            scope.spawn(move || {
+                let mut k = 0usize;
+                let (me, token) = &users[c];
+                while !stop.load(Ordering::Relaxed) {
+                    // n1 is drained and removed meanwhile: clients use the others.
+                    let via = &nodes[1 + (c + k) % 3];
+                    match k % 3 {
+                        0 => {
+                            let id =
+                                post_retrying(via, token, &format!("client {c} post {k}"), retried);
+                            posted.lock().expect("posted").push(id);
+                        }
+                        1 => {
+                            let other = (c + 1 + k / 3) % 8;
+                            if other != c {
+                                let path = format!("/{me}/follow/{}", users[other].0);
+                                let (st, v) = call_retrying(via, "POST", &path, token, retried);
+                                if (200..300).contains(&st) {
+                                    followed.lock().expect("followed").insert((c, other));
+                                } else {
+                                    errors
+                                        .lock()
+                                        .expect("errors")
+                                        .push(format!("follow {st} {v}"));
+                                }
+                            }
+                        }
+                        _ => {
+                            let (st, v) = call_retrying(via, "GET", "/feed", token, retried);
+                            if st != 200 {
+                                errors
+                                    .lock()
+                                    .expect("errors")
+                                    .push(format!("feed {st} {v}"));
+                            }
+                        }
+                    }
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(120));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let rebalanced = ctl(&[&["rebalance", "--timeout-secs", "120"][..], &e].concat());
+        let drained = ctl(&[&["node", "drain", "n1", "--timeout-secs", "120"][..], &e].concat());
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        (rebalanced, drained)
+    });
+    assert!(rebalanced.status.success(), "{}", text(&rebalanced));
+    assert!(drained.status.success(), "{}", text(&drained));
+    let map = status(&etcd, "mv4");
+    for sh in map["shards"].as_array().expect("shards") {
+        assert!(sh.get("moving").is_none_or(Value::is_null), "{sh}");
+        let copies = holders(&map, sh["id"].as_u64().expect("id"));
+        assert_eq!(copies.len(), 2, "{sh}");
+        assert!(!copies.contains(&"n1".to_string()), "{sh}");
+    }
+    let led = map["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .filter(|s| s["primary"] == "n4")
+        .count();
+    assert!(led >= 2, "n4 leads {led} of 8 shards: {map}");
+    let out = ok(&[&["node", "remove", "n1"][..], &e].concat());
+    assert!(out.contains("removed"), "{out}");
+    let again = ctl(&[&["node", "add", "n1"][..], &e].concat());
+    assert!(!again.status.success(), "{}", text(&again));
+
+    let errors = errors.into_inner().expect("errors");
+    assert!(errors.is_empty(), "clients saw errors: {errors:?}");
+    let posted = posted.into_inner().expect("posted");
+    let followed = followed.into_inner().expect("followed");
+    let rest = &nodes[1..];
+    for node in rest {
+        for id in &posted {
+            let (st, v) = node.call("GET", &format!("/tweets/{id}"), None, None);
+            assert_eq!(st, 200, "{id} through {}: {v}", node.base);
+        }
+        for media in &images {
+            let img = node.send("GET", &format!("/media/{media}"), None, &[], None);
+            assert_eq!(img.status, 200, "image {media} through {}", node.base);
+        }
+    }
+    for &(c, other) in &followed {
+        let (me, token) = &users[c];
+        let (st, v) = rest[c % 3].call(
+            "GET",
+            &format!("/{me}/following?limit=100"),
+            Some(token),
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+        let following: Vec<&str> = v["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .filter_map(|u| u["id"].as_str())
+            .collect();
+        assert!(
+            following.contains(&users[other].0.as_str()),
+            "{me} follows {}",
+            users[other].0
+        );
+    }
+    let map = status(&etcd, "mv4");
+    for shard in 0..8u64 {
+        let copies: Vec<usize> = holders(&map, shard)
+            .iter()
+            .map(|n| index_of(&Value::from(n.as_str())))
+            .collect();
+        nodes[1].eventually(&format!("shard {shard}'s copies to be identical"), || {
+            identical(&nodes, &copies, shard)
+        });
+    }
+    eprintln!(
+        "rebalance and drain under load: {} posts and {} follows acknowledged, {} retried \
+         421/503, 0 errors; rebalance: {}drain: {}",
+        posted.len(),
+        followed.len(),
+        retried.load(Ordering::Relaxed),
+        String::from_utf8_lossy(&rebalanced.stdout),
+        String::from_utf8_lossy(&drained.stdout)
+    );
 }
 
 /// A small PNG, different per `seed`.

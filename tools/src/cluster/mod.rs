@@ -78,6 +78,52 @@ pub enum NodeCommand {
         #[command(flatten)]
         etcd: EtcdArgs,
     },
+    /// Move every copy off a node: it is marked draining (no copy goes to it any more), the
+    /// shards it leads are handed over to their replicas, then each copy it holds moves to
+    /// the member with the fewest copies (or, with none able to take it, is taken out if
+    /// the shard keeps min_sync replicas).
+    Drain {
+        /// The node.
+        name: String,
+        /// Print the steps without doing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Moves at once.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        /// Stop starting steps after this many seconds (moves started go on).
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+    /// Retire a node that holds nothing (drain it first): marked removed, its peers refuse
+    /// it from then on, its name is never reused.
+    Remove {
+        /// The node.
+        name: String,
+        /// The control plane.
+        #[command(flatten)]
+        etcd: EtcdArgs,
+    },
+}
+
+/// `chirpctl rebalance`: even out copies and primaries over the active members.
+#[derive(Debug, clap::Args)]
+pub struct RebalanceArgs {
+    /// Print the steps without doing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Moves at once.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
+    /// Stop starting steps after this many seconds (moves started go on).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_secs: u64,
+    /// The control plane.
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
 }
 
 /// `chirpctl shard ...`.
@@ -307,8 +353,105 @@ pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
             })?;
             print(json, &report, || render::added(&report))?;
         }
+        NodeCommand::Drain {
+            name,
+            dry_run,
+            parallel,
+            timeout_secs,
+            etcd,
+        } => {
+            return runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                let map = plane.read_map().await?;
+                let steps = chirp_cluster::rebalance::drain(&map, name)?;
+                if *dry_run {
+                    print(json, &steps, || render::plan(&steps))?;
+                    return Ok(0);
+                }
+                chirp_cluster::admin::set_member_state(
+                    &*plane,
+                    name,
+                    chirp_cluster::MemberState::Draining,
+                )
+                .await?;
+                let report = run_plan(&*plane, &steps, *parallel, *timeout_secs, json).await?;
+                print(json, &report, || render::ran(&report))?;
+                Ok(u8::from(!report.failed.is_empty()))
+            });
+        }
+        NodeCommand::Remove { name, etcd } => {
+            let revision = runtime()?.block_on(async {
+                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+                chirp_cluster::admin::remove_node(&*plane, name)
+                    .await
+                    .map_err(Error::from)
+            })?;
+            let shown = serde_json::json!({"node": name, "removed": true, "revision": revision});
+            print(json, &shown, || {
+                format!("{name} removed from the cluster (revision {revision})\n")
+            })?;
+        }
     }
     Ok(0)
+}
+
+/// Runs `chirpctl rebalance`: plans, runs the plan, and plans again from the map it finds
+/// until nothing is left to do (at most a few rounds: a round that changed nothing ends it).
+pub fn run_rebalance(args: &RebalanceArgs, json: bool) -> Result<u8> {
+    runtime()?.block_on(async {
+        let plane = connect(&args.etcd.etcd, &args.etcd.cluster).await?;
+        let mut total = chirp_cluster::admin::RunReport::default();
+        for round in 0..5 {
+            let map = plane.read_map().await?;
+            if map.config.is_none() {
+                return Err(chirp_cluster::Error::NoConfig {
+                    cluster: args.etcd.cluster.clone(),
+                }
+                .into());
+            }
+            let steps = chirp_cluster::rebalance::rebalance(&map)?;
+            if args.dry_run {
+                print(json, &steps, || render::plan(&steps))?;
+                return Ok(0);
+            }
+            if steps.is_empty() {
+                break;
+            }
+            let report = run_plan(&*plane, &steps, args.parallel, args.timeout_secs, json).await?;
+            let progressed = !report.done.is_empty();
+            total.done.extend(report.done);
+            total.failed.extend(report.failed);
+            total.took_ms += report.took_ms;
+            if !progressed || round == 4 {
+                break;
+            }
+        }
+        print(json, &total, || render::ran(&total))?;
+        Ok(u8::from(!total.failed.is_empty()))
+    })
+}
+
+/// Runs a plan's steps, printing each as it starts and ends (unless `json`).
+async fn run_plan(
+    plane: &dyn ControlPlane,
+    steps: &[chirp_cluster::rebalance::Step],
+    parallel: usize,
+    timeout_secs: u64,
+    json: bool,
+) -> Result<chirp_cluster::admin::RunReport> {
+    let mut progress = |line: &str| {
+        if !json {
+            eprintln!("{line}");
+        }
+    };
+    Ok(chirp_cluster::admin::run_steps(
+        plane,
+        steps,
+        parallel,
+        Duration::from_secs(timeout_secs),
+        &mut progress,
+    )
+    .await?)
 }
 
 /// Runs a `shard` command.

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use chirp_cluster::admin::{AddReport, MoveReport, MoveStatus, Status};
+use chirp_cluster::admin::{AddReport, MoveReport, MoveStatus, RunReport, Status};
+use chirp_cluster::rebalance::Step;
 
 use super::MoveProgress;
 
@@ -146,4 +147,30 @@ pub fn move_progress(p: &MoveProgress) -> String {
         lsn(p.primary_lsn),
         p.primary
     )
+}
+
+/// A plan's steps (`--dry-run`).
+pub fn plan(steps: &[Step]) -> String {
+    if steps.is_empty() {
+        return "nothing to do: copies and primaries are even\n".into();
+    }
+    let mut out = format!("{} steps:\n", steps.len());
+    for (i, s) in steps.iter().enumerate() {
+        out.push_str(&format!("  {}. {}\n", i + 1, s.describe()));
+    }
+    out
+}
+
+/// What running a plan did.
+pub fn ran(r: &RunReport) -> String {
+    let mut out = format!(
+        "{} steps done, {} failed, in {:.1} s\n",
+        r.done.len(),
+        r.failed.len(),
+        r.took_ms as f64 / 1000.0
+    );
+    for f in &r.failed {
+        out.push_str(&format!("  failed: {f}\n"));
+    }
+    out
 }

@@ -75,6 +75,9 @@ pub enum Command {
     /// Moves of shard copies under way: list, status, abort.
     #[command(subcommand)]
     Move(crate::cluster::MoveCommand),
+    /// Even out copies and primaries over the cluster's active members, a few moves at a
+    /// time (after `node add`, say).
+    Rebalance(crate::cluster::RebalanceArgs),
     /// Shards, sizes and key estimates per column family, cache, fan-out queue, uptime.
     Status,
     /// Compact one shard or all (bytes before and after).
@@ -155,6 +158,7 @@ impl Command {
             | Command::Node(_)
             | Command::Shard(_)
             | Command::Move(_)
+            | Command::Rebalance(_)
             | Command::Status
             | Command::Compact { .. }
             | Command::Checkpoint { .. }
@@ -194,6 +198,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Node(command) => return crate::cluster::run_node(command, cli.json),
         Command::Shard(command) => return crate::cluster::run_shard(command, cli.json),
         Command::Move(command) => return crate::cluster::run_move(command, cli.json),
+        Command::Rebalance(args) => return crate::cluster::run_rebalance(args, cli.json),
         _ => {}
     }
     if let Command::Restore { checkpoint } = &cli.command {
@@ -250,7 +255,8 @@ fn execute(cli: &Cli, target: &Target) -> Result<u8> {
         | Command::Cluster(_)
         | Command::Node(_)
         | Command::Shard(_)
-        | Command::Move(_) => Err(Error::Invalid(
+        | Command::Move(_)
+        | Command::Rebalance(_) => Err(Error::Invalid(
             "replication and cluster commands run without --admin/--data".into(),
         )),
         Command::Status => {

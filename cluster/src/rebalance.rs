@@ -1,0 +1,479 @@
+//! Planning rebalances and drains: pure functions from a map to the steps that even it out
+//! ([`rebalance`]) or empty one node ([`drain`]). Each plan is simulated on a copy of the
+//! assignments, so its steps are consistent with one another; the operator's command runs
+//! them a few at a time and plans again from the map it finds, so a plan cut short (a node
+//! died, the command was stopped) is simply planned again.
+//!
+//! What "even" means: over the active, live members, copies per member differ by at most
+//! one, and so do primaries per member. Primaries are evened first, by planned handovers
+//! to a replica on a member with fewer (no data moves) or, when no such replica exists, by
+//! moving the primary's copy; copies are then evened by moving replicas' copies from the
+//! fullest member to the emptiest one holding none of that shard. Counts, not bytes: the
+//! shards of a cluster are of similar size when users are spread over them by id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::map::{ClusterMap, MemberState, ShardAssignment};
+use crate::{Error, Result};
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// A planned handover of `shard` from its primary `from` to its replica `to`.
+    Handover {
+        /// The shard.
+        shard: u32,
+        /// Its primary.
+        from: String,
+        /// The replica that takes over.
+        to: String,
+    },
+    /// A move of `from`'s copy of `shard` to `to` (as the primary if `primary`).
+    Move {
+        /// The shard.
+        shard: u32,
+        /// The node giving its copy up.
+        from: String,
+        /// The node taking a copy.
+        to: String,
+        /// Whether `to` ends as the primary.
+        primary: bool,
+    },
+    /// `node`'s copy of `shard` taken out, nobody taking it (a drain with no node left that
+    /// holds none of the shard; the shard keeps at least `min_sync` replicas).
+    Remove {
+        /// The shard.
+        shard: u32,
+        /// The node whose copy goes.
+        node: String,
+    },
+}
+
+impl Step {
+    /// The shard the step changes.
+    pub fn shard(&self) -> u32 {
+        match self {
+            Step::Handover { shard, .. }
+            | Step::Move { shard, .. }
+            | Step::Remove { shard, .. } => *shard,
+        }
+    }
+
+    /// The step in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Handover { shard, from, to } => {
+                format!("shard {shard}: hand over from {from} to {to}")
+            }
+            Step::Move {
+                shard,
+                from,
+                to,
+                primary,
+            } => format!(
+                "shard {shard}: move {from}'s copy to {to}{}",
+                if *primary { " as primary" } else { "" }
+            ),
+            Step::Remove { shard, node } => format!("shard {shard}: take {node}'s copy out"),
+        }
+    }
+}
+
+/// The members copies may go to: active and alive.
+fn targets(map: &ClusterMap) -> Vec<String> {
+    map.members
+        .values()
+        .filter(|m| m.state == MemberState::Active && map.nodes.contains_key(&m.name))
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+/// Copies and primaries per node in `shards`, every node of `nodes` counted (0 if none).
+fn loads(
+    shards: &BTreeMap<u32, ShardAssignment>,
+    nodes: &[String],
+) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut copies: BTreeMap<String, usize> = nodes.iter().map(|n| (n.clone(), 0)).collect();
+    let mut primaries = copies.clone();
+    for a in shards.values() {
+        for c in a.copies().chain(a.learners.iter().map(String::as_str)) {
+            if let Some(n) = copies.get_mut(c) {
+                *n += 1;
+            }
+        }
+        if let Some(n) = primaries.get_mut(&a.primary) {
+            *n += 1;
+        }
+    }
+    (copies, primaries)
+}
+
+fn holds(a: &ShardAssignment, node: &str) -> bool {
+    a.copies()
+        .chain(a.learners.iter().map(String::as_str))
+        .any(|c| c == node)
+}
+
+/// The node of `load` with the most (`most`) or the fewest, ties by name.
+fn extreme(load: &BTreeMap<String, usize>, most: bool) -> Option<(String, usize)> {
+    let pick = load.iter().map(|(n, c)| (n.clone(), *c));
+    if most {
+        pick.rev().max_by_key(|(_, c)| *c)
+    } else {
+        pick.min_by_key(|(_, c)| *c)
+    }
+}
+
+/// Applies a step to the simulated assignments.
+fn apply(shards: &mut BTreeMap<u32, ShardAssignment>, step: &Step) {
+    let Some(a) = shards.get_mut(&step.shard()) else {
+        return;
+    };
+    match step {
+        Step::Handover { to, .. } => *a = a.handed_over(to),
+        Step::Move {
+            from, to, primary, ..
+        } => {
+            if *primary && a.primary == *from {
+                a.primary = to.clone();
+            } else {
+                a.replicas.retain(|r| r != from);
+                a.replicas.push(to.clone());
+            }
+            a.sync.retain(|r| r != from);
+        }
+        Step::Remove { node, .. } => {
+            a.replicas.retain(|r| r != node);
+            a.sync.retain(|r| r != node);
+            a.learners.retain(|r| r != node);
+        }
+    }
+}
+
+/// The steps that even out copies and primaries over the active, live members (see the
+/// module). Shards with a move or a handover under way are left alone; so is the cluster
+/// while any member is down (a node coming back would upset the plan).
+pub fn rebalance(map: &ClusterMap) -> Result<Vec<Step>> {
+    let nodes = targets(map);
+    if let Some(down) = map
+        .members
+        .values()
+        .find(|m| m.state != MemberState::Removed && !map.nodes.contains_key(&m.name))
+    {
+        return Err(Error::Invalid(format!(
+            "{} is down: rebalance once every member is running (or drain and remove it)",
+            down.name
+        )));
+    }
+    let mut shards: BTreeMap<u32, ShardAssignment> = map
+        .shards
+        .iter()
+        .map(|(id, s)| (*id, s.assignment.clone()))
+        .collect();
+    let busy: BTreeSet<u32> = shards
+        .iter()
+        .filter(|(_, a)| a.moving.is_some() || a.handover.is_some())
+        .map(|(id, _)| *id)
+        .collect();
+    let mut steps = Vec::new();
+    let limit = shards.len() * 4 + 8;
+    // Primaries first.
+    while steps.len() < limit {
+        let (_, primaries) = loads(&shards, &nodes);
+        let (Some((most, hi)), Some((least, lo))) =
+            (extreme(&primaries, true), extreme(&primaries, false))
+        else {
+            break;
+        };
+        if hi <= lo + 1 {
+            break;
+        }
+        let candidates: Vec<u32> = shards
+            .iter()
+            .filter(|(id, a)| a.primary == most && !busy.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        // A replica on the least-loaded node: a handover, no data moved.
+        let handover = candidates
+            .iter()
+            .find(|id| shards[id].replicas.contains(&least));
+        let step = match handover {
+            Some(&shard) => Step::Handover {
+                shard,
+                from: most.clone(),
+                to: least.clone(),
+            },
+            None => match candidates.iter().find(|id| !holds(&shards[id], &least)) {
+                Some(&shard) => Step::Move {
+                    shard,
+                    from: most.clone(),
+                    to: least.clone(),
+                    primary: true,
+                },
+                None => break,
+            },
+        };
+        apply(&mut shards, &step);
+        steps.push(step);
+    }
+    // Then copies.
+    while steps.len() < limit {
+        let (copies, _) = loads(&shards, &nodes);
+        let (Some((most, hi)), Some((least, lo))) =
+            (extreme(&copies, true), extreme(&copies, false))
+        else {
+            break;
+        };
+        if hi <= lo + 1 {
+            break;
+        }
+        let pick = shards
+            .iter()
+            .find(|(id, a)| a.replicas.contains(&most) && !holds(a, &least) && !busy.contains(id));
+        let Some((&shard, _)) = pick else { break };
+        let step = Step::Move {
+            shard,
+            from: most.clone(),
+            to: least.clone(),
+            primary: false,
+        };
+        apply(&mut shards, &step);
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+/// The steps that empty `node`: each shard it leads is handed over to a live replica (or
+/// its copy moved as the primary when it has none), then each copy it holds moves to the
+/// live active member with the fewest copies that holds none of that shard; with no such
+/// member the copy is taken out if the shard keeps `min_sync` replicas, else the drain is
+/// refused.
+pub fn drain(map: &ClusterMap, node: &str) -> Result<Vec<Step>> {
+    if !map.members.contains_key(node) {
+        return Err(Error::Invalid(format!("{node} is not a member")));
+    }
+    let min_sync = map.config.map_or(0, |c| c.min_sync) as usize;
+    let nodes: Vec<String> = targets(map).into_iter().filter(|n| n != node).collect();
+    let mut shards: BTreeMap<u32, ShardAssignment> = map
+        .shards
+        .iter()
+        .map(|(id, s)| (*id, s.assignment.clone()))
+        .collect();
+    if let Some((id, _)) = shards
+        .iter()
+        .find(|(_, a)| holds(a, node) && (a.moving.is_some() || a.handover.is_some()))
+    {
+        return Err(Error::Invalid(format!(
+            "shard {id} has a move or handover under way; drain once it is done"
+        )));
+    }
+    let mut steps = Vec::new();
+    let ids: Vec<u32> = shards.keys().copied().collect();
+    for &id in &ids {
+        let a = &shards[&id];
+        if a.primary != node {
+            continue;
+        }
+        let live = a
+            .sync
+            .iter()
+            .chain(&a.replicas)
+            .find(|r| map.nodes.contains_key(r.as_str()) && nodes.contains(r))
+            .cloned();
+        let step = match live {
+            Some(to) => Step::Handover {
+                shard: id,
+                from: node.to_string(),
+                to,
+            },
+            None => {
+                let (copies, _) = loads(&shards, &nodes);
+                let to = copies
+                    .iter()
+                    .filter(|(n, _)| !holds(a, n))
+                    .min_by_key(|(_, c)| **c)
+                    .map(|(n, _)| n.clone())
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "shard {id} has no live replica and no node to move to"
+                        ))
+                    })?;
+                Step::Move {
+                    shard: id,
+                    from: node.to_string(),
+                    to,
+                    primary: true,
+                }
+            }
+        };
+        apply(&mut shards, &step);
+        steps.push(step);
+    }
+    for &id in &ids {
+        let a = &shards[&id];
+        if !a.replicas.iter().chain(&a.learners).any(|r| r == node) {
+            continue;
+        }
+        let (copies, _) = loads(&shards, &nodes);
+        let to = copies
+            .iter()
+            .filter(|(n, _)| !holds(a, n))
+            .min_by_key(|(_, c)| **c)
+            .map(|(n, _)| n.clone());
+        let step = match to {
+            Some(to) => Step::Move {
+                shard: id,
+                from: node.to_string(),
+                to,
+                primary: false,
+            },
+            None if a.learners.iter().any(|l| l == node) || a.replicas.len() > min_sync => {
+                Step::Remove {
+                    shard: id,
+                    node: node.to_string(),
+                }
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "shard {id} would keep fewer than min_sync {min_sync} replicas and no \
+                     other node can take {node}'s copy: add a node first"
+                )))
+            }
+        };
+        apply(&mut shards, &step);
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::{ClusterConfig, Member, NodeInfo, VersionedShard};
+    use crate::placement::initial_placement;
+
+    fn map(shards: u32, rf: u32, placed_on: &[&str], members: &[&str]) -> ClusterMap {
+        let placed: Vec<String> = placed_on.iter().map(|s| s.to_string()).collect();
+        let mut m = ClusterMap {
+            config: Some(ClusterConfig {
+                shards,
+                rf,
+                min_sync: 1,
+            }),
+            ..ClusterMap::default()
+        };
+        for name in members {
+            m.members.insert(
+                name.to_string(),
+                Member {
+                    name: name.to_string(),
+                    api: String::new(),
+                    admin: String::new(),
+                    repl: None,
+                    state: MemberState::Active,
+                },
+            );
+            m.nodes.insert(
+                name.to_string(),
+                NodeInfo {
+                    name: name.to_string(),
+                    api: String::new(),
+                    admin: String::new(),
+                    repl: None,
+                    started_at_ms: 0,
+                    software: String::new(),
+                },
+            );
+        }
+        for (id, a) in initial_placement(shards, rf, 1, &placed)
+            .into_iter()
+            .enumerate()
+        {
+            m.shards.insert(
+                id as u32,
+                VersionedShard {
+                    id: id as u32,
+                    mod_revision: 1,
+                    assignment: a,
+                },
+            );
+        }
+        m
+    }
+
+    fn after(m: &ClusterMap, steps: &[Step]) -> BTreeMap<u32, ShardAssignment> {
+        let mut shards: BTreeMap<u32, ShardAssignment> = m
+            .shards
+            .iter()
+            .map(|(id, s)| (*id, s.assignment.clone()))
+            .collect();
+        for s in steps {
+            apply(&mut shards, s);
+        }
+        shards
+    }
+
+    #[test]
+    fn a_new_node_gets_its_share_of_copies_and_primaries() {
+        for (shards, rf) in [(8, 2), (16, 3), (5, 2), (64, 3)] {
+            let m = map(shards, rf, &["n1", "n2", "n3"], &["n1", "n2", "n3", "n4"]);
+            let steps = rebalance(&m).expect("plan");
+            assert!(!steps.is_empty());
+            let nodes: Vec<String> = ["n1", "n2", "n3", "n4"].map(String::from).to_vec();
+            let shards_after = after(&m, &steps);
+            let (copies, primaries) = loads(&shards_after, &nodes);
+            let spread = |l: &BTreeMap<String, usize>| {
+                l.values().max().unwrap_or(&0) - l.values().min().unwrap_or(&0)
+            };
+            assert!(spread(&copies) <= 1, "{shards}/{rf}: {copies:?}");
+            assert!(spread(&primaries) <= 1, "{shards}/{rf}: {primaries:?}");
+            for a in shards_after.values() {
+                let all: BTreeSet<&str> = a.copies().collect();
+                assert_eq!(all.len(), rf as usize, "{a:?}");
+            }
+            // Planned again after it ran: nothing left to do.
+            let mut done = m.clone();
+            for (id, a) in shards_after {
+                done.shards.get_mut(&id).expect("shard").assignment = a;
+            }
+            assert_eq!(rebalance(&done).expect("plan"), Vec::new());
+        }
+    }
+
+    #[test]
+    fn a_drained_node_ends_with_nothing_and_the_rest_keep_rf_copies() {
+        let m = map(8, 2, &["n1", "n2", "n3", "n4"], &["n1", "n2", "n3", "n4"]);
+        let steps = drain(&m, "n2").expect("plan");
+        let shards_after = after(&m, &steps);
+        for a in shards_after.values() {
+            assert!(!holds(a, "n2"), "{a:?}");
+            assert_eq!(a.copies().count(), 2, "{a:?}");
+        }
+        // Primaries go first, by handover.
+        let first_move = steps.iter().position(|s| matches!(s, Step::Move { .. }));
+        let last_handover = steps
+            .iter()
+            .rposition(|s| matches!(s, Step::Handover { .. }));
+        assert!(last_handover < first_move, "{steps:?}");
+        // Three nodes, rf 3: nowhere to go, and min_sync 1 of 2 replicas allows a removal.
+        let full = map(4, 3, &["n1", "n2", "n3"], &["n1", "n2", "n3"]);
+        let steps = drain(&full, "n3").expect("plan");
+        assert!(
+            steps.iter().any(|s| matches!(s, Step::Remove { .. })),
+            "{steps:?}"
+        );
+        // rf 2 on two nodes: refused.
+        let two = map(4, 2, &["n1", "n2"], &["n1", "n2"]);
+        assert!(drain(&two, "n2").is_err());
+    }
+
+    #[test]
+    fn rebalance_waits_for_every_member() {
+        let mut m = map(8, 2, &["n1", "n2", "n3"], &["n1", "n2", "n3", "n4"]);
+        m.nodes.remove("n4");
+        assert!(rebalance(&m).is_err());
+    }
+}
