@@ -403,6 +403,8 @@ pub struct ShardStatus {
     pub sync: Vec<String>,
     /// Its learners.
     pub learners: Vec<String>,
+    /// The move under way, null if none.
+    pub moving: Option<MoveStatus>,
 }
 
 impl Status {
@@ -440,6 +442,7 @@ impl Status {
                 replicas: s.assignment.replicas.clone(),
                 sync: s.assignment.sync.clone(),
                 learners: s.assignment.learners.clone(),
+                moving: move_status(s),
             })
             .collect();
         Status {
@@ -648,21 +651,21 @@ pub struct MoveStatus {
 
 /// The moves under way in a map, by shard.
 pub fn moves_of(map: &ClusterMap) -> Vec<MoveStatus> {
-    map.shards
-        .values()
-        .filter_map(|s| {
-            let m = s.assignment.moving.as_ref()?;
-            Some(MoveStatus {
-                shard: s.id,
-                from: m.from.clone(),
-                to: m.to.clone(),
-                primary: m.primary,
-                state: m.state.name(),
-                started_ms: m.started_ms,
-                attempts: m.attempts,
-            })
-        })
-        .collect()
+    map.shards.values().filter_map(move_status).collect()
+}
+
+/// A shard's move, if one is under way.
+fn move_status(s: &VersionedShard) -> Option<MoveStatus> {
+    let m = s.assignment.moving.as_ref()?;
+    Some(MoveStatus {
+        shard: s.id,
+        from: m.from.clone(),
+        to: m.to.clone(),
+        primary: m.primary,
+        state: m.state.name(),
+        started_ms: m.started_ms,
+        attempts: m.attempts,
+    })
 }
 
 /// What [`run_steps`] did.

@@ -5,6 +5,8 @@
 //! - a node killed (SIGKILL, restarted later) or paused (SIGSTOP, resumed later), past its
 //!   lease;
 //! - etcd killed (and restarted on its data) or paused;
+//! - a copy of a shard moved to the node holding none of it (`chirpctl shard move`, as the
+//!   primary or a replica), which the controller carries out while the next faults come;
 //! - network partitions, when the test can have a network namespace of its own (root, `ip`
 //!   and `nft`; see `chirp_testkit::net`): a node cut from etcd, from the other nodes (its
 //!   replicas and its primaries), or from both. Clients still reach a cut-off node: the
@@ -15,7 +17,8 @@
 //! primaries set aside, and only one node acknowledged writes in any (shard, epoch) (nodes
 //! name the (shard, epoch) of what they acknowledged in `X-Chirp-Acked`).
 //!
-//! `CHIRP_CHAOS_SECS` (12 by default) and `CHIRP_CHAOS_SEED` (7) choose the run.
+//! `CHIRP_CHAOS_SECS` (12 by default) and `CHIRP_CHAOS_SEED` (2: a node cut from etcd and
+//! a move in the default run) choose the run.
 
 mod support;
 
@@ -47,6 +50,9 @@ enum Outcome {
     Unknown,
 }
 
+/// The shards of the cluster under test.
+const SHARDS: u64 = 4;
+
 /// One fault the nemesis injects, and heals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -60,6 +66,12 @@ enum Fault {
     CutFromPeers(usize),
     /// Node from etcd and the other nodes.
     Isolate(usize),
+    /// A move of a copy of this shard to the node holding none (`chirpctl shard move`), as
+    /// the primary or a replica: carried out by the controller while the next faults come.
+    Move {
+        shard: u64,
+        primary: bool,
+    },
 }
 
 impl Fault {
@@ -72,6 +84,7 @@ impl Fault {
             Fault::CutFromEtcd(_) => "node cut from etcd",
             Fault::CutFromPeers(_) => "node cut from its peers",
             Fault::Isolate(_) => "node cut from everything",
+            Fault::Move { .. } => "shard move",
         }
     }
 
@@ -82,20 +95,25 @@ impl Fault {
             | Fault::CutFromEtcd(v)
             | Fault::CutFromPeers(v)
             | Fault::Isolate(v) => Some(v),
-            Fault::KillEtcd | Fault::PauseEtcd => None,
+            // Not on a node, and never with an etcd fault (chirpctl needs etcd to start it).
+            Fault::KillEtcd | Fault::PauseEtcd | Fault::Move { .. } => None,
         }
     }
 
     fn random(rng: &mut StdRng, network: bool) -> Fault {
         let v = rng.gen_range(0..3);
-        let kinds = if network { 7 } else { 4 };
+        let kinds = if network { 8 } else { 5 };
         match rng.gen_range(0..kinds) {
             0 => Fault::Kill(v),
             1 => Fault::Pause(v),
             2 => Fault::KillEtcd,
             3 => Fault::PauseEtcd,
-            4 => Fault::CutFromEtcd(v),
-            5 => Fault::CutFromPeers(v),
+            4 => Fault::Move {
+                shard: rng.gen_range(0..SHARDS),
+                primary: rng.gen_bool(0.5),
+            },
+            5 => Fault::CutFromEtcd(v),
+            6 => Fault::CutFromPeers(v),
             _ => Fault::Isolate(v),
         }
     }
@@ -159,7 +177,46 @@ impl Harness {
                 pairs.push((node_ip(v), etcd_ip(v)));
                 self.cut(&pairs);
             }
+            Fault::Move { shard, primary } => self.start_move(shard, primary),
         }
+    }
+
+    /// Starts moving a copy of `shard` to the one node holding none of it; a shard already
+    /// moving (every node holds some copy) is left alone.
+    fn start_move(&self, shard: u64, primary: bool) {
+        let url = self.three.lock().expect("three").etcd.url.clone();
+        let map = status_at(&url, "chaos");
+        let sh = &map["shards"][shard as usize];
+        let holding: Vec<String> =
+            std::iter::once(sh["primary"].as_str().unwrap_or("").to_string())
+                .chain(names(&sh["replicas"]))
+                .chain(names(&sh["learners"]))
+                .collect();
+        let Some(to) = (1..=3)
+            .map(|i| format!("n{i}"))
+            .find(|n| !holding.contains(n))
+        else {
+            eprintln!("chaos: shard {shard} is moving already");
+            return;
+        };
+        let role = if primary { "primary" } else { "replica" };
+        let out = ctl(&[
+            "shard",
+            "move",
+            &shard.to_string(),
+            "--to",
+            &to,
+            "--role",
+            role,
+            "--etcd",
+            &url,
+            "--cluster",
+            "chaos",
+        ]);
+        eprintln!(
+            "chaos: shard move {shard} to {to} as {role}: {}",
+            text(&out).trim()
+        );
     }
 
     fn heal(&self, fault: Fault) {
@@ -180,6 +237,8 @@ impl Harness {
                     net.heal().expect("nft flush");
                 }
             }
+            // The controller finishes it (or undoes it) once every node is back.
+            Fault::Move { .. } => {}
         }
     }
 }
@@ -264,7 +323,7 @@ fn wait_healed(three: &Three) {
             .collect();
         let whole = s["shards"].as_array().expect("shards").iter().all(|sh| {
             let sync = names(&sh["sync"]);
-            !sync.is_empty() && sync.iter().all(|n| alive.contains(n))
+            !sync.is_empty() && sync.iter().all(|n| alive.contains(n)) && sh["moving"].is_null()
         });
         if alive.len() == 3 && whole {
             return;
@@ -315,7 +374,7 @@ fn chaos_faults_lose_no_acknowledged_write() {
     let seed: u64 = std::env::var("CHIRP_CHAOS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(2);
     // Everything this test starts lives in its own network namespace when it can have one.
     let net = match Net::isolate() {
         Ok(net) => Some(net),
@@ -325,7 +384,8 @@ fn chaos_faults_lose_no_acknowledged_write() {
         }
     };
     let network = net.is_some();
-    let three = three_on("chaos", 4, 3, network);
+    // Two copies of each shard on three nodes: a move always has a node to go to.
+    let three = three_on("chaos", SHARDS as u32, 2, network);
     let users: Vec<String> = (0..6)
         .map(|i| three.nodes[i % 3].user(&format!("chaos{i}")).1)
         .collect();

@@ -40,11 +40,16 @@ pub fn ok(args: &[&str]) -> String {
 }
 
 pub fn status(etcd: &Etcd, cluster: &str) -> Value {
+    status_at(&etcd.url, cluster)
+}
+
+/// [`status`] from etcd at `url`.
+pub fn status_at(url: &str, cluster: &str) -> Value {
     let out = ok(&[
         "cluster",
         "status",
         "--etcd",
-        &etcd.url,
+        url,
         "--cluster",
         cluster,
         "--json",
