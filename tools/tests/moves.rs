@@ -354,6 +354,146 @@ fn an_aborted_move_leaves_no_copy_behind() {
     assert!(!again.status.success(), "{}", text(&again));
 }
 
+/// A move goes on across the death of the controller that was carrying it out and of its
+/// target: kill -9 the elected controller right after the move starts (its shards fail
+/// over; a new controller is elected), then the target while it catches up; both restart.
+/// The move finishes, no learner is left, nothing acknowledged meanwhile is lost, and the
+/// shard's copies are identical.
+#[test]
+fn a_move_survives_its_controller_and_its_target_dying() {
+    let Three {
+        etcd,
+        mut specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("mv5", 4, 2);
+    let spec = _ca.node("n4");
+    nodes.push(start(&spec, &etcd, "mv5"));
+    specs.push(spec);
+    let e = etcd_args(&etcd.url, "mv5");
+    ok(&[&["node", "add", "n4"][..], &e].concat());
+    nodes[0].eventually("a controller to be elected", || {
+        status(&etcd, "mv5")["controller"].is_string()
+    });
+    let map = status(&etcd, "mv5");
+    let controller = map["controller"]
+        .as_str()
+        .expect("a controller")
+        .to_string();
+    let c = index_of(&Value::from(controller.as_str()));
+    let shard = (0..4u64)
+        .find(|&s| map["shards"][s as usize]["primary"] != controller.as_str())
+        .expect("a shard led elsewhere");
+    let s = shard.to_string();
+    // Clients post through the two nodes that stay up.
+    let entries: Vec<usize> = (0..3).filter(|&i| i != c).collect();
+    let users: Vec<(String, String)> = (0..4)
+        .map(|i| nodes[entries[i % 2]].user(&format!("survivor{i}")))
+        .collect();
+
+    let retried = AtomicUsize::new(0);
+    let acked: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // Clients hold URLs, not the nodes: the nemesis kills and restarts nodes meanwhile.
+    let stop = AtomicBool::new(false);
+    let nodes_ref = &mut nodes;
+    let specs_ref = &specs;
+    let out = std::thread::scope(|scope| {
+        let (stop_r, retried_r, acked_r) = (&stop, &retried, &acked);
+        let bases: Vec<String> = entries.iter().map(|&i| nodes_ref[i].base.clone()).collect();
+        let tokens: Vec<String> = users.iter().map(|(_, t)| t.clone()).collect();
+        for w in 0..2 {
+            let (bases, tokens) = (bases.clone(), tokens.clone());
+            scope.spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(30))
+                    .build();
+                let mut k = 0usize;
+                while !stop_r.load(Ordering::Relaxed) {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    loop {
+                        let answer = chirp_testkit::node::try_call(
+                            &agent,
+                            &bases[(w + k) % 2],
+                            "POST",
+                            "/tweet",
+                            Some(&tokens[(w + 2 * k) % tokens.len()]),
+                            Some(serde_json::json!({"text": format!("during w{w} p{k}")})),
+                        );
+                        match answer {
+                            Ok((201, v)) => {
+                                acked_r
+                                    .lock()
+                                    .expect("acked")
+                                    .push(v["id"].as_str().expect("id").to_string());
+                                break;
+                            }
+                            Ok((421 | 503, _)) if Instant::now() < deadline => {
+                                retried_r.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => panic!("posting through {}: {other:?}", bases[(w + k) % 2]),
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(80));
+                }
+            });
+        }
+        ok(&[
+            &["shard", "move", &s, "--to", "n4", "--role", "primary"][..],
+            &e,
+        ]
+        .concat());
+        // The controller dies at once, and comes back.
+        nodes_ref[c].kill();
+        std::thread::sleep(Duration::from_millis(3000));
+        nodes_ref[c] = start(&specs_ref[c], &etcd, "mv5");
+        // The target dies while it catches up (or later), and comes back.
+        std::thread::sleep(Duration::from_millis(700));
+        nodes_ref[3].kill();
+        std::thread::sleep(Duration::from_millis(3000));
+        nodes_ref[3] = start(&specs_ref[3], &etcd, "mv5");
+        let out = ctl(&[
+            &["move", "status", &s, "--wait", "--timeout-secs", "90"][..],
+            &e,
+        ]
+        .concat());
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        out
+    });
+    assert!(out.status.success(), "{}", text(&out));
+    let after = status(&etcd, "mv5");
+    let sh = &after["shards"][shard as usize];
+    assert!(sh["moving"].is_null(), "{sh}");
+    assert!(names(&sh["learners"]).is_empty(), "{sh}");
+    assert_eq!(sh["primary"], "n4", "{sh}");
+    for other in after["shards"].as_array().expect("shards") {
+        assert!(names(&other["learners"]).is_empty(), "{other}");
+    }
+    let copies: Vec<usize> = holders(&after, shard)
+        .iter()
+        .map(|n| index_of(&Value::from(n.as_str())))
+        .collect();
+    nodes[0].eventually("the moved shard's copies to be identical", || {
+        identical(&nodes, &copies, shard)
+    });
+    let acked = acked.into_inner().expect("acked");
+    assert!(!acked.is_empty());
+    for node in &nodes {
+        for id in &acked {
+            let (st, v) = node.call("GET", &format!("/tweets/{id}"), None, None);
+            assert_eq!(st, 200, "{id} through {}: {v}", node.base);
+        }
+    }
+    eprintln!(
+        "move across a controller and a target kill: {} posts acknowledged, {} retried 421/503",
+        acked.len(),
+        retried.load(Ordering::Relaxed)
+    );
+}
+
 /// Calls through `via`, retrying a 421 or 503 (a shard changing hands) for up to 20 s; the
 /// last answer.
 fn call_retrying(
