@@ -587,6 +587,21 @@ pub async fn start_move(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let next = crate::moves::start(&current.assignment, shard, from, to, primary, now_ms)?;
+    if let Some(m) = &next.moving {
+        for node in [&m.from, &m.to] {
+            let busy = moves_of(&map)
+                .iter()
+                .filter(|o| o.from == *node || o.to == *node)
+                .count();
+            if busy >= crate::moves::MAX_MOVES_PER_NODE {
+                return Err(Error::Invalid(format!(
+                    "{node} already takes part in {busy} moves (at most {} at once); wait for \
+                     one to end (`chirpctl move list`)",
+                    crate::moves::MAX_MOVES_PER_NODE
+                )));
+            }
+        }
+    }
     let steps = crate::moves::plan_text(&next, shard);
     let m = next
         .moving
@@ -680,7 +695,8 @@ pub struct RunReport {
 }
 
 /// Runs a plan's steps ([`crate::rebalance`]): handovers and removals one by one as they come,
-/// moves up to `parallel` at once (never two on one shard), each followed until the
+/// moves up to `parallel` at once (never two on one shard, nor more than
+/// [`crate::moves::MAX_MOVES_PER_NODE`] on one node), each followed until the
 /// controller has finished or undone it. `progress` hears of each step started and ended.
 /// Past `timeout` it stops starting steps and returns what it did; moves already started go
 /// on.
@@ -701,7 +717,20 @@ pub async fn run_steps(
         let mut i = 0;
         while i < queue.len() && running.len() < parallel.max(1) && started.elapsed() < timeout {
             let step = queue[i];
-            if running.iter().any(|r| r.shard() == step.shard()) {
+            let busy = |node: &str| {
+                running
+                    .iter()
+                    .filter(
+                        |r| matches!(r, Step::Move { from, to, .. } if from == node || to == node),
+                    )
+                    .count()
+                    >= crate::moves::MAX_MOVES_PER_NODE
+            };
+            let nodes_busy = match step {
+                Step::Move { from, to, .. } => busy(from) || busy(to),
+                _ => false,
+            };
+            if nodes_busy || running.iter().any(|r| r.shard() == step.shard()) {
                 i += 1;
                 continue;
             }

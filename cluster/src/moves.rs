@@ -10,6 +10,10 @@ use crate::{Error, Result};
 /// so it is normally a few entries behind at most.
 pub const CUTOVER_TIMEOUT_MS: u64 = 10_000;
 
+/// How many moves one node takes part in at once, as source or target: each copies a whole
+/// shard over the node's disk and network.
+pub const MAX_MOVES_PER_NODE: usize = 2;
+
 /// `a` with a move of `from`'s copy to `to` started: `to` joins as a learner. `from` must
 /// hold a copy (the primary's, by default, when `primary`; else the replica outside the sync
 /// set, or the last replica) and `to` none.
