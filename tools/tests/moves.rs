@@ -494,6 +494,132 @@ fn a_move_survives_its_controller_and_its_target_dying() {
     );
 }
 
+/// The write pause at a move's cutover, over `CHIRP_MOVE_ROUNDS` (3 by default; 20 for the
+/// figures) moves of one shard's primary to the node holding no copy of it, while 4 clients
+/// post to users of that shard through random nodes: per move, its time and the slowest
+/// post that ended within it (the pause); over all, their median and maximum, and the
+/// client errors (none expected: a 421/503 the client retried counts as an error too).
+#[test]
+fn cutover_pauses_over_repeated_moves() {
+    let rounds: usize = std::env::var("CHIRP_MOVE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let Three {
+        etcd,
+        mut specs,
+        mut nodes,
+        _ca,
+        ..
+    } = three("mv6", 4, 2);
+    let spec = _ca.node("n4");
+    nodes.push(start(&spec, &etcd, "mv6"));
+    specs.push(spec);
+    let e = etcd_args(&etcd.url, "mv6");
+    ok(&[&["node", "add", "n4"][..], &e].concat());
+    // Users whose rows are on one shard: every post of the run goes to it.
+    let mut on_shard: Vec<(String, String)> = Vec::new();
+    let mut shard = None;
+    for i in 0..40 {
+        let (id, token) = nodes[i % 4].user(&format!("paused{i}"));
+        let s = chirp_engine::ids::shard_of_user(id.parse().expect("id"), 4) as u64;
+        if shard.is_none_or(|x| x == s) {
+            shard = Some(s);
+            on_shard.push((id, token));
+        }
+        if on_shard.len() == 4 {
+            break;
+        }
+    }
+    let shard = shard.expect("a shard");
+    assert!(on_shard.len() >= 2, "{on_shard:?}");
+    let s = shard.to_string();
+
+    let stop = AtomicBool::new(false);
+    let retried = AtomicUsize::new(0);
+    // (end of the post, how long it took)
+    let posts: Mutex<Vec<(Instant, Duration)>> = Mutex::new(Vec::new());
+    let mut moves: Vec<(Instant, Instant)> = Vec::new();
+    std::thread::scope(|scope| {
+        for w in 0..4 {
+            let (nodes, users, stop, retried, posts) = (&nodes, &on_shard, &stop, &retried, &posts);
+            scope.spawn(move || {
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (_, token) = &users[(w + k) % users.len()];
+                    let sent = Instant::now();
+                    post_retrying(&nodes[(w + k) % 4], token, &format!("w{w} k{k}"), retried);
+                    posts
+                        .lock()
+                        .expect("posts")
+                        .push((Instant::now(), sent.elapsed()));
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..rounds {
+            let map = status(&etcd, "mv6");
+            let holding = holders(&map, shard);
+            let to = (1..=4)
+                .map(|i| format!("n{i}"))
+                .find(|n| !holding.contains(n))
+                .expect("a node without a copy");
+            let started = Instant::now();
+            ok(&[
+                &[
+                    "shard", "move", &s, "--to", &to, "--role", "primary", "--wait",
+                ][..],
+                &["--timeout-secs", "60"][..],
+                &e,
+            ]
+            .concat());
+            moves.push((started, Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+    let posts = posts.into_inner().expect("posts");
+    let mut pauses: Vec<Duration> = moves
+        .iter()
+        .map(|(from, to)| {
+            posts
+                .iter()
+                .filter(|(end, _)| end >= from && end <= to)
+                .map(|(_, took)| *took)
+                .max()
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut times: Vec<Duration> = moves.iter().map(|(a, b)| *b - *a).collect();
+    pauses.sort();
+    times.sort();
+    let mut all: Vec<Duration> = posts.iter().map(|(_, t)| *t).collect();
+    all.sort();
+    let retries = retried.load(Ordering::Relaxed);
+    eprintln!(
+        "{rounds} moves of shard {shard}'s primary under writes: move time median {:?}, max \
+         {:?}; write pause (slowest post within a move) median {:?}, max {:?}; all {} posts: \
+         median {:?}; client retries (421/503) {retries}",
+        times[times.len() / 2],
+        times[times.len() - 1],
+        pauses[pauses.len() / 2],
+        pauses[pauses.len() - 1],
+        all.len(),
+        all[all.len() / 2],
+    );
+    assert_eq!(retries, 0, "clients saw 421/503 during moves");
+    let map = status(&etcd, "mv6");
+    let copies: Vec<usize> = holders(&map, shard)
+        .iter()
+        .map(|n| index_of(&Value::from(n.as_str())))
+        .collect();
+    nodes[0].eventually("the copies to be identical", || {
+        identical(&nodes, &copies, shard)
+    });
+}
+
 /// Calls through `via`, retrying a 421 or 503 (a shard changing hands) for up to 20 s; the
 /// last answer.
 fn call_retrying(
