@@ -485,6 +485,24 @@ impl Replication {
         true
     }
 
+    /// Waits until every member of `shard`'s sync set has acknowledged `lsn` (so every write
+    /// up to it is acknowledged); false if that did not happen within `timeout`.
+    pub async fn wait_sync_acked(&self, shard: usize, lsn: u64, timeout: Duration) -> bool {
+        let Some(state) = self.shards.get(shard) else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut acks = state.acks.subscribe();
+        while state.sync_has(lsn) == Some(false) {
+            let tick = tokio::time::Instant::now() + Duration::from_millis(20);
+            if tick >= deadline {
+                return state.sync_has(lsn) != Some(false);
+            }
+            let _ = tokio::time::timeout_at(tick, acks.changed()).await;
+        }
+        true
+    }
+
     /// Makes this node the primary: stops following, waits for an apply in flight, raises
     /// every shard's epoch and takes writes. Returns the new epochs.
     pub async fn promote(self: &Arc<Self>) -> Result<Vec<u64>> {

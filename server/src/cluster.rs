@@ -316,6 +316,10 @@ struct SyncChange {
 /// and then fail with 503).
 pub const SYNC_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a handover waits, once its target holds the last LSN, for the rest of the sync
+/// set to acknowledge it too (see `Applier::try_hand_over`).
+const SYNC_ACK_GRACE: Duration = Duration::from_secs(1);
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -516,11 +520,24 @@ impl Applier {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(h.timeout_ms);
+        let started = tokio::time::Instant::now();
         if !self.repl.wait_acked_by(id, &h.to, last, timeout).await {
             return Err(format!(
                 "{} did not acknowledge LSN {last} within {} ms",
                 h.to, h.timeout_ms
             ));
+        }
+        // The writes waiting here for the sync set are acknowledged once every member has
+        // them: give the other members a moment (healthy ones take milliseconds), so those
+        // writes are answered 201 before the map moves on (after it, this copy no longer
+        // leads and answers 503, though the new primary holds them). Not a condition of the
+        // handover: a member that is slow or gone only costs those writes their
+        // acknowledgement, as it would have, and the gate stays closed at most a second more.
+        let rest = timeout
+            .saturating_sub(started.elapsed())
+            .min(SYNC_ACK_GRACE);
+        if !self.repl.wait_sync_acked(id, last, rest).await {
+            tracing::warn!(shard = id, last, "handing over before the whole sync set acknowledged the last LSN; writes still waiting answer 503");
         }
         Ok(())
     }

@@ -251,8 +251,8 @@ pub fn post_retrying(via: &Chirp, token: &str, text: &str, retried: &AtomicUsize
             Some(serde_json::json!({ "text": text })),
         ) {
             Ok((201, v)) => return v["id"].as_str().expect("id").to_string(),
-            Ok((421 | 503, v)) if Instant::now() < deadline => {
-                let _ = v;
+            Ok((status @ (421 | 503), v)) if Instant::now() < deadline => {
+                eprintln!("post {text:?} through {}: {status} {v}; retrying", via.base);
                 retried.fetch_add(1, Ordering::Relaxed);
             }
             other => panic!("posting {text:?} through {}: {other:?}", via.base),
