@@ -694,12 +694,12 @@ pub struct RunReport {
     pub took_ms: u64,
 }
 
-/// Runs a plan's steps ([`crate::rebalance`]): handovers and removals one by one as they come,
-/// moves up to `parallel` at once (never two on one shard, nor more than
-/// [`crate::moves::MAX_MOVES_PER_NODE`] on one node), each followed until the
-/// controller has finished or undone it. `progress` hears of each step started and ended.
-/// Past `timeout` it stops starting steps and returns what it did; moves already started go
-/// on.
+/// Runs a plan's steps ([`crate::rebalance`]): handovers and removals one by one as they come;
+/// moves and new copies up to `parallel` at once (never two on one shard, nor more than
+/// [`crate::moves::MAX_MOVES_PER_NODE`] moves on one node), each followed until the
+/// controller has finished or undone the move, or made the new copy a replica. `progress`
+/// hears of each step started and ended. Past `timeout` it stops starting steps and returns
+/// what it did; moves already started go on.
 pub async fn run_steps(
     plane: &dyn ControlPlane,
     steps: &[crate::rebalance::Step],
@@ -745,6 +745,7 @@ pub async fn run_steps(
                 Step::Remove { shard, node } => {
                     remove_replica(plane, *shard, node).await.map(|_| true)
                 }
+                Step::Copy { shard, to } => add_replica(plane, *shard, to).await.map(|_| false),
                 Step::Move {
                     shard,
                     from,
@@ -775,6 +776,24 @@ pub async fn run_steps(
         tokio::time::sleep(Duration::from_millis(250)).await;
         let map = plane.read_map().await?;
         running.retain(|step| {
+            if let Step::Copy { shard, to } = step {
+                let Some(s) = map.shards.get(shard) else {
+                    return false;
+                };
+                let a = &s.assignment;
+                if a.learners.contains(to) {
+                    return true;
+                }
+                if a.replicas.contains(to) {
+                    progress(&format!("done: {}", step.describe()));
+                    report.done.push(step.describe());
+                } else {
+                    let why = "the new copy was taken out";
+                    progress(&format!("failed: {}: {why}", step.describe()));
+                    report.failed.push(format!("{}: {why}", step.describe()));
+                }
+                return false;
+            }
             let Step::Move {
                 shard, from, to, ..
             } = step

@@ -4,8 +4,10 @@
 //! them a few at a time and plans again from the map it finds, so a plan cut short (a node
 //! died, the command was stopped) is simply planned again.
 //!
-//! What "even" means: over the active, live members, copies per member differ by at most
-//! one, and so do primaries per member. Primaries are evened first, by planned handovers
+//! What "even" means: every shard has `rf` copies (as many as there are members, if fewer);
+//! over the active, live members, copies per member differ by at most one, and so do
+//! primaries per member. Shards short of copies get new ones first (on the members with the
+//! fewest); primaries are evened next, by planned handovers
 //! to a replica on a member with fewer (no data moves) or, when no such replica exists, by
 //! moving the primary's copy; copies are then evened by moving replicas' copies from the
 //! fullest member to the emptiest one holding none of that shard. Counts, not bytes: the
@@ -42,6 +44,14 @@ pub enum Step {
         /// Whether `to` ends as the primary.
         primary: bool,
     },
+    /// A new copy of `shard` for `to` (the shard has fewer than `rf` copies): it joins as a
+    /// learner and becomes a replica once caught up.
+    Copy {
+        /// The shard.
+        shard: u32,
+        /// The node taking a copy.
+        to: String,
+    },
     /// `node`'s copy of `shard` taken out, nobody taking it (a drain with no node left that
     /// holds none of the shard; the shard keeps at least `min_sync` replicas).
     Remove {
@@ -58,6 +68,7 @@ impl Step {
         match self {
             Step::Handover { shard, .. }
             | Step::Move { shard, .. }
+            | Step::Copy { shard, .. }
             | Step::Remove { shard, .. } => *shard,
         }
     }
@@ -77,6 +88,7 @@ impl Step {
                 "shard {shard}: move {from}'s copy to {to}{}",
                 if *primary { " as primary" } else { "" }
             ),
+            Step::Copy { shard, to } => format!("shard {shard}: a new copy on {to}"),
             Step::Remove { shard, node } => format!("shard {shard}: take {node}'s copy out"),
         }
     }
@@ -145,6 +157,7 @@ fn apply(shards: &mut BTreeMap<u32, ShardAssignment>, step: &Step) {
             }
             a.sync.retain(|r| r != from);
         }
+        Step::Copy { to, .. } => a.replicas.push(to.clone()),
         Step::Remove { node, .. } => {
             a.replicas.retain(|r| r != node);
             a.sync.retain(|r| r != node);
@@ -179,8 +192,31 @@ pub fn rebalance(map: &ClusterMap) -> Result<Vec<Step>> {
         .map(|(id, _)| *id)
         .collect();
     let mut steps = Vec::new();
-    let limit = shards.len() * 4 + 8;
-    // Primaries first.
+    let limit = shards.len() * 6 + 8;
+    // Shards with fewer than rf copies (made on fewer nodes, or imported on one) first: a
+    // new copy each on the least loaded nodes holding none.
+    let rf = map.config.map_or(1, |c| c.rf.max(1)) as usize;
+    let ids: Vec<u32> = shards.keys().copied().collect();
+    for id in ids {
+        if busy.contains(&id) {
+            continue;
+        }
+        while shards[&id].copies().count() + shards[&id].learners.len() < rf.min(nodes.len()) {
+            let (copies, _) = loads(&shards, &nodes);
+            let Some(to) = copies
+                .iter()
+                .filter(|(n, _)| !holds(&shards[&id], n))
+                .min_by_key(|(_, c)| **c)
+                .map(|(n, _)| n.clone())
+            else {
+                break;
+            };
+            let step = Step::Copy { shard: id, to };
+            apply(&mut shards, &step);
+            steps.push(step);
+        }
+    }
+    // Then primaries.
     while steps.len() < limit {
         let (_, primaries) = loads(&shards, &nodes);
         let (Some((most, hi)), Some((least, lo))) =
@@ -468,6 +504,24 @@ mod tests {
         // rf 2 on two nodes: refused.
         let two = map(4, 2, &["n1", "n2"], &["n1", "n2"]);
         assert!(drain(&two, "n2").is_err());
+    }
+
+    #[test]
+    fn shards_made_on_one_node_get_their_copies_and_spread() {
+        let m = map(8, 2, &["n1"], &["n1", "n2", "n3"]);
+        let steps = rebalance(&m).expect("plan");
+        assert!(matches!(steps[0], Step::Copy { .. }), "{steps:?}");
+        let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let shards_after = after(&m, &steps);
+        for a in shards_after.values() {
+            assert_eq!(a.copies().count(), 2, "{a:?}");
+        }
+        let (copies, primaries) = loads(&shards_after, &nodes);
+        let spread = |l: &BTreeMap<String, usize>| {
+            l.values().max().unwrap_or(&0) - l.values().min().unwrap_or(&0)
+        };
+        assert!(spread(&copies) <= 1, "{copies:?}");
+        assert!(spread(&primaries) <= 1, "{primaries:?}");
     }
 
     #[test]

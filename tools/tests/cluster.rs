@@ -124,8 +124,9 @@ fn create_add_status_and_a_node_that_dies() {
             .collect();
         assert_eq!(
             keys,
-            BTreeSet::from(["id", "epoch", "primary", "replicas", "sync", "learners"])
+            BTreeSet::from(["id", "epoch", "primary", "replicas", "sync", "learners", "moving"])
         );
+        assert!(sh["moving"].is_null(), "{sh}");
         assert_eq!(sh["id"], i as u64);
         assert_eq!(sh["epoch"], 1);
         let primary = sh["primary"].as_str().expect("primary").to_string();

@@ -496,7 +496,7 @@ fn a_move_survives_its_controller_and_its_target_dying() {
 
 /// The write pause at a move's cutover, over `CHIRP_MOVE_ROUNDS` (3 by default; 20 for the
 /// figures) moves of one shard's primary to the node holding no copy of it, while 4 clients
-/// post to users of that shard through random nodes: per move, its time and the slowest
+/// post as 4 to 6 users of that shard through random nodes: per move, its time and the slowest
 /// post that ended within it (the pause); over all, their median and maximum, and the
 /// client errors (none expected: a 421/503 the client retried counts as an error too).
 #[test]
@@ -520,19 +520,20 @@ fn cutover_pauses_over_repeated_moves() {
     // Users whose rows are on one shard: every post of the run goes to it.
     let mut on_shard: Vec<(String, String)> = Vec::new();
     let mut shard = None;
-    for i in 0..40 {
+    // Each node signs up at most 20 per address an hour: 60 at most here.
+    for i in 0..60 {
         let (id, token) = nodes[i % 4].user(&format!("paused{i}"));
         let s = chirp_engine::ids::shard_of_user(id.parse().expect("id"), 4) as u64;
         if shard.is_none_or(|x| x == s) {
             shard = Some(s);
             on_shard.push((id, token));
         }
-        if on_shard.len() == 4 {
+        if on_shard.len() == 6 {
             break;
         }
     }
     let shard = shard.expect("a shard");
-    assert!(on_shard.len() >= 2, "{on_shard:?}");
+    assert!(on_shard.len() >= 4, "{on_shard:?}");
     let s = shard.to_string();
 
     let stop = AtomicBool::new(false);
@@ -554,7 +555,8 @@ fn cutover_pauses_over_repeated_moves() {
                         .expect("posts")
                         .push((Instant::now(), sent.elapsed()));
                     k += 1;
-                    std::thread::sleep(Duration::from_millis(25));
+                    // Each user stays well under the per-user write limit (10/s).
+                    std::thread::sleep(Duration::from_millis(120));
                 }
             });
         }
@@ -618,6 +620,81 @@ fn cutover_pauses_over_repeated_moves() {
     nodes[0].eventually("the copies to be identical", || {
         identical(&nodes, &copies, shard)
     });
+}
+
+/// A bulk import into a cluster: `chirp-load generate --cluster` fills one node's dir, holding
+/// every shard; that node is added alone (the map gives it every shard), two more are added,
+/// and `chirpctl rebalance` gives every shard its second copy (taken from a checkpoint: an
+/// import leaves nothing in the oplog) and spreads copies and primaries. Every imported user
+/// logs in and reads their tweets through every node, and the copies are identical.
+#[test]
+fn a_bulk_import_spreads_over_the_cluster_by_rebalance() {
+    let etcd = chirp_testkit::etcd::Etcd::start();
+    let e = etcd_args(&etcd.url, "mv7");
+    ok(&[
+        &[
+            "cluster", "create", "--name", "mv7", "--shards", "4", "--rf", "2",
+        ][..],
+        &["--etcd", &etcd.url][..],
+    ]
+    .concat());
+    let ca = chirp_testkit::cluster::Cluster::new();
+    let specs: Vec<_> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chirp-load"))
+        .args(["generate", "--json", "--cluster", "mv7", "--shards", "4"])
+        .args([
+            "--users",
+            "300",
+            "--tweets-per-user",
+            "3",
+            "--mean-following",
+            "5",
+        ])
+        .arg("--data")
+        .arg(&specs[0].data)
+        .output()
+        .expect("chirp-load");
+    assert!(out.status.success(), "{}", text(&out));
+    let mut nodes = vec![start(&specs[0], &etcd, "mv7")];
+    ok(&[&["node", "add", "n1"][..], &e].concat());
+    for spec in &specs[1..] {
+        nodes.push(start(spec, &etcd, "mv7"));
+    }
+    ok(&[&["node", "add", "n2", "n3"][..], &e].concat());
+    let out = ok(&[&["rebalance", "--timeout-secs", "120"][..], &e].concat());
+    assert!(out.contains("0 failed"), "{out}");
+    let map = status(&etcd, "mv7");
+    let mut led = BTreeSet::new();
+    for shard in 0..4u64 {
+        let copies = holders(&map, shard);
+        assert_eq!(copies.len(), 2, "{map}");
+        led.insert(copies[0].clone());
+        let at: Vec<usize> = copies
+            .iter()
+            .map(|n| index_of(&Value::from(n.as_str())))
+            .collect();
+        nodes[0].eventually(&format!("shard {shard}'s copies to be identical"), || {
+            identical(&nodes, &at, shard)
+        });
+    }
+    assert_eq!(led.len(), 3, "primaries spread: {map}");
+    for i in [0usize, 7, 150, 299] {
+        let handle = format!("u{i}");
+        for node in &nodes {
+            let (st, v) = node.call(
+                "POST",
+                "/sessions",
+                None,
+                Some(serde_json::json!({"handle": handle, "password": "chirp-load-password"})),
+            );
+            assert_eq!(st, 200, "{handle} logs in through {}: {v}", node.base);
+            let id = v["user_id"].as_str().expect("user_id");
+            let token = v["token"].as_str().expect("token");
+            let (st, t) = node.call("GET", &format!("/{id}/tweets"), Some(token), None);
+            assert_eq!(st, 200, "{t}");
+            assert_eq!(t["tweets"].as_array().map(Vec::len), Some(3), "{t}");
+        }
+    }
 }
 
 /// Calls through `via`, retrying a 421 or 503 (a shard changing hands) for up to 20 s; the

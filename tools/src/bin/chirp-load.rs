@@ -50,9 +50,13 @@ struct GenerateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Shards of a new data dir.
+    /// Shards of a new data dir (with --cluster: the cluster's shard count).
     #[arg(long, default_value_t = 4)]
     shards: usize,
+    /// Make the dir a node of this cluster holding every shard as its primary: start it,
+    /// `chirpctl node add` it alone, then add the others and `chirpctl rebalance`.
+    #[arg(long)]
+    cluster: Option<String>,
     /// Must match `chirp serve --celebrity-threshold`.
     #[arg(long, default_value_t = 10_000)]
     celebrity_threshold: u64,
@@ -122,6 +126,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = GenerateConfig {
                 data: a.data.clone(),
                 shards: a.shards,
+                cluster: a.cluster.clone(),
                 celebrity_threshold: a.celebrity_threshold,
                 home_cap: a.home_cap,
                 params,

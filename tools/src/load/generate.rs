@@ -1,6 +1,11 @@
 //! `chirp-load generate`: draws the synthetic network and bulk-imports it into a stopped
 //! node's data dir through the engine's import path, then writes the sidecar file that
 //! `chirp-load run` reads (user count, password, probe accounts for fan-out lag).
+//!
+//! With `--cluster NAME` the dir is made a node of that cluster holding every shard as its
+//! primary: start it with `chirp serve --etcd ... --cluster NAME`, `chirpctl node add` it
+//! alone (the map then gives it every shard), add the other nodes and `chirpctl rebalance`:
+//! they take their copies from checkpoints (an import leaves nothing in the oplog to replay).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -56,8 +61,10 @@ impl Sidecar {
 pub struct GenerateConfig {
     /// The data dir (a stopped node's, or a new one).
     pub data: PathBuf,
-    /// Shards of a new data dir.
+    /// Shards of a new data dir (a cluster's: its shard count).
     pub shards: usize,
+    /// Make the dir a node of this cluster, holding every shard as its primary.
+    pub cluster: Option<String>,
     /// Authors with more followers are merged at read time (must match `chirp serve`).
     pub celebrity_threshold: u64,
     /// Rows kept per home feed (must match `chirp serve`).
@@ -171,7 +178,18 @@ pub fn generate(config: &GenerateConfig) -> Result<GenerateReport> {
     node_config.celebrity_threshold = config.celebrity_threshold;
     node_config.home_cap = config.home_cap.max(1);
     node_config.sync_writes = false;
+    if let Some(cluster) = &config.cluster {
+        node_config.cluster = Some(cluster.clone());
+        node_config.hold = Some((0..config.shards).collect());
+    }
     let node = Node::open(node_config)?;
+    if config.cluster.is_some() {
+        // The import writes every shard as their primary; the map makes this node that once
+        // it is added alone.
+        for s in 0..config.shards {
+            node.set_shard_primary(s, true)?;
+        }
+    }
     let bars = Bars(std::sync::Mutex::new(None));
     let imported = node.import(set, &bars)?;
     bars.phase("done", 0);
