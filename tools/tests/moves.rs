@@ -697,6 +697,108 @@ fn a_bulk_import_spreads_over_the_cluster_by_rebalance() {
     }
 }
 
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// Moving an imported shard: its oplog holds none of the imported rows, so the target takes
+/// a checkpoint of it. One shard of `CHIRP_MOVE_TWEETS` tweets (3,000 by default; 1,000,000
+/// for the figures: 100,000 users with 10 each), imported on n1 and given its second copy by
+/// `rebalance`, moves with its primary to n3; prints the move's time, the bytes the target
+/// holds after it and the rate. The copies are identical and the tweets read back through
+/// the new primary.
+#[test]
+fn a_moved_imported_shard_comes_from_a_checkpoint() {
+    let tweets: usize = std::env::var("CHIRP_MOVE_TWEETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let users = (tweets / 10).max(10);
+    let etcd = chirp_testkit::etcd::Etcd::start();
+    let e = etcd_args(&etcd.url, "mv8");
+    ok(&[
+        &[
+            "cluster", "create", "--name", "mv8", "--shards", "1", "--rf", "2",
+        ][..],
+        &["--etcd", &etcd.url][..],
+    ]
+    .concat());
+    let ca = chirp_testkit::cluster::Cluster::new();
+    let specs: Vec<_> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chirp-load"))
+        .args(["generate", "--json", "--cluster", "mv8", "--shards", "1"])
+        .args(["--users", &users.to_string(), "--tweets-per-user", "10"])
+        .args(["--mean-following", "5"])
+        .arg("--data")
+        .arg(&specs[0].data)
+        .output()
+        .expect("chirp-load");
+    assert!(out.status.success(), "{}", text(&out));
+    let generated = started.elapsed();
+    let mut nodes = vec![start(&specs[0], &etcd, "mv8")];
+    ok(&[&["node", "add", "n1"][..], &e].concat());
+    for spec in &specs[1..] {
+        nodes.push(start(spec, &etcd, "mv8"));
+    }
+    ok(&[&["node", "add", "n2", "n3"][..], &e].concat());
+    let out = ok(&[&["rebalance", "--timeout-secs", "1800"][..], &e].concat());
+    assert!(out.contains("0 failed"), "{out}");
+    let map = status(&etcd, "mv8");
+    let copies = holders(&map, 0);
+    assert_eq!(copies.len(), 2, "{map}");
+    let to = ["n1", "n2", "n3"]
+        .into_iter()
+        .find(|n| !copies.iter().any(|c| c == n))
+        .expect("a node without a copy");
+    let t = index_of(&Value::from(to));
+    let started = Instant::now();
+    ok(&[
+        &[
+            "shard", "move", "0", "--to", to, "--role", "primary", "--wait",
+        ][..],
+        &["--timeout-secs", "1800"][..],
+        &e,
+    ]
+    .concat());
+    let took = started.elapsed();
+    let bytes = dir_bytes(&specs[t].data.join("shards").join("000"));
+    let after = status(&etcd, "mv8");
+    assert_eq!(after["shards"][0]["primary"], to, "{after}");
+    let at: Vec<usize> = holders(&after, 0)
+        .iter()
+        .map(|n| index_of(&Value::from(n.as_str())))
+        .collect();
+    nodes[t].eventually("the copies to be identical", || identical(&nodes, &at, 0));
+    let (st, v) = nodes[t].call(
+        "POST",
+        "/sessions",
+        None,
+        Some(serde_json::json!({"handle": "u1", "password": "chirp-load-password"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let id = v["user_id"].as_str().expect("user_id");
+    let (st, page) = nodes[t].call("GET", &format!("/{id}/tweets"), v["token"].as_str(), None);
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(page["tweets"].as_array().map(Vec::len), Some(10), "{page}");
+    eprintln!(
+        "moved a shard of {tweets} imported tweets ({users} users; generated in {generated:?}) \
+         to {to} as primary in {took:?}: {:.1} MB on the target, {:.1} MB/s",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / took.as_secs_f64()
+    );
+}
+
 /// Calls through `via`, retrying a 421 or 503 (a shard changing hands) for up to 20 s; the
 /// last answer.
 fn call_retrying(
