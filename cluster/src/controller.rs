@@ -42,6 +42,10 @@ pub trait Probe: Send + Sync {
     async fn answers(&self, name: &str, api: &str) -> bool;
     /// Node `name`'s (epoch, last LSN) of `shard`, asked at `api`, if it answers and holds it.
     async fn position(&self, name: &str, api: &str, shard: u32) -> Option<(u64, u64)>;
+    /// The bytes of node `name`'s copy of `shard`, if it answers and holds it (None: unknown).
+    async fn shard_bytes(&self, _name: &str, _api: &str, _shard: u32) -> Option<u64> {
+        None
+    }
 }
 
 /// How eagerly the controller acts.
@@ -149,6 +153,8 @@ impl Controller<'_> {
             let mut updates = self.caught_up_learners(&map, &mut out).await;
             let stepped = moves_stepped(&map, &updates, &mut out);
             updates.extend(stepped);
+            let late = self.overdue_moves(&map, &updates, &mut out).await;
+            updates.extend(late);
             self.write(term, &updates, &out).await?;
             return Ok(out);
         }
@@ -194,6 +200,8 @@ impl Controller<'_> {
                 None => out.stranded.push(shard.id),
             }
         }
+        let late = self.overdue_moves(&map, &updates, &mut out).await;
+        updates.extend(late);
         if !out.stranded.is_empty() {
             tracing::error!(shards = ?out.stranded, "no live member of the sync set: these shards stay unavailable (chirpctl shard force-promote S --to N --accept-data-loss)");
         }
@@ -265,6 +273,44 @@ impl Controller<'_> {
                 expected_mod_revision: shard.mod_revision,
                 assignment: next,
             });
+        }
+        updates
+    }
+
+    /// Moves whose target has been catching up past its limit, undone (a dead or stuck
+    /// target: see [`crate::moves::overdue`]); shards already changed by `taken` this round
+    /// are left for the next. The shard's bytes are asked of its primary (unknown: 0).
+    async fn overdue_moves(
+        &self,
+        map: &ClusterMap,
+        taken: &[ShardUpdate],
+        out: &mut Round,
+    ) -> Vec<ShardUpdate> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut updates = Vec::new();
+        for shard in map.shards.values() {
+            let a = &shard.assignment;
+            if a.moving.is_none() || taken.iter().any(|u| u.id == shard.id) {
+                continue;
+            }
+            let bytes = match map.nodes.get(&a.primary) {
+                Some(p) => self
+                    .probe
+                    .shard_bytes(&a.primary, &p.api, shard.id)
+                    .await
+                    .unwrap_or(0),
+                None => 0,
+            };
+            if let Some(next) = crate::moves::overdue(a, now_ms, bytes) {
+                out.moved.push((shard.id, "undone"));
+                updates.push(ShardUpdate {
+                    id: shard.id,
+                    expected_mod_revision: shard.mod_revision,
+                    assignment: next,
+                });
+            }
         }
         updates
     }

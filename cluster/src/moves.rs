@@ -142,6 +142,21 @@ pub fn step(a: &ShardAssignment, min_sync: u32) -> Option<ShardAssignment> {
     }
 }
 
+/// How long a move's target may take to catch up before the move is undone: ten minutes,
+/// plus the time to copy the shard's `shard_bytes` at 5 MB/s.
+pub fn catch_up_limit_ms(shard_bytes: u64) -> u64 {
+    600_000 + shard_bytes / 5_000
+}
+
+/// `a` with its move undone when its target has been catching up for longer than
+/// [`catch_up_limit_ms`] of the shard's bytes at `now_ms` (Unix milliseconds); None
+/// otherwise.
+pub fn overdue(a: &ShardAssignment, now_ms: u64, shard_bytes: u64) -> Option<ShardAssignment> {
+    let m = a.moving.as_ref()?;
+    let late = now_ms.saturating_sub(m.started_ms) > catch_up_limit_ms(shard_bytes);
+    (m.state == MoveState::CatchingUp && late).then(|| undone(a))
+}
+
 /// `a` with its move undone: the target's copy taken back out, a handover to it withdrawn.
 fn undone(a: &ShardAssignment) -> ShardAssignment {
     let mut next = a.clone();
@@ -321,6 +336,19 @@ mod tests {
         let a = start(&shard(), 0, None, "n4", false, 1).expect("start");
         assert!(start(&a, 0, None, "n5", false, 1).is_err());
         assert!(abort(&shard(), 0).is_err());
+    }
+
+    #[test]
+    fn a_target_that_never_catches_up_is_given_time_by_the_shards_size_then_undone() {
+        let a = start(&shard(), 0, None, "n4", true, 1_000).expect("start");
+        let gb = 1_000_000_000;
+        assert_eq!(catch_up_limit_ms(gb), 600_000 + 200_000);
+        assert_eq!(overdue(&a, 1_000 + 800_000, gb), None);
+        assert_eq!(overdue(&a, 1_000 + 800_001, gb), Some(shard()));
+        // Past catching up, the move is the controller's to finish, however long it took.
+        let mut b = a.clone();
+        b.moving.as_mut().expect("moving").state = MoveState::InSync;
+        assert_eq!(overdue(&b, u64::MAX, 0), None);
     }
 
     /// A failover made the source of a replica move the primary: it hands over first.

@@ -75,6 +75,17 @@ impl Inner {
         self.shard_checked(shard)?.oldest_lsn()
     }
 
+    /// Bytes of a shard's SST files (what a checkpoint of it copies, give or take the
+    /// memtables).
+    pub fn shard_bytes(&self, shard: usize) -> Result<u64> {
+        let s = self.shard_checked(shard)?;
+        let mut total = 0;
+        for cf in crate::keys::ALL_CFS {
+            total += s.live_sst_bytes(cf)?;
+        }
+        Ok(total)
+    }
+
     /// Drops a shard's oplog entries below `below` (keeping the last one); local, not logged.
     pub fn trim_oplog(&self, shard: usize, below: u64) -> Result<()> {
         self.shard_checked(shard)?.trim_oplog(below)

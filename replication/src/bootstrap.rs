@@ -127,6 +127,7 @@ pub(crate) async fn receive_checkpoint(
     // Plain blocking writes: a chunk is 1 MiB and bootstrap is rare.
     let mut open: Option<(String, std::fs::File, u64)> = None;
     let mut bytes = 0u64;
+    repl.shards[shard].follow_update(|f| f.checkpoint_bytes = 0);
     loop {
         match link::refused(recv.next().await?)? {
             Frame::CheckpointChunk { last: true, .. } => break,
@@ -154,6 +155,7 @@ pub(crate) async fn receive_checkpoint(
                     f.write_all(&data)?;
                     *written += data.len() as u64;
                     bytes += data.len() as u64;
+                    repl.shards[shard].follow_update(|f| f.checkpoint_bytes = bytes);
                 }
             }
             other => {

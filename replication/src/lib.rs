@@ -563,6 +563,7 @@ impl Replication {
                     "epoch": pos.map_or(0, |p| p.epoch),
                     "last_lsn": last,
                     "oldest_lsn": self.node.oldest_lsn(s).unwrap_or(0),
+                    "bytes": self.node.shard_bytes(s).unwrap_or(0),
                     "role": if writable { "primary" } else { "replica" },
                 });
                 if writable {
@@ -589,6 +590,7 @@ impl Replication {
                         .behind_since
                         .map_or(0.0, |t| t.elapsed().as_secs_f64()));
                     out["bootstraps"] = serde_json::json!(f.bootstraps);
+                    out["checkpoint_bytes"] = serde_json::json!(f.checkpoint_bytes);
                     out["following"] = serde_json::json!(following.get(&s));
                     out["stopped"] = serde_json::json!(f.stopped);
                 }

@@ -34,6 +34,8 @@ pub struct FollowState {
     pub connected: bool,
     /// Checkpoints installed so far.
     pub bootstraps: u64,
+    /// Bytes received of the checkpoint being received (or of the last one).
+    pub checkpoint_bytes: u64,
     /// Why this shard stopped following (an apply failed); None while it follows.
     pub stopped: Option<String>,
     /// Whether every image file the copy's rows name has been fetched (checked once per

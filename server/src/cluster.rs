@@ -624,17 +624,27 @@ impl chirp_cluster::controller::Probe for HttpProbe {
     }
 
     async fn position(&self, _name: &str, api: &str, shard: u32) -> Option<(u64, u64)> {
-        let (status, report) =
-            crate::forward::get_json(api, "/replication", Duration::from_secs(2)).await?;
-        if status != 200 {
-            return None;
-        }
-        let mine = report["shards"]
-            .as_array()?
-            .iter()
-            .find(|s| s["shard"] == shard)?;
+        let mine = shard_report(api, shard).await?;
         Some((mine["epoch"].as_u64()?, mine["last_lsn"].as_u64()?))
     }
+
+    async fn shard_bytes(&self, _name: &str, api: &str, shard: u32) -> Option<u64> {
+        shard_report(api, shard).await?["bytes"].as_u64()
+    }
+}
+
+/// A node's `/replication` entry for `shard`, asked at its public API `api`.
+async fn shard_report(api: &str, shard: u32) -> Option<serde_json::Value> {
+    let (status, report) =
+        crate::forward::get_json(api, "/replication", Duration::from_secs(2)).await?;
+    if status != 200 {
+        return None;
+    }
+    report["shards"]
+        .as_array()?
+        .iter()
+        .find(|s| s["shard"] == shard)
+        .cloned()
 }
 
 /// Campaigns for controller every second (any node may hold the election, under its

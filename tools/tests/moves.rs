@@ -762,6 +762,17 @@ fn a_moved_imported_shard_comes_from_a_checkpoint() {
         .find(|n| !copies.iter().any(|c| c == n))
         .expect("a node without a copy");
     let t = index_of(&Value::from(to));
+    // The replica rebalance made took a checkpoint: the oplog holds nothing imported.
+    let replica = &nodes[index_of(&Value::from(copies[1].as_str()))];
+    let theirs = shard_report(replica, 0).expect("the replica's report");
+    let primary = shard_report(&nodes[index_of(&Value::from(copies[0].as_str()))], 0)
+        .expect("the primary's report");
+    assert!(theirs["bootstraps"].as_u64() >= Some(1), "{theirs}");
+    assert!(
+        theirs["checkpoint_bytes"].as_u64() > Some(0)
+            && theirs["checkpoint_bytes"].as_u64() <= primary["bytes"].as_u64().map(|b| b * 2),
+        "{theirs} {primary}"
+    );
     let started = Instant::now();
     ok(&[
         &[

@@ -633,6 +633,10 @@ pub struct MoveProgress {
     pub primary_lsn: Option<u64>,
     /// The target's last LSN, if it answered.
     pub target_lsn: Option<u64>,
+    /// Bytes of the shard's files on the primary, if it answered.
+    pub primary_bytes: Option<u64>,
+    /// Bytes of the checkpoint the target received (or is receiving), if it answered.
+    pub checkpoint_bytes: Option<u64>,
     /// Milliseconds since the move started.
     pub elapsed_ms: u64,
 }
@@ -649,7 +653,7 @@ fn move_progress(map: &chirp_cluster::ClusterMap, shard: u32) -> Result<MoveProg
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(2))
         .build();
-    let lsn_of = |node: &str| -> Option<u64> {
+    let report_of = |node: &str| -> Option<serde_json::Value> {
         let api = map.nodes.get(node)?.api.clone();
         let report: serde_json::Value = agent
             .get(&format!("http://{api}/replication"))
@@ -660,17 +664,22 @@ fn move_progress(map: &chirp_cluster::ClusterMap, shard: u32) -> Result<MoveProg
         report["shards"]
             .as_array()?
             .iter()
-            .find(|r| r["shard"] == shard)?["last_lsn"]
-            .as_u64()
+            .find(|r| r["shard"] == shard)
+            .cloned()
     };
     let primary = s.assignment.primary.clone();
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    let at_primary = report_of(&primary);
+    let at_target = moving.as_ref().and_then(|m| report_of(&m.to));
+    let field = |r: &Option<serde_json::Value>, name: &str| r.as_ref()?[name].as_u64();
     Ok(MoveProgress {
         shard,
-        primary_lsn: lsn_of(&primary),
-        target_lsn: moving.as_ref().and_then(|m| lsn_of(&m.to)),
+        primary_lsn: field(&at_primary, "last_lsn"),
+        target_lsn: field(&at_target, "last_lsn"),
+        primary_bytes: field(&at_primary, "bytes"),
+        checkpoint_bytes: field(&at_target, "checkpoint_bytes"),
         elapsed_ms: moving
             .as_ref()
             .map_or(0, |m| now_ms.saturating_sub(m.started_ms)),
@@ -679,9 +688,10 @@ fn move_progress(map: &chirp_cluster::ClusterMap, shard: u32) -> Result<MoveProg
     })
 }
 
-/// Follows a shard's move until none is under way, with a progress bar (target LSN against
-/// the primary's, the step in its message); prints where the shard ended up. Past `timeout`
-/// it stops waiting with an error (the move goes on).
+/// Follows a shard's move until none is under way, with a progress bar (the checkpoint's bytes
+/// against the shard's while the target copies one, then its LSN against the primary's; the
+/// step in its message); prints where the shard ended up. Past `timeout` it stops waiting
+/// with an error (the move goes on).
 fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> Result<u8> {
     let deadline = std::time::Instant::now() + timeout;
     let bar = if json {
@@ -689,7 +699,7 @@ fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> 
     } else {
         let bar = indicatif::ProgressBar::new(0);
         if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} LSN {msg} [{elapsed}]")
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]")
         {
             bar.set_style(style);
         }
@@ -717,9 +727,24 @@ fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> 
             })?;
             return Ok(0);
         };
-        bar.set_length(progress.primary_lsn.unwrap_or(0));
-        bar.set_position(progress.target_lsn.unwrap_or(0));
-        bar.set_message(format!("{} -> {}: {}", m.from, m.to, m.state));
+        let copying =
+            progress.target_lsn == Some(0) && progress.checkpoint_bytes.is_some_and(|b| b > 0);
+        let (unit, done, total) = if copying {
+            (
+                "bytes",
+                progress.checkpoint_bytes.unwrap_or(0),
+                progress.primary_bytes.unwrap_or(0),
+            )
+        } else {
+            (
+                "LSN",
+                progress.target_lsn.unwrap_or(0),
+                progress.primary_lsn.unwrap_or(0),
+            )
+        };
+        bar.set_length(total.max(done));
+        bar.set_position(done);
+        bar.set_message(format!("{unit}; {} -> {}: {}", m.from, m.to, m.state));
         if std::time::Instant::now() >= deadline {
             bar.abandon();
             return Err(Error::Invalid(format!(

@@ -134,18 +134,22 @@ pub fn move_progress(p: &MoveProgress) -> String {
             p.shard, p.primary
         );
     };
-    let lsn = |l: Option<u64>| l.map_or("?".to_string(), |l| l.to_string());
+    let num = |l: Option<u64>| l.map_or("?".to_string(), |l| l.to_string());
+    let mb = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1}", b as f64 / 1e6));
     format!(
-        "shard {}: {} -> {} as {}, step {}, {} s; LSN {} of the primary's {} ({})\n",
+        "shard {}: {} -> {} as {}, step {}, {} s; LSN {} of the primary's {} ({}); checkpoint \
+         copied {} MB of the shard's {} MB\n",
         p.shard,
         m.from,
         m.to,
         if m.primary { "primary" } else { "replica" },
         m.state,
         p.elapsed_ms / 1000,
-        lsn(p.target_lsn),
-        lsn(p.primary_lsn),
-        p.primary
+        num(p.target_lsn),
+        num(p.primary_lsn),
+        p.primary,
+        mb(p.checkpoint_bytes),
+        mb(p.primary_bytes)
     )
 }
 
