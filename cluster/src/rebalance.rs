@@ -10,8 +10,10 @@
 //! fewest); primaries are evened next, by planned handovers
 //! to a replica on a member with fewer (no data moves) or, when no such replica exists, by
 //! moving the primary's copy; copies are then evened by moving replicas' copies from the
-//! fullest member to the emptiest one holding none of that shard. Counts, not bytes: the
-//! shards of a cluster are of similar size when users are spread over them by id.
+//! fullest member to the emptiest one holding none of that shard. Counts decide how many
+//! steps; bytes (each shard's, as its primary reports them) decide which shard each step
+//! takes: the one whose bytes come closest to half the two members' difference, so a
+//! member is not left with the big shards. Bytes are not evened beyond that.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -123,6 +125,12 @@ fn loads(
     (copies, primaries)
 }
 
+/// Of `ids`, the shard whose bytes are closest to `want` (the first, when bytes are unknown).
+fn closest(ids: Vec<u32>, bytes: &BTreeMap<u32, u64>, want: u64) -> Option<u32> {
+    ids.into_iter()
+        .min_by_key(|id| bytes.get(id).copied().unwrap_or(0).abs_diff(want))
+}
+
 fn holds(a: &ShardAssignment, node: &str) -> bool {
     a.copies()
         .chain(a.learners.iter().map(String::as_str))
@@ -167,9 +175,10 @@ fn apply(shards: &mut BTreeMap<u32, ShardAssignment>, step: &Step) {
 }
 
 /// The steps that even out copies and primaries over the active, live members (see the
-/// module). Shards with a move or a handover under way are left alone; so is the cluster
-/// while any member is down (a node coming back would upset the plan).
-pub fn rebalance(map: &ClusterMap) -> Result<Vec<Step>> {
+/// module), choosing shards by their `bytes` (unknown: 0). Shards with a move or a handover
+/// under way are left alone; so is the cluster while any member is down (a node coming back
+/// would upset the plan).
+pub fn rebalance(map: &ClusterMap, bytes: &BTreeMap<u32, u64>) -> Result<Vec<Step>> {
     let nodes = targets(map);
     if let Some(down) = map
         .members
@@ -232,18 +241,38 @@ pub fn rebalance(map: &ClusterMap) -> Result<Vec<Step>> {
             .filter(|(id, a)| a.primary == most && !busy.contains(id))
             .map(|(id, _)| *id)
             .collect();
+        // The shard whose move brings the bytes the two nodes lead closest together.
+        let led = |node: &str| -> u64 {
+            shards
+                .iter()
+                .filter(|(_, a)| a.primary == node)
+                .map(|(id, _)| bytes.get(id).copied().unwrap_or(0))
+                .sum()
+        };
+        let half = led(&most).saturating_sub(led(&least)) / 2;
+        let best = |ids: Vec<u32>| closest(ids, bytes, half);
         // A replica on the least-loaded node: a handover, no data moved.
-        let handover = candidates
-            .iter()
-            .find(|id| shards[id].replicas.contains(&least));
+        let handover = best(
+            candidates
+                .iter()
+                .copied()
+                .filter(|id| shards[id].replicas.contains(&least))
+                .collect(),
+        );
         let step = match handover {
-            Some(&shard) => Step::Handover {
+            Some(shard) => Step::Handover {
                 shard,
                 from: most.clone(),
                 to: least.clone(),
             },
-            None => match candidates.iter().find(|id| !holds(&shards[id], &least)) {
-                Some(&shard) => Step::Move {
+            None => match best(
+                candidates
+                    .iter()
+                    .copied()
+                    .filter(|id| !holds(&shards[id], &least))
+                    .collect(),
+            ) {
+                Some(shard) => Step::Move {
                     shard,
                     from: most.clone(),
                     to: least.clone(),
@@ -266,10 +295,26 @@ pub fn rebalance(map: &ClusterMap) -> Result<Vec<Step>> {
         if hi <= lo + 1 {
             break;
         }
-        let pick = shards
-            .iter()
-            .find(|(id, a)| a.replicas.contains(&most) && !holds(a, &least) && !busy.contains(id));
-        let Some((&shard, _)) = pick else { break };
+        let of = |node: &str| -> u64 {
+            shards
+                .iter()
+                .filter(|(_, a)| holds(a, node))
+                .map(|(id, _)| bytes.get(id).copied().unwrap_or(0))
+                .sum()
+        };
+        let half = of(&most).saturating_sub(of(&least)) / 2;
+        let pick = closest(
+            shards
+                .iter()
+                .filter(|(id, a)| {
+                    a.replicas.contains(&most) && !holds(a, &least) && !busy.contains(id)
+                })
+                .map(|(id, _)| *id)
+                .collect(),
+            bytes,
+            half,
+        );
+        let Some(shard) = pick else { break };
         let step = Step::Move {
             shard,
             from: most.clone(),
@@ -456,7 +501,7 @@ mod tests {
     fn a_new_node_gets_its_share_of_copies_and_primaries() {
         for (shards, rf) in [(8, 2), (16, 3), (5, 2), (64, 3)] {
             let m = map(shards, rf, &["n1", "n2", "n3"], &["n1", "n2", "n3", "n4"]);
-            let steps = rebalance(&m).expect("plan");
+            let steps = rebalance(&m, &BTreeMap::new()).expect("plan");
             assert!(!steps.is_empty());
             let nodes: Vec<String> = ["n1", "n2", "n3", "n4"].map(String::from).to_vec();
             let shards_after = after(&m, &steps);
@@ -475,7 +520,10 @@ mod tests {
             for (id, a) in shards_after {
                 done.shards.get_mut(&id).expect("shard").assignment = a;
             }
-            assert_eq!(rebalance(&done).expect("plan"), Vec::new());
+            assert_eq!(
+                rebalance(&done, &BTreeMap::new()).expect("plan"),
+                Vec::new()
+            );
         }
     }
 
@@ -509,7 +557,7 @@ mod tests {
     #[test]
     fn shards_made_on_one_node_get_their_copies_and_spread() {
         let m = map(8, 2, &["n1"], &["n1", "n2", "n3"]);
-        let steps = rebalance(&m).expect("plan");
+        let steps = rebalance(&m, &BTreeMap::new()).expect("plan");
         assert!(matches!(steps[0], Step::Copy { .. }), "{steps:?}");
         let nodes: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
         let shards_after = after(&m, &steps);
@@ -524,10 +572,33 @@ mod tests {
         assert!(spread(&primaries) <= 1, "{primaries:?}");
     }
 
+    /// Of the shards a step may take, the one nearest half the byte gap goes.
+    #[test]
+    fn steps_take_the_shard_whose_bytes_even_the_two_nodes_out() {
+        // n1 leads three shards, n2 none: one moves. Moving the 100-byte one leaves 30
+        // against 100; the 20-byte one, 110 against 20.
+        let m = map(3, 1, &["n1"], &["n1", "n2"]);
+        let bytes = BTreeMap::from([(0, 10), (1, 20), (2, 100)]);
+        let steps = rebalance(&m, &bytes).expect("plan");
+        assert_eq!(
+            steps,
+            vec![Step::Move {
+                shard: 2,
+                from: "n1".into(),
+                to: "n2".into(),
+                primary: true
+            }],
+            "{steps:?}"
+        );
+        // Without bytes, the first shard.
+        let steps = rebalance(&m, &BTreeMap::new()).expect("plan");
+        assert_eq!(steps.first().map(Step::shard), Some(0), "{steps:?}");
+    }
+
     #[test]
     fn rebalance_waits_for_every_member() {
         let mut m = map(8, 2, &["n1", "n2", "n3"], &["n1", "n2", "n3", "n4"]);
         m.nodes.remove("n4");
-        assert!(rebalance(&m).is_err());
+        assert!(rebalance(&m, &BTreeMap::new()).is_err());
     }
 }

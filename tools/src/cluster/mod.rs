@@ -409,7 +409,8 @@ pub fn run_rebalance(args: &RebalanceArgs, json: bool) -> Result<u8> {
                 }
                 .into());
             }
-            let steps = chirp_cluster::rebalance::rebalance(&map)?;
+            let bytes = shard_bytes(&map);
+            let steps = chirp_cluster::rebalance::rebalance(&map, &bytes)?;
             if args.dry_run {
                 print(json, &steps, || render::plan(&steps))?;
                 return Ok(0);
@@ -756,6 +757,40 @@ fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> 
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Each shard's bytes as its primary reports them (`GET /replication`); shards whose primary
+/// does not answer are left out.
+fn shard_bytes(map: &chirp_cluster::ClusterMap) -> std::collections::BTreeMap<u32, u64> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    let mut reports: std::collections::BTreeMap<String, Option<serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    let mut out = std::collections::BTreeMap::new();
+    for shard in map.shards.values() {
+        let primary = &shard.assignment.primary;
+        let report = reports.entry(primary.clone()).or_insert_with(|| {
+            let api = map.nodes.get(primary)?.api.clone();
+            agent
+                .get(&format!("http://{api}/replication"))
+                .call()
+                .ok()?
+                .into_json()
+                .ok()
+        });
+        let bytes = report.as_ref().and_then(|r| {
+            r["shards"]
+                .as_array()?
+                .iter()
+                .find(|s| s["shard"] == shard.id)?["bytes"]
+                .as_u64()
+        });
+        if let Some(b) = bytes {
+            out.insert(shard.id, b);
+        }
+    }
+    out
 }
 
 /// Each shard's replication lag as its primary reports it (`GET /replication` on the
