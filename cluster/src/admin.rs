@@ -179,13 +179,7 @@ pub async fn planned_failover(
         to: to.clone(),
         timeout_ms: timeout.as_millis() as u64,
     });
-    let asked_at = plane
-        .update_shards(&[ShardUpdate {
-            id: shard,
-            expected_mod_revision: current.mod_revision,
-            assignment: asked,
-        }])
-        .await?;
+    let asked_at = write_shard(plane, shard, current.mod_revision, asked).await?;
     // The primary gives up after `timeout`; past twice that and a margin it is not acting.
     let deadline = Instant::now() + timeout * 2 + Duration::from_secs(2);
     loop {
@@ -224,13 +218,7 @@ pub async fn planned_failover(
             // it acts in between (then the comparison fails and the next read tells).
             let mut back = b.clone();
             back.handover = None;
-            let withdrawn = plane
-                .update_shards(&[ShardUpdate {
-                    id: shard,
-                    expected_mod_revision: now.mod_revision,
-                    assignment: back,
-                }])
-                .await;
+            let withdrawn = write_shard(plane, shard, now.mod_revision, back).await;
             if withdrawn.is_ok() {
                 return Err(Error::Invalid(format!(
                     "{} did not act on the handover within {} ms; the request is withdrawn",
@@ -297,13 +285,7 @@ pub async fn force_promote(
     // The old sync members are dead or behind: the new primary builds its set afresh from
     // replicas that hold everything it has.
     next.sync.clear();
-    let revision = plane
-        .update_shards(&[ShardUpdate {
-            id: shard,
-            expected_mod_revision: current.mod_revision,
-            assignment: next.clone(),
-        }])
-        .await?;
+    let revision = write_shard(plane, shard, current.mod_revision, next.clone()).await?;
     Ok(ForcePromoteReport {
         shard,
         from: a.primary.clone(),
@@ -348,13 +330,7 @@ pub async fn add_replica(
     }
     let mut next = a.clone();
     next.learners.push(node.to_string());
-    let revision = plane
-        .update_shards(&[ShardUpdate {
-            id: shard,
-            expected_mod_revision: current.mod_revision,
-            assignment: next,
-        }])
-        .await?;
+    let revision = write_shard(plane, shard, current.mod_revision, next).await?;
     Ok(AddReplicaReport {
         shard,
         node: node.to_string(),
@@ -454,6 +430,23 @@ impl Status {
     }
 }
 
+/// Writes one shard's assignment in a transaction comparing its `mod_revision` with
+/// `expected` ([`ControlPlane::update_shards`]); the new revision.
+async fn write_shard(
+    plane: &dyn ControlPlane,
+    id: u32,
+    expected: u64,
+    assignment: crate::map::ShardAssignment,
+) -> Result<u64> {
+    plane
+        .update_shards(&[ShardUpdate {
+            id,
+            expected_mod_revision: expected,
+            assignment,
+        }])
+        .await
+}
+
 /// The shard `shard` of a map, or an error naming it.
 fn shard_in(map: &ClusterMap, shard: u32) -> Result<&VersionedShard> {
     map.shards
@@ -529,13 +522,7 @@ pub async fn remove_replica(
     next.replicas.retain(|n| n != node);
     next.sync.retain(|n| n != node);
     next.learners.retain(|n| n != node);
-    let revision = plane
-        .update_shards(&[ShardUpdate {
-            id: shard,
-            expected_mod_revision: current.mod_revision,
-            assignment: next,
-        }])
-        .await?;
+    let revision = write_shard(plane, shard, current.mod_revision, next).await?;
     Ok(RemoveReplicaReport {
         shard,
         node: node.to_string(),
@@ -610,15 +597,7 @@ pub async fn start_move(
     let revision = if dry_run {
         None
     } else {
-        Some(
-            plane
-                .update_shards(&[ShardUpdate {
-                    id: shard,
-                    expected_mod_revision: current.mod_revision,
-                    assignment: next,
-                }])
-                .await?,
-        )
+        Some(write_shard(plane, shard, current.mod_revision, next).await?)
     };
     Ok(MoveReport {
         shard,
@@ -636,13 +615,7 @@ pub async fn abort_move(plane: &dyn ControlPlane, shard: u32) -> Result<u64> {
     let map = plane.read_map().await?;
     let current = shard_in(&map, shard)?;
     let next = crate::moves::abort(&current.assignment, shard)?;
-    plane
-        .update_shards(&[ShardUpdate {
-            id: shard,
-            expected_mod_revision: current.mod_revision,
-            assignment: next,
-        }])
-        .await
+    write_shard(plane, shard, current.mod_revision, next).await
 }
 
 /// One move in `chirpctl move list|status --json`.

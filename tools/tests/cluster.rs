@@ -881,16 +881,6 @@ fn a_killed_primary_fails_over_and_loses_nothing() {
     image_everywhere(&nodes, &[0, 1, 2]);
 }
 
-/// A small PNG, different per `seed`.
-fn picture(seed: u8) -> Vec<u8> {
-    let img =
-        image::RgbImage::from_fn(32, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, seed]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("encode");
-    out.into_inner()
-}
-
 /// Leases bound stale reads: with etcd paused, no node can renew its registration, so
 /// once a primary's lease may have lapsed (TTL less a margin, on its own clock) it stops
 /// answering for its shards (503, reads from its hot cache included), while a read that

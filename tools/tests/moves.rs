@@ -37,6 +37,16 @@ fn dropped(data: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// [`three`] and a fourth node, n4, added (holding nothing yet).
+fn four(cluster: &str, shards: u32, rf: u32) -> Three {
+    let mut t = three(cluster, shards, rf);
+    let spec = t._ca.node("n4");
+    t.nodes.push(start(&spec, &t.etcd, cluster));
+    t.specs.push(spec);
+    ok(&[&["node", "add", "n4"][..], &etcd_args(&t.etcd.url, cluster)].concat());
+    t
+}
+
 fn etcd_args<'a>(etcd: &'a str, cluster: &'a str) -> [&'a str; 4] {
     ["--etcd", etcd, "--cluster", cluster]
 }
@@ -118,16 +128,12 @@ fn a_removed_copy_is_moved_aside() {
 fn a_primary_moves_to_a_new_node_under_writes_and_loses_nothing() {
     let Three {
         etcd,
-        mut specs,
-        mut nodes,
+        specs,
+        nodes,
         _ca,
         ..
-    } = three("mv2", 2, 2);
-    let spec = _ca.node("n4");
-    nodes.push(start(&spec, &etcd, "mv2"));
-    specs.push(spec);
+    } = four("mv2", 2, 2);
     let e = etcd_args(&etcd.url, "mv2");
-    ok(&[&["node", "add", "n4"][..], &e].concat());
 
     let users: Vec<(String, String)> = (0..8)
         .map(|i| nodes[i % 3].user(&format!("poster{i}")))
@@ -321,16 +327,12 @@ fn a_primary_moves_to_a_new_node_under_writes_and_loses_nothing() {
 fn an_aborted_move_leaves_no_copy_behind() {
     let Three {
         etcd,
-        mut specs,
-        mut nodes,
+        specs,
+        nodes,
         _ca,
         ..
-    } = three("mv3", 2, 2);
-    let spec = _ca.node("n4");
-    nodes.push(start(&spec, &etcd, "mv3"));
-    specs.push(spec);
+    } = four("mv3", 2, 2);
     let e = etcd_args(&etcd.url, "mv3");
-    ok(&[&["node", "add", "n4"][..], &e].concat());
     let (_, token) = nodes[0].user("stayer");
     nodes[0].tweet(&token, "before");
     let before = status(&etcd, "mv3")["shards"][1].clone();
@@ -363,16 +365,12 @@ fn an_aborted_move_leaves_no_copy_behind() {
 fn a_move_survives_its_controller_and_its_target_dying() {
     let Three {
         etcd,
-        mut specs,
+        specs,
         mut nodes,
         _ca,
         ..
-    } = three("mv5", 4, 2);
-    let spec = _ca.node("n4");
-    nodes.push(start(&spec, &etcd, "mv5"));
-    specs.push(spec);
+    } = four("mv5", 4, 2);
     let e = etcd_args(&etcd.url, "mv5");
-    ok(&[&["node", "add", "n4"][..], &e].concat());
     nodes[0].eventually("a controller to be elected", || {
         status(&etcd, "mv5")["controller"].is_string()
     });
@@ -506,17 +504,9 @@ fn cutover_pauses_over_repeated_moves() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let Three {
-        etcd,
-        mut specs,
-        mut nodes,
-        _ca,
-        ..
-    } = three("mv6", 4, 2);
-    let spec = _ca.node("n4");
-    nodes.push(start(&spec, &etcd, "mv6"));
-    specs.push(spec);
+        etcd, nodes, _ca, ..
+    } = four("mv6", 4, 2);
     let e = etcd_args(&etcd.url, "mv6");
-    ok(&[&["node", "add", "n4"][..], &e].concat());
     // Users whose rows are on one shard: every post of the run goes to it.
     let mut on_shard: Vec<(String, String)> = Vec::new();
     let mut shard = None;
@@ -841,17 +831,9 @@ fn call_retrying(
 #[test]
 fn rebalance_then_drain_and_remove_under_load() {
     let Three {
-        etcd,
-        mut specs,
-        mut nodes,
-        _ca,
-        ..
-    } = three("mv4", 8, 2);
-    let spec = _ca.node("n4");
-    nodes.push(start(&spec, &etcd, "mv4"));
-    specs.push(spec);
+        etcd, nodes, _ca, ..
+    } = four("mv4", 8, 2);
     let e = etcd_args(&etcd.url, "mv4");
-    ok(&[&["node", "add", "n4"][..], &e].concat());
 
     let users: Vec<(String, String)> = (0..8)
         .map(|i| nodes[i % 4].user(&format!("client{i}")))
@@ -1013,14 +995,4 @@ fn rebalance_then_drain_and_remove_under_load() {
         String::from_utf8_lossy(&rebalanced.stdout),
         String::from_utf8_lossy(&drained.stdout)
     );
-}
-
-/// A small PNG, different per `seed`.
-fn picture(seed: u8) -> Vec<u8> {
-    let img =
-        image::RgbImage::from_fn(32, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, seed]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("encode");
-    out.into_inner()
 }

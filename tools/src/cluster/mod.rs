@@ -318,19 +318,7 @@ pub fn run_cluster(command: &ClusterCommand, json: bool) -> Result<u8> {
             })?;
         }
         ClusterCommand::Status { etcd } => {
-            let map = runtime()?.block_on(async {
-                connect(&etcd.etcd, &etcd.cluster)
-                    .await?
-                    .read_map()
-                    .await
-                    .map_err(Error::from)
-            })?;
-            if map.config.is_none() {
-                return Err(chirp_cluster::Error::NoConfig {
-                    cluster: etcd.cluster.clone(),
-                }
-                .into());
-            }
+            let map = read_map(etcd)?;
             let status = Status::of(&map);
             if json {
                 println!("{}", serde_json::to_string(&status)?);
@@ -603,6 +591,7 @@ pub fn run_move(command: &MoveCommand, json: bool) -> Result<u8> {
     Ok(0)
 }
 
+/// The map, from etcd; an error if the cluster was never created.
 fn read_map(etcd: &EtcdArgs) -> Result<chirp_cluster::ClusterMap> {
     let map = runtime()?.block_on(async {
         connect(&etcd.etcd, &etcd.cluster)
@@ -655,13 +644,7 @@ fn move_progress(map: &chirp_cluster::ClusterMap, shard: u32) -> Result<MoveProg
         .timeout(Duration::from_secs(2))
         .build();
     let report_of = |node: &str| -> Option<serde_json::Value> {
-        let api = map.nodes.get(node)?.api.clone();
-        let report: serde_json::Value = agent
-            .get(&format!("http://{api}/replication"))
-            .call()
-            .ok()?
-            .into_json()
-            .ok()?;
+        let report = replication_report(&agent, &map.nodes.get(node)?.api)?;
         report["shards"]
             .as_array()?
             .iter()
@@ -759,71 +742,69 @@ fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> 
     }
 }
 
-/// Each shard's bytes as its primary reports them (`GET /replication`); shards whose primary
-/// does not answer are left out.
-fn shard_bytes(map: &chirp_cluster::ClusterMap) -> std::collections::BTreeMap<u32, u64> {
+/// A node's `/replication` report, asked at its public API (None: it did not answer).
+fn replication_report(agent: &ureq::Agent, api: &str) -> Option<serde_json::Value> {
+    agent
+        .get(&format!("http://{api}/replication"))
+        .call()
+        .ok()?
+        .into_json()
+        .ok()
+}
+
+/// Each shard's entry in its primary's `/replication` report, each primary asked once:
+/// None when the primary does not answer, `Null` when it answers without the shard.
+fn primary_entries(
+    map: &chirp_cluster::ClusterMap,
+) -> std::collections::BTreeMap<u32, Option<serde_json::Value>> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(2))
         .build();
     let mut reports: std::collections::BTreeMap<String, Option<serde_json::Value>> =
         std::collections::BTreeMap::new();
-    let mut out = std::collections::BTreeMap::new();
-    for shard in map.shards.values() {
-        let primary = &shard.assignment.primary;
-        let report = reports.entry(primary.clone()).or_insert_with(|| {
-            let api = map.nodes.get(primary)?.api.clone();
-            agent
-                .get(&format!("http://{api}/replication"))
-                .call()
-                .ok()?
-                .into_json()
-                .ok()
-        });
-        let bytes = report.as_ref().and_then(|r| {
-            r["shards"]
-                .as_array()?
-                .iter()
-                .find(|s| s["shard"] == shard.id)?["bytes"]
-                .as_u64()
-        });
-        if let Some(b) = bytes {
-            out.insert(shard.id, b);
-        }
-    }
-    out
+    map.shards
+        .values()
+        .map(|shard| {
+            let primary = &shard.assignment.primary;
+            let report = reports
+                .entry(primary.clone())
+                .or_insert_with(|| replication_report(&agent, &map.nodes.get(primary)?.api));
+            let entry = report.as_ref().map(|r| {
+                r["shards"]
+                    .as_array()
+                    .and_then(|all| all.iter().find(|s| s["shard"] == shard.id))
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null)
+            });
+            (shard.id, entry)
+        })
+        .collect()
+}
+
+/// Each shard's bytes as its primary reports them; shards whose primary does not answer are
+/// left out.
+fn shard_bytes(map: &chirp_cluster::ClusterMap) -> std::collections::BTreeMap<u32, u64> {
+    primary_entries(map)
+        .into_iter()
+        .filter_map(|(id, entry)| Some((id, entry?["bytes"].as_u64()?)))
+        .collect()
 }
 
 /// Each shard's replication lag as its primary reports it (`GET /replication` on the
 /// primary's public API): the largest of its replicas' lags in LSNs, `n2 down` for a replica
-/// not connected, `primary down` when the primary does not answer. Shards of unreachable
-/// primaries are left out.
+/// not connected, `primary down` when the primary does not answer. Shards whose primary
+/// answers without them are left out.
 fn shard_lags(map: &chirp_cluster::ClusterMap) -> std::collections::BTreeMap<u32, String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(2))
-        .build();
-    let mut reports = std::collections::BTreeMap::new();
     let mut lags = std::collections::BTreeMap::new();
+    let entries = primary_entries(map);
     for shard in map.shards.values() {
-        let primary = &shard.assignment.primary;
-        let report = reports.entry(primary.clone()).or_insert_with(|| {
-            let api = map.nodes.get(primary).map(|n| n.api.clone())?;
-            agent
-                .get(&format!("http://{api}/replication"))
-                .call()
-                .ok()?
-                .into_json::<serde_json::Value>()
-                .ok()
-        });
-        let Some(report) = report else {
+        let Some(Some(mine)) = entries.get(&shard.id) else {
             lags.insert(shard.id, "primary down".to_string());
             continue;
         };
-        let Some(mine) = report["shards"]
-            .as_array()
-            .and_then(|all| all.iter().find(|s| s["shard"] == shard.id))
-        else {
+        if mine.is_null() {
             continue;
-        };
+        }
         let replicas = mine["replicas"].as_array().cloned().unwrap_or_default();
         let mut worst: u64 = 0;
         let mut down = Vec::new();

@@ -260,3 +260,13 @@ pub fn post_retrying(via: &Chirp, token: &str, text: &str, retried: &AtomicUsize
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A small PNG, different per `seed`.
+pub fn picture(seed: u8) -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(32, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode");
+    out.into_inner()
+}
