@@ -47,6 +47,27 @@ fn four(cluster: &str, shards: u32, rf: u32) -> Three {
     t
 }
 
+/// `chirpctl shard move S --to N --role primary --wait --timeout-secs T` with the
+/// control-plane arguments `e`.
+fn try_move_primary(shard: &str, to: &str, secs: u32, e: &[&str]) -> std::process::Output {
+    let secs = secs.to_string();
+    ctl(&[
+        &[
+            "shard", "move", shard, "--to", to, "--role", "primary", "--wait",
+        ][..],
+        &["--timeout-secs", &secs][..],
+        e,
+    ]
+    .concat())
+}
+
+/// [`try_move_primary`], which must succeed; its output.
+fn move_primary(shard: &str, to: &str, secs: u32, e: &[&str]) -> String {
+    let out = try_move_primary(shard, to, secs, e);
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
 fn etcd_args<'a>(etcd: &'a str, cluster: &'a str) -> [&'a str; 4] {
     ["--etcd", etcd, "--cluster", cluster]
 }
@@ -220,22 +241,7 @@ fn a_primary_moves_to_a_new_node_under_writes_and_loses_nothing() {
         }
         std::thread::sleep(Duration::from_millis(500));
         let started = Instant::now();
-        let out = ctl(&[
-            &[
-                "shard",
-                "move",
-                &s,
-                "--to",
-                "n4",
-                "--role",
-                "primary",
-                "--wait",
-                "--timeout-secs",
-                "60",
-            ][..],
-            &e,
-        ]
-        .concat());
+        let out = try_move_primary(&s, "n4", 60, &e);
         let took = started.elapsed();
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::Relaxed);
@@ -289,22 +295,7 @@ fn a_primary_moves_to_a_new_node_under_writes_and_loses_nothing() {
 
     // And back: the old primary reopens the shard in the slot it dropped, empty, catches up
     // and takes over again.
-    let back = ok(&[
-        &[
-            "shard",
-            "move",
-            &s,
-            "--to",
-            &from,
-            "--role",
-            "primary",
-            "--wait",
-            "--timeout-secs",
-            "60",
-        ][..],
-        &e,
-    ]
-    .concat());
+    let back = move_primary(&s, &from, 60, &e);
     assert!(back.contains(&format!("primary {from}")), "{back}");
     let last = status(&etcd, "mv2");
     assert!(!holders(&last, shard).contains(&"n4".to_string()), "{last}");
@@ -559,14 +550,7 @@ fn cutover_pauses_over_repeated_moves() {
                 .find(|n| !holding.contains(n))
                 .expect("a node without a copy");
             let started = Instant::now();
-            ok(&[
-                &[
-                    "shard", "move", &s, "--to", &to, "--role", "primary", "--wait",
-                ][..],
-                &["--timeout-secs", "60"][..],
-                &e,
-            ]
-            .concat());
+            move_primary(&s, &to, 60, &e);
             moves.push((started, Instant::now()));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -612,31 +596,45 @@ fn cutover_pauses_over_repeated_moves() {
     });
 }
 
-/// A bulk import into a cluster: `chirp-load generate --cluster` fills one node's dir, holding
-/// every shard; that node is added alone (the map gives it every shard), two more are added,
-/// and `chirpctl rebalance` gives every shard its second copy (taken from a checkpoint: an
-/// import leaves nothing in the oplog) and spreads copies and primaries. Every imported user
-/// logs in and reads their tweets through every node, and the copies are identical.
-#[test]
-fn a_bulk_import_spreads_over_the_cluster_by_rebalance() {
+/// A cluster whose data was bulk-imported on n1 (`chirp-load generate --cluster`, `users`
+/// users with `tweets` tweets each), n1 added alone, then n2 and n3 added (holding nothing
+/// until a rebalance).
+struct Imported {
+    nodes: Vec<Chirp>,
+    specs: Vec<chirp_testkit::cluster::NodeSpec>,
+    _ca: chirp_testkit::cluster::Cluster,
+    etcd: chirp_testkit::etcd::Etcd,
+    /// How long the generation took.
+    generated: Duration,
+}
+
+fn imported(cluster: &str, shards: u32, users: usize, tweets: usize) -> Imported {
     let etcd = chirp_testkit::etcd::Etcd::start();
-    let e = etcd_args(&etcd.url, "mv7");
+    let e = etcd_args(&etcd.url, cluster);
+    let shards = shards.to_string();
     ok(&[
         &[
-            "cluster", "create", "--name", "mv7", "--shards", "4", "--rf", "2",
+            "cluster", "create", "--name", cluster, "--shards", &shards, "--rf", "2",
         ][..],
         &["--etcd", &etcd.url][..],
     ]
     .concat());
     let ca = chirp_testkit::cluster::Cluster::new();
     let specs: Vec<_> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
+    let started = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chirp-load"))
-        .args(["generate", "--json", "--cluster", "mv7", "--shards", "4"])
         .args([
-            "--users",
-            "300",
+            "generate",
+            "--json",
+            "--cluster",
+            cluster,
+            "--shards",
+            &shards,
+        ])
+        .args(["--users", &users.to_string()])
+        .args([
             "--tweets-per-user",
-            "3",
+            &tweets.to_string(),
             "--mean-following",
             "5",
         ])
@@ -645,12 +643,33 @@ fn a_bulk_import_spreads_over_the_cluster_by_rebalance() {
         .output()
         .expect("chirp-load");
     assert!(out.status.success(), "{}", text(&out));
-    let mut nodes = vec![start(&specs[0], &etcd, "mv7")];
+    let generated = started.elapsed();
+    let mut nodes = vec![start(&specs[0], &etcd, cluster)];
     ok(&[&["node", "add", "n1"][..], &e].concat());
     for spec in &specs[1..] {
-        nodes.push(start(spec, &etcd, "mv7"));
+        nodes.push(start(spec, &etcd, cluster));
     }
     ok(&[&["node", "add", "n2", "n3"][..], &e].concat());
+    Imported {
+        nodes,
+        specs,
+        _ca: ca,
+        etcd,
+        generated,
+    }
+}
+
+/// A bulk import into a cluster: `chirp-load generate --cluster` fills one node's dir, holding
+/// every shard; that node is added alone (the map gives it every shard), two more are added,
+/// and `chirpctl rebalance` gives every shard its second copy (taken from a checkpoint: an
+/// import leaves nothing in the oplog) and spreads copies and primaries. Every imported user
+/// logs in and reads their tweets through every node, and the copies are identical.
+#[test]
+fn a_bulk_import_spreads_over_the_cluster_by_rebalance() {
+    let Imported {
+        etcd, nodes, _ca, ..
+    } = imported("mv7", 4, 300, 3);
+    let e = etcd_args(&etcd.url, "mv7");
     let out = ok(&[&["rebalance", "--timeout-secs", "120"][..], &e].concat());
     assert!(out.contains("0 failed"), "{out}");
     let map = status(&etcd, "mv7");
@@ -714,34 +733,14 @@ fn a_moved_imported_shard_comes_from_a_checkpoint() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
     let users = (tweets / 10).max(10);
-    let etcd = chirp_testkit::etcd::Etcd::start();
+    let Imported {
+        etcd,
+        specs,
+        nodes,
+        _ca,
+        generated,
+    } = imported("mv8", 1, users, 10);
     let e = etcd_args(&etcd.url, "mv8");
-    ok(&[
-        &[
-            "cluster", "create", "--name", "mv8", "--shards", "1", "--rf", "2",
-        ][..],
-        &["--etcd", &etcd.url][..],
-    ]
-    .concat());
-    let ca = chirp_testkit::cluster::Cluster::new();
-    let specs: Vec<_> = ["n1", "n2", "n3"].iter().map(|n| ca.node(n)).collect();
-    let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chirp-load"))
-        .args(["generate", "--json", "--cluster", "mv8", "--shards", "1"])
-        .args(["--users", &users.to_string(), "--tweets-per-user", "10"])
-        .args(["--mean-following", "5"])
-        .arg("--data")
-        .arg(&specs[0].data)
-        .output()
-        .expect("chirp-load");
-    assert!(out.status.success(), "{}", text(&out));
-    let generated = started.elapsed();
-    let mut nodes = vec![start(&specs[0], &etcd, "mv8")];
-    ok(&[&["node", "add", "n1"][..], &e].concat());
-    for spec in &specs[1..] {
-        nodes.push(start(spec, &etcd, "mv8"));
-    }
-    ok(&[&["node", "add", "n2", "n3"][..], &e].concat());
     let out = ok(&[&["rebalance", "--timeout-secs", "1800"][..], &e].concat());
     assert!(out.contains("0 failed"), "{out}");
     let map = status(&etcd, "mv8");
@@ -764,14 +763,7 @@ fn a_moved_imported_shard_comes_from_a_checkpoint() {
         "{theirs} {primary}"
     );
     let started = Instant::now();
-    ok(&[
-        &[
-            "shard", "move", "0", "--to", to, "--role", "primary", "--wait",
-        ][..],
-        &["--timeout-secs", "1800"][..],
-        &e,
-    ]
-    .concat());
+    move_primary("0", to, 1800, &e);
     let took = started.elapsed();
     let bytes = dir_bytes(&specs[t].data.join("shards").join("000"));
     let after = status(&etcd, "mv8");

@@ -174,12 +174,9 @@ pub enum ShardCommand {
         /// Print the steps without starting anything.
         #[arg(long)]
         dry_run: bool,
-        /// Wait until the move is done, showing its progress.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up waiting (the move goes on) after this many seconds.
-        #[arg(long, default_value_t = 3600)]
-        timeout_secs: u64,
+        /// Whether and how long to wait for the move to end.
+        #[command(flatten)]
+        wait: WaitArgs,
         /// The control plane.
         #[command(flatten)]
         etcd: EtcdArgs,
@@ -220,6 +217,17 @@ pub enum ShardCommand {
     },
 }
 
+/// `--wait` for a move.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArgs {
+    /// Wait until the move is done, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting (the move goes on) after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_secs: u64,
+}
+
 /// What a moved copy ends as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -242,12 +250,9 @@ pub enum MoveCommand {
     Status {
         /// The shard.
         shard: u32,
-        /// Wait until the move is done, showing its progress.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up waiting (the move goes on) after this many seconds.
-        #[arg(long, default_value_t = 3600)]
-        timeout_secs: u64,
+        /// Whether and how long to wait for the move to end.
+        #[command(flatten)]
+        wait: WaitArgs,
         /// The control plane.
         #[command(flatten)]
         etcd: EtcdArgs,
@@ -282,6 +287,18 @@ fn print(json: bool, value: &impl serde::Serialize, human: impl FnOnce() -> Stri
         print!("{}", human());
     }
     Ok(())
+}
+
+/// Runs `f` with a connection to the control plane, on a small runtime.
+fn on_plane<T, F, Fut>(etcd: &EtcdArgs, f: F) -> Result<T>
+where
+    F: FnOnce(Arc<dyn ControlPlane>) -> Fut,
+    Fut: std::future::Future<Output = chirp_cluster::Result<T>>,
+{
+    runtime()?.block_on(async {
+        let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+        f(plane).await.map_err(Error::from)
+    })
 }
 
 /// Runs a `cluster` command.
@@ -335,10 +352,7 @@ pub fn run_cluster(command: &ClusterCommand, json: bool) -> Result<u8> {
 pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
     match command {
         NodeCommand::Add { names, etcd } => {
-            let report = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
-                add_nodes(&*plane, names).await.map_err(Error::from)
-            })?;
+            let report = on_plane(etcd, |plane| async move { add_nodes(&*plane, names).await })?;
             print(json, &report, || render::added(&report))?;
         }
         NodeCommand::Drain {
@@ -368,11 +382,8 @@ pub fn run_node(command: &NodeCommand, json: bool) -> Result<u8> {
             });
         }
         NodeCommand::Remove { name, etcd } => {
-            let revision = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
-                chirp_cluster::admin::remove_node(&*plane, name)
-                    .await
-                    .map_err(Error::from)
+            let revision = on_plane(etcd, |plane| async move {
+                chirp_cluster::admin::remove_node(&*plane, name).await
             })?;
             let shown = serde_json::json!({"node": name, "removed": true, "revision": revision});
             print(json, &shown, || {
@@ -447,11 +458,8 @@ async fn run_plan(
 pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
     match command {
         ShardCommand::AddReplica { shard, node, etcd } => {
-            let report = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
-                chirp_cluster::admin::add_replica(&*plane, *shard, node)
-                    .await
-                    .map_err(Error::from)
+            let report = on_plane(etcd, |plane| async move {
+                chirp_cluster::admin::add_replica(&*plane, *shard, node).await
             })?;
             print(json, &report, || {
                 format!(
@@ -461,11 +469,8 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
             })?;
         }
         ShardCommand::RemoveReplica { shard, node, etcd } => {
-            let report = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
-                chirp_cluster::admin::remove_replica(&*plane, *shard, node)
-                    .await
-                    .map_err(Error::from)
+            let report = on_plane(etcd, |plane| async move {
+                chirp_cluster::admin::remove_replica(&*plane, *shard, node).await
             })?;
             print(json, &report, || {
                 format!(
@@ -481,11 +486,9 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
             role,
             dry_run,
             wait,
-            timeout_secs,
             etcd,
         } => {
-            let report = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+            let report = on_plane(etcd, |plane| async move {
                 chirp_cluster::admin::start_move(
                     &*plane,
                     *shard,
@@ -495,11 +498,10 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
                     *dry_run,
                 )
                 .await
-                .map_err(Error::from)
             })?;
             print(json, &report, || render::move_started(&report))?;
-            if *wait && !*dry_run {
-                return wait_for_move(etcd, *shard, json, Duration::from_secs(*timeout_secs));
+            if wait.wait && !*dry_run {
+                return wait_for_move(etcd, *shard, json, Duration::from_secs(wait.timeout_secs));
             }
         }
         ShardCommand::ForcePromote {
@@ -508,11 +510,8 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
             accept_data_loss,
             etcd,
         } => {
-            let report = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
-                chirp_cluster::admin::force_promote(&*plane, *shard, to, *accept_data_loss)
-                    .await
-                    .map_err(Error::from)
+            let report = on_plane(etcd, |plane| async move {
+                chirp_cluster::admin::force_promote(&*plane, *shard, to, *accept_data_loss).await
             })?;
             print(json, &report, || {
                 format!(
@@ -527,8 +526,7 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
             timeout_secs,
             etcd,
         } => {
-            let report = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
+            let report = on_plane(etcd, |plane| async move {
                 planned_failover(
                     &*plane,
                     *shard,
@@ -536,7 +534,6 @@ pub fn run_shard(command: &ShardCommand, json: bool) -> Result<u8> {
                     Duration::from_secs(*timeout_secs),
                 )
                 .await
-                .map_err(Error::from)
             })?;
             print(json, &report, || {
                 format!(
@@ -562,25 +559,17 @@ pub fn run_move(command: &MoveCommand, json: bool) -> Result<u8> {
             let moves = chirp_cluster::admin::moves_of(&map);
             print(json, &moves, || render::moves(&moves))?;
         }
-        MoveCommand::Status {
-            shard,
-            wait,
-            timeout_secs,
-            etcd,
-        } => {
-            if *wait {
-                return wait_for_move(etcd, *shard, json, Duration::from_secs(*timeout_secs));
+        MoveCommand::Status { shard, wait, etcd } => {
+            if wait.wait {
+                return wait_for_move(etcd, *shard, json, Duration::from_secs(wait.timeout_secs));
             }
             let map = read_map(etcd)?;
             let status = move_progress(&map, *shard)?;
             print(json, &status, || render::move_progress(&status))?;
         }
         MoveCommand::Abort { shard, etcd } => {
-            let revision = runtime()?.block_on(async {
-                let plane = connect(&etcd.etcd, &etcd.cluster).await?;
-                chirp_cluster::admin::abort_move(&*plane, *shard)
-                    .await
-                    .map_err(Error::from)
+            let revision = on_plane(etcd, |plane| async move {
+                chirp_cluster::admin::abort_move(&*plane, *shard).await
             })?;
             let shown = serde_json::json!({"shard": shard, "aborted": true, "revision": revision});
             print(json, &shown, || {
