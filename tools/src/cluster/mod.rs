@@ -678,12 +678,27 @@ fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> 
         }
         bar
     };
+    let mut seen: Option<chirp_cluster::admin::MoveStatus> = None;
     loop {
         let map = read_map(etcd)?;
         let progress = move_progress(&map, shard)?;
         let Some(m) = &progress.moving else {
             bar.finish_and_clear();
             let a = &map.shards[&shard].assignment;
+            if let Some(m) = &seen {
+                let held = |n: &str| a.copies().any(|c| c == n);
+                if !held(&m.to) || held(&m.from) {
+                    return Err(Error::Invalid(format!(
+                        "shard {shard}'s move from {} to {} was undone (its cutover was called \
+                         off too often, or its target did not catch up in time; see the \
+                         controller's log); primary {}, replicas {}",
+                        m.from,
+                        m.to,
+                        a.primary,
+                        a.replicas.join(", ")
+                    )));
+                }
+            }
             let shown = serde_json::json!({
                 "shard": shard,
                 "primary": a.primary,
@@ -700,6 +715,7 @@ fn wait_for_move(etcd: &EtcdArgs, shard: u32, json: bool, timeout: Duration) -> 
             })?;
             return Ok(0);
         };
+        seen = Some(m.clone());
         let copying =
             progress.target_lsn == Some(0) && progress.checkpoint_bytes.is_some_and(|b| b > 0);
         let (unit, done, total) = if copying {
