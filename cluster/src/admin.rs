@@ -131,10 +131,7 @@ pub async fn planned_failover(
             cluster: plane.cluster().to_string(),
         });
     }
-    let current = map
-        .shards
-        .get(&shard)
-        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    let current = shard_in(&map, shard)?;
     let a = &current.assignment;
     if let Some(h) = &a.handover {
         return Err(Error::Invalid(format!(
@@ -261,10 +258,7 @@ pub async fn force_promote(
         ));
     }
     let map = plane.read_map().await?;
-    let current = map
-        .shards
-        .get(&shard)
-        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    let current = shard_in(&map, shard)?;
     let a = &current.assignment;
     if map.nodes.contains_key(&a.primary) {
         return Err(Error::Invalid(format!(
@@ -317,10 +311,7 @@ pub async fn add_replica(
     node: &str,
 ) -> Result<AddReplicaReport> {
     let map = plane.read_map().await?;
-    let current = map
-        .shards
-        .get(&shard)
-        .ok_or_else(|| Error::Invalid(format!("the cluster has no shard {shard}")))?;
+    let current = shard_in(&map, shard)?;
     check_active(&map, node)?;
     let a = &current.assignment;
     if a.primary == node || a.replicas.iter().chain(&a.learners).any(|n| n == node) {
@@ -459,8 +450,8 @@ fn check_active(map: &ClusterMap, node: &str) -> Result<()> {
     match map.members.get(node) {
         Some(m) if m.state == MemberState::Active => Ok(()),
         Some(m) => Err(Error::Invalid(format!(
-            "{node} is {:?}, not an active member",
-            m.state
+            "{node} is {}, not an active member",
+            m.state.as_str()
         ))),
         None => Err(Error::Invalid(format!("{node} is not a member"))),
     }
