@@ -77,7 +77,7 @@ pub struct Round {
     pub paused: bool,
     /// Learners made replicas: (shard, node).
     pub promoted: Vec<(u32, String)>,
-    /// Moves that took a step: (shard, the step they are at now, or "done").
+    /// Moves that took a step: (shard, the step they are at now, "done" or "undone").
     pub moved: Vec<(u32, &'static str)>,
 }
 
@@ -292,7 +292,9 @@ impl Controller<'_> {
         let mut updates = Vec::new();
         for shard in map.shards.values() {
             let a = &shard.assignment;
-            if a.moving.is_none() || taken.iter().any(|u| u.id == shard.id) {
+            // Past the limit of an empty shard, or no probe is worth it.
+            let late = crate::moves::overdue(a, now_ms, 0).is_some();
+            if !late || taken.iter().any(|u| u.id == shard.id) {
                 continue;
             }
             let bytes = match map.nodes.get(&a.primary) {
