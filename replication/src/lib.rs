@@ -402,11 +402,11 @@ impl Replication {
                 let replaced = Error::Replaced { shard, lsn, epoch };
                 let mut acked = state.acks.subscribe();
                 loop {
-                    if !leads() {
-                        return Err(replaced);
-                    }
                     if state.sync_has(lsn) != Some(false) {
                         break;
+                    }
+                    if !leads() {
+                        return Err(replaced);
                     }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(Error::SyncTimeout {
@@ -419,7 +419,14 @@ impl Replication {
                         (tokio::time::Instant::now() + Duration::from_millis(20)).min(deadline);
                     let _ = tokio::time::timeout_at(tick, acked.changed()).await;
                 }
-                if !leads() {
+                // Acknowledged while this copy leads at the write's epoch; or once the copy
+                // handed the shard over in a planned handover with the write in its final log:
+                // the new primary held every entry of that log before it took over, and the new
+                // sync set is this one with this copy in the new primary's place (see
+                // docs/CLUSTER.md, "Planned handover"). The acknowledgements counted here are
+                // of this copy's own entries: a member that follows another primary no longer
+                // acknowledges to this one.
+                if !leads() && !state.is_final(epoch, lsn) {
                     return Err(replaced);
                 }
                 continue;
@@ -483,6 +490,16 @@ impl Replication {
             let _ = tokio::time::timeout_at(tick, acks.changed()).await;
         }
         true
+    }
+
+    /// Records that `shard`'s log on this copy, at its current epoch, ends at `last` for a
+    /// planned handover (see `ShardState::set_final`).
+    pub fn set_final(&self, shard: usize, last: u64) -> Result<()> {
+        let epoch = self.node.log_position(shard)?.epoch;
+        if let Some(state) = self.shards.get(shard) {
+            state.set_final(epoch, last);
+        }
+        Ok(())
     }
 
     /// Waits until every member of `shard`'s sync set has acknowledged `lsn` (so every write

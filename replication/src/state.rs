@@ -67,6 +67,9 @@ pub struct ShardState {
     /// The highest epoch of this shard seen in the cluster map (0 on a standalone node). A
     /// copy following the shard takes nothing from a primary below it.
     map_epoch: AtomicU64,
+    /// (epoch, last LSN) of the log this copy closed for a planned handover: its entries up
+    /// to that LSN are final, and the target holds them all before it takes over.
+    final_log: Mutex<Option<(u64, u64)>>,
 }
 
 /// Who must acknowledge a write of a cluster shard.
@@ -96,7 +99,19 @@ impl ShardState {
             apply: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             sync: Mutex::new(None),
             map_epoch: AtomicU64::new(0),
+            final_log: Mutex::new(None),
         }
+    }
+
+    /// Records that this copy's log at `epoch` ended at `last` for a planned handover.
+    pub fn set_final(&self, epoch: u64, last: u64) {
+        *lock(&self.final_log) = Some((epoch, last));
+    }
+
+    /// Whether the entry at `lsn`, made at `epoch`, is in a log this copy closed for a
+    /// planned handover.
+    pub fn is_final(&self, epoch: u64, lsn: u64) -> bool {
+        lock(&self.final_log).is_some_and(|(e, last)| e == epoch && lsn <= last)
     }
 
     /// Records an epoch of the shard seen in the map; the highest one seen is kept.

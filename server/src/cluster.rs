@@ -519,6 +519,7 @@ impl Applier {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        self.repl.set_final(id, last).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(h.timeout_ms);
         let started = tokio::time::Instant::now();
         if !self.repl.wait_acked_by(id, &h.to, last, timeout).await {
