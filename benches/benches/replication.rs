@@ -60,6 +60,7 @@ fn main() {
             handle: "bench".into(),
             password: "bench password".into(),
             display_name: None,
+            email: None,
         })
         .expect("sign up")
         .id;

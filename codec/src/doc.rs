@@ -130,6 +130,34 @@ pub struct TweetDoc {
 pub struct PasswordDoc {
     /// PHC string of the argon2id hash.
     pub phc: String,
+    /// The e-mail address the user signed up with, if any (it logs in like the handle; its
+    /// row in `handles` points here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// A client application registered through the Mastodon client API, as stored in `auth`
+/// under its client id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppDoc {
+    /// The public client id.
+    pub client_id: String,
+    /// SHA-256 of the client secret, hex (the secret itself is shown once).
+    pub secret_sha256: String,
+    /// The name the application gave.
+    pub name: String,
+    /// Where authorization codes go, one per line (`urn:ietf:wg:oauth:2.0:oob` shows them).
+    pub redirect_uris: String,
+    /// The scopes it asked for, space-separated.
+    pub scopes: String,
+    /// Its web site, if it gave one.
+    #[serde(default)]
+    pub website: Option<String>,
+    /// Registration time, Unix milliseconds.
+    pub created_at_ms: u64,
+    /// Fields this build does not know, kept as they are.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 /// A session token as stored in `auth` under its digest: what authenticating a request reads.

@@ -80,6 +80,11 @@ pub const META_SHARD_COUNT: &[u8] = b"shard_count";
 const AUTH_PASSWORD: u8 = b'p';
 const AUTH_TOKEN: u8 = b't';
 const AUTH_SESSION: u8 = b's';
+const AUTH_APP: u8 = b'a';
+
+/// The prefix of an e-mail address's row in `handles`. Handles are `[A-Za-z0-9_]` only, so
+/// no handle's key starts with it.
+pub const EMAIL_PREFIX: &[u8] = b"email:";
 
 /// Key of a single id (profiles, tweets, outbox, media).
 pub fn id_key(id: u64) -> [u8; 8] {
@@ -110,6 +115,26 @@ pub fn decode_pair(key: &[u8]) -> Option<(u64, u64)> {
 /// Key of a handle: its ASCII lowercase form.
 pub fn handle_key(handle: &str) -> Vec<u8> {
     handle.to_ascii_lowercase().into_bytes()
+}
+
+/// Key of an e-mail address in `handles` (pointing at its user like a handle): the prefix,
+/// then the address in ASCII lowercase.
+pub fn email_key(email: &str) -> Vec<u8> {
+    let mut key = EMAIL_PREFIX.to_vec();
+    key.extend_from_slice(email.to_ascii_lowercase().as_bytes());
+    key
+}
+
+/// The address of an [`email_key`], or None for a handle's key.
+pub fn decode_email_key(key: &[u8]) -> Option<&[u8]> {
+    key.strip_prefix(EMAIL_PREFIX)
+}
+
+/// Key of a registered client application in `auth`, by its client id.
+pub fn app_key(client_id: &str) -> Vec<u8> {
+    let mut key = vec![AUTH_APP];
+    key.extend_from_slice(client_id.as_bytes());
+    key
 }
 
 /// Key of a user's password credential.
@@ -273,6 +298,24 @@ mod tests {
         assert_eq!(decode_password_key(&password_key(7)), Some(7));
         assert_eq!(decode_password_key(&token_key(&[7; 32])), None);
         assert_eq!(handle_key("Alice_1"), b"alice_1".to_vec());
+        // An application's row is none of the per-user rows, whatever its client id.
+        for id in ["", "t", "abc", &"x".repeat(32)] {
+            let key = app_key(id);
+            assert!(!is_token_key(&key));
+            assert_eq!(decode_password_key(&key), None);
+            assert_eq!(decode_session_key(&key), None);
+        }
+    }
+
+    #[test]
+    fn email_rows_are_no_handle_rows() {
+        let key = email_key("Ada@Example.COM");
+        assert_eq!(decode_email_key(&key), Some(&b"ada@example.com"[..]));
+        // The prefix holds a character no handle has.
+        assert!(EMAIL_PREFIX
+            .iter()
+            .any(|b| !b.is_ascii_alphanumeric() && *b != b'_'));
+        assert_eq!(decode_email_key(&handle_key("email_x")), None);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct NewUser {
     pub password: String,
     /// Display name (defaults to the handle).
     pub display_name: Option<String>,
+    /// E-mail address, which logs in like the handle (unique, any case); none if not given.
+    pub email: Option<String>,
 }
 
 /// A profile update; `None` leaves a field as it is.
@@ -70,6 +72,32 @@ pub(crate) fn check_display_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn email_taken() -> Error {
+    Error::Conflict {
+        field: "email",
+        message: "this e-mail address is taken".into(),
+    }
+}
+
+/// Longest e-mail address, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// Whether `email` looks like an address: one `@` between a non-empty local part and a
+/// domain with a dot, no spaces or control characters. Delivery is never attempted, so this
+/// only keeps obvious mistakes (and handles typed in the wrong field) out.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= MAX_EMAIL
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn check_password(password: &str) -> Result<()> {
@@ -133,6 +161,10 @@ impl Inner {
             ));
         }
         check_password(&req.password)?;
+        let email = req.email.as_deref().map(str::to_ascii_lowercase);
+        if email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(Error::invalid("email", "is not an e-mail address"));
+        }
         let display_name = req.display_name.unwrap_or_else(|| req.handle.clone());
         check_display_name(&display_name)?;
         let password = req.password.clone();
@@ -147,6 +179,11 @@ impl Inner {
         if self.handle_owner(&lower)?.is_some() {
             return Err(taken());
         }
+        if let Some(email) = &email {
+            if self.email_owner(email)?.is_some() {
+                return Err(email_taken());
+            }
+        }
         let user_id = self.mint_user_id()?;
         let profile = ProfileDoc {
             id: user_id,
@@ -159,23 +196,43 @@ impl Inner {
             suspended: false,
             rest: Map::new(),
         };
-        // Two steps on two shards, each idempotent. The profile lands before the handle: a
-        // crash in between leaves an unreachable profile rather than a handle that points at
-        // nothing and can never be claimed again.
-        self.write_new_profile(&profile, &PasswordDoc { phc })?;
+        // Steps on up to three shards, each idempotent. The profile lands before the names
+        // that point at it: a crash in between leaves an unreachable profile rather than a
+        // handle that points at nothing and can never be claimed again.
+        let password = PasswordDoc {
+            phc,
+            email: email.clone(),
+        };
+        self.write_new_profile(&profile, &password)?;
+        let claimed = match &email {
+            Some(email) => self.claim_email(email, user_id).map_err(|e| match e {
+                Error::Conflict { .. } => email_taken(),
+                e => e,
+            }),
+            None => Ok(()),
+        };
         fail::fail_point!("accounts::claim");
-        match self.claim_handle(&lower, user_id) {
+        let claimed = claimed.and_then(|()| {
+            self.claim_handle(&lower, user_id).map_err(|e| match e {
+                Error::Conflict { .. } => taken(),
+                e => e,
+            })
+        });
+        match claimed {
             Ok(()) => self.profile_view(profile),
             Err(e) => {
-                // Lost the handle to a concurrent sign-up (or failed): the profile no handle
-                // reaches is removed; left behind, it would only be unreachable.
-                if let Err(undo) = self.remove_unclaimed_profile(user_id) {
+                // Lost a name to a concurrent sign-up (or failed): the profile no handle
+                // reaches is removed, with the address it may hold; left behind, they would
+                // only be unreachable.
+                let undo = match &email {
+                    Some(email) => self.release_email(email, user_id),
+                    None => Ok(()),
+                }
+                .and_then(|()| self.remove_unclaimed_profile(user_id));
+                if let Err(undo) = undo {
                     tracing::warn!(user_id, error = %undo, "removing an unclaimed profile failed");
                 }
-                Err(match e {
-                    Error::Conflict { .. } => taken(),
-                    e => e,
-                })
+                Err(e)
             }
         }
     }
@@ -228,6 +285,75 @@ impl Inner {
         }
     }
 
+    /// Points a lowercase e-mail address at `user_id` unless another user holds it (on the
+    /// address's shard; idempotent like [`Self::claim_handle`]).
+    fn claim_email(&self, lower: &str, user_id: u64) -> Result<()> {
+        self.step(Step::ClaimEmail {
+            email: lower.to_string(),
+            user: user_id,
+        })?
+        .done()
+    }
+
+    /// Undoes [`Self::claim_email`] when a sign-up fails after it: the address is freed only
+    /// if it still points at `user_id`.
+    fn release_email(&self, lower: &str, user_id: u64) -> Result<()> {
+        self.step(Step::ReleaseEmail {
+            email: lower.to_string(),
+            user: user_id,
+        })?
+        .done()
+    }
+
+    /// [`Self::claim_email`] on this node, which holds the address's shard.
+    pub(crate) fn local_claim_email(&self, lower: &str, user_id: u64) -> Result<()> {
+        let shard = self.placement.email(lower)?;
+        let _guard = self.lock_handles();
+        match self.local_email_owner(lower)? {
+            Some(owner) if owner == user_id => Ok(()),
+            Some(_) => Err(email_taken()),
+            None => {
+                let mut batch = Batch::new();
+                batch.put(CF_HANDLES, keys::email_key(lower), keys::id_key(user_id));
+                shard.write(batch)
+            }
+        }
+    }
+
+    /// [`Self::release_email`] on this node, which holds the address's shard.
+    pub(crate) fn local_release_email(&self, lower: &str, user_id: u64) -> Result<()> {
+        let shard = self.placement.email(lower)?;
+        let _guard = self.lock_handles();
+        if self.local_email_owner(lower)? == Some(user_id) {
+            let mut batch = Batch::new();
+            batch.delete(CF_HANDLES, keys::email_key(lower));
+            shard.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// The user a lowercase e-mail address points at, wherever its shard is.
+    fn email_owner(&self, lower: &str) -> Result<Option<u64>> {
+        self.step(Step::EmailOwner {
+            email: lower.to_string(),
+        })?
+        .user()
+    }
+
+    /// [`Self::email_owner`] on this node, which holds the address's shard.
+    pub(crate) fn local_email_owner(&self, lower: &str) -> Result<Option<u64>> {
+        match self
+            .placement
+            .email(lower)?
+            .get(CF_HANDLES, &keys::email_key(lower))?
+        {
+            Some(id) => keys::decode_id(&id)
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt("e-mail row".into())),
+            None => Ok(None),
+        }
+    }
+
     /// Undoes step one of a sign-up whose handle claim failed.
     fn remove_unclaimed_profile(&self, user_id: u64) -> Result<()> {
         let mut batch = Batch::new();
@@ -258,10 +384,11 @@ impl Inner {
         }
     }
 
-    /// Checks a handle and password and mints a bearer token.
+    /// Checks a handle (or the e-mail address the user signed up with) and password and
+    /// mints a bearer token.
     pub fn log_in(&self, handle: &str, password: &str) -> Result<Session> {
         const BAD: Error = Error::Unauthenticated("unknown handle or wrong password");
-        let user = match self.user_by_handle(handle)? {
+        let user = match self.user_by_login(handle)? {
             Some(user) => user,
             None => {
                 if let Some(phc) = DUMMY_PHC.as_ref() {
@@ -299,6 +426,31 @@ impl Inner {
             },
         };
         found.ok_or(Error::NotFound("user"))
+    }
+
+    /// The user a log-in names: an e-mail address (anything with an `@`) or a handle.
+    pub(crate) fn user_by_login(&self, login: &str) -> Result<Option<ProfileDoc>> {
+        if !login.contains('@') {
+            return self.user_by_handle(login);
+        }
+        if !valid_email(login) {
+            return Ok(None);
+        }
+        match self.email_owner(&login.to_ascii_lowercase())? {
+            Some(id) => self.profile_doc(id),
+            None => Ok(None),
+        }
+    }
+
+    /// The e-mail address a user signed up with, if any.
+    pub fn email_of(&self, user_id: u64) -> Result<Option<String>> {
+        match self
+            .user_shard(user_id)?
+            .get(CF_AUTH, &keys::password_key(user_id))?
+        {
+            Some(bytes) => Ok(doc::decode::<PasswordDoc>(&bytes)?.email),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn user_by_handle(&self, handle: &str) -> Result<Option<ProfileDoc>> {

@@ -340,6 +340,7 @@ impl Inner {
                 .put(&keys::id_key(id), &doc::encode(&profile)?)?;
             let cred = PasswordDoc {
                 phc: u.password_phc.clone(),
+                email: None,
             };
             auth.shard(shard)
                 .put(&keys::password_key(id), &doc::encode(&cred)?)?;

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod apps;
 pub mod backup;
 pub mod blobs;
 pub mod cache;
@@ -46,9 +47,10 @@ pub use chirp_codec::{batch, doc, keys, text};
 
 pub use accounts::{NewUser, ProfilePatch, Session};
 pub use admin::{CompactJob, CompactProgress, CompactReport, NodeStats};
+pub use apps::{NewApp, RegisteredApp};
 pub use backup::{restore, BackupReport};
 pub use cache::CacheStats;
-pub use doc::MediaDoc;
+pub use doc::{AppDoc, MediaDoc};
 pub use error::{Error, Result};
 pub use imaging::MediaType;
 pub use import::{ImportProgress, ImportReport, ImportSet, ImportTweet, ImportUser};

@@ -37,11 +37,16 @@ impl Inner {
         let phc = self.hashed(move || hash_password(&password))??;
         let _guard = self.lock_user(user_id);
         let shard = self.user_shard(user_id)?;
+        // The e-mail address stays with the new password.
+        let email = match shard.get(CF_AUTH, &keys::password_key(user_id))? {
+            Some(bytes) => doc::decode::<PasswordDoc>(&bytes)?.email,
+            None => None,
+        };
         let mut batch = Batch::new();
         batch.put(
             CF_AUTH,
             keys::password_key(user_id),
-            doc::encode(&PasswordDoc { phc })?,
+            doc::encode(&PasswordDoc { phc, email })?,
         );
         // One prefix scan of the user's session index, in the batch that sets the password:
         // no session outlives the old password.

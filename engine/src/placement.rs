@@ -115,6 +115,17 @@ impl Placement {
         ids::shard_of_handle(lower_handle, self.count())
     }
 
+    /// The shard a lowercase e-mail address's claim lives on (hashed like a handle, with the
+    /// key's prefix, so an address and a handle never share a hash by construction).
+    pub fn of_email(&self, lower_email: &str) -> ShardId {
+        ids::shard_of_handle(&format!("email:{lower_email}"), self.count())
+    }
+
+    /// The shard a registered client application lives on.
+    pub fn of_app(&self, client_id: &str) -> ShardId {
+        ids::shard_of_handle(client_id, self.count())
+    }
+
     /// The shard a tweet or media id names, or None when it names no shard of the service
     /// (so no such thing exists).
     pub fn of_id(&self, id: u64) -> Option<ShardId> {
@@ -175,6 +186,16 @@ impl Placement {
     /// The shard holding a handle's claim.
     pub(crate) fn handle(&self, lower_handle: &str) -> Result<&Shard> {
         self.shard(self.of_handle(lower_handle))
+    }
+
+    /// The shard holding an e-mail address's claim.
+    pub(crate) fn email(&self, lower_email: &str) -> Result<&Shard> {
+        self.shard(self.of_email(lower_email))
+    }
+
+    /// The shard holding a client application.
+    pub(crate) fn app(&self, client_id: &str) -> Result<&Shard> {
+        self.shard(self.of_app(client_id))
     }
 
     /// The shard a tweet or media id names: None when the id names no shard (nothing with

@@ -41,6 +41,35 @@ pub enum Step {
         /// The claiming user.
         user: u64,
     },
+    /// The user a lowercase e-mail address points at.
+    EmailOwner {
+        /// The address, lowercase.
+        email: String,
+    },
+    /// Points a lowercase e-mail address at a user unless another holds it (a conflict).
+    ClaimEmail {
+        /// The address, lowercase.
+        email: String,
+        /// The claiming user.
+        user: u64,
+    },
+    /// Frees an e-mail address if it still points at `user` (a failed sign-up's undo).
+    ReleaseEmail {
+        /// The address, lowercase.
+        email: String,
+        /// The user it must point at.
+        user: u64,
+    },
+    /// Stores a registered client application.
+    PutApp {
+        /// The application.
+        app: Box<crate::doc::AppDoc>,
+    },
+    /// A registered client application, by client id.
+    App {
+        /// Its client id.
+        client_id: String,
+    },
     /// A user's profile with its counters.
     Profile {
         /// The user.
@@ -131,6 +160,8 @@ pub enum Reply {
     Tweet(Option<Box<TweetDoc>>),
     /// Tweet ids, newest first.
     Ids(Vec<u64>),
+    /// A client application, or none.
+    App(Option<Box<crate::doc::AppDoc>>),
 }
 
 impl Reply {
@@ -167,6 +198,13 @@ impl Reply {
         }
     }
 
+    pub(crate) fn app(self) -> Result<Option<crate::doc::AppDoc>> {
+        match self {
+            Reply::App(a) => Ok(a.map(|a| *a)),
+            other => Err(other.mismatch()),
+        }
+    }
+
     pub(crate) fn ids(self) -> Result<Vec<u64>> {
         match self {
             Reply::Ids(ids) => Ok(ids),
@@ -199,6 +237,8 @@ const NAMES: &[&str] = &[
     "tweet",
     "media",
     "handle",
+    "email",
+    "client_id",
     "shard",
     "followers",
     "id",
@@ -292,6 +332,9 @@ impl Step {
         matches!(
             self,
             Step::ClaimHandle { .. }
+                | Step::ClaimEmail { .. }
+                | Step::ReleaseEmail { .. }
+                | Step::PutApp { .. }
                 | Step::AddFollower { .. }
                 | Step::RemoveFollower { .. }
                 | Step::HomeRows { .. }
@@ -305,6 +348,11 @@ impl Inner {
         let p = &self.placement;
         Ok(match step {
             Step::HandleOwner { handle } | Step::ClaimHandle { handle, .. } => p.of_handle(handle),
+            Step::EmailOwner { email }
+            | Step::ClaimEmail { email, .. }
+            | Step::ReleaseEmail { email, .. } => p.of_email(email),
+            Step::PutApp { app } => p.of_app(&app.client_id),
+            Step::App { client_id } => p.of_app(client_id),
             Step::Profile { user }
             | Step::RecentTweets { user, .. }
             | Step::UserList { user, .. } => p.of_user(*user),
@@ -428,6 +476,20 @@ impl Inner {
                 self.local_claim_handle(&handle, user)?;
                 Reply::Done
             }
+            Step::EmailOwner { email } => Reply::User(self.local_email_owner(&email)?),
+            Step::ClaimEmail { email, user } => {
+                self.local_claim_email(&email, user)?;
+                Reply::Done
+            }
+            Step::ReleaseEmail { email, user } => {
+                self.local_release_email(&email, user)?;
+                Reply::Done
+            }
+            Step::PutApp { app } => {
+                self.local_put_app(&app)?;
+                Reply::Done
+            }
+            Step::App { client_id } => Reply::App(self.local_app(&client_id)?.map(Box::new)),
             Step::Profile { user } => Reply::Profile(
                 self.profile_doc(user)?
                     .map(|d| self.profile_view(d))

@@ -148,6 +148,10 @@ impl Inner {
         })?;
 
         shard.for_each(CF_HANDLES, |key, value| {
+            if let Some(email) = keys::decode_email_key(key) {
+                self.verify_email_row(s, email, value, r);
+                return Ok(());
+            }
             let handle = String::from_utf8_lossy(key).into_owned();
             let Some(id) = keys::decode_id(value) else {
                 r.report(s, "handle-undecodable", format!("@{handle}"));
@@ -370,6 +374,31 @@ impl Inner {
             Ok(())
         })?;
         Ok(())
+    }
+
+    /// An e-mail row points at a user who signed up with that address.
+    fn verify_email_row(&self, s: usize, email: &[u8], value: &[u8], r: &mut VerifyReport) {
+        let email = String::from_utf8_lossy(email).into_owned();
+        let Some(id) = keys::decode_id(value) else {
+            r.report(s, "email-undecodable", email);
+            return;
+        };
+        match (self.profile_doc(id), self.email_of(id)) {
+            (Ok(Some(_)), Ok(Some(own))) if own.eq_ignore_ascii_case(&email) => {}
+            (Ok(None), _) => r.report(
+                s,
+                "email-dangling",
+                format!("{email} points at user {id}, who does not exist"),
+            ),
+            (Ok(Some(_)), Ok(own)) => r.report(
+                s,
+                "email-mismatch",
+                format!("{email} points at user {id}, whose address is {own:?}"),
+            ),
+            (Err(e), _) | (_, Err(e)) => {
+                r.report(s, "profile-undecodable", format!("user {id}: {e}"))
+            }
+        }
     }
 }
 

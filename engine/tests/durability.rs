@@ -26,6 +26,7 @@ fn user(node: &Node, handle: &str) -> u64 {
         handle: handle.into(),
         password: "a long enough password".into(),
         display_name: None,
+        email: None,
     })
     .expect("sign up")
     .id

@@ -33,6 +33,7 @@ fn user(node: &Node, handle: &str) -> u64 {
         handle: handle.into(),
         password: "a long enough password".into(),
         display_name: None,
+        email: None,
     })
     .expect("sign up")
     .id
@@ -272,6 +273,7 @@ fn losers_of_a_handle_race_leave_no_profile_behind() {
                     handle: "contested".into(),
                     password: "a long enough password".into(),
                     display_name: None,
+                    email: None,
                 })
             })
         })

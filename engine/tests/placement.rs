@@ -17,6 +17,7 @@ fn user(handle: &str) -> NewUser {
         handle: handle.to_string(),
         password: "placement password".into(),
         display_name: None,
+        email: None,
     }
 }
 

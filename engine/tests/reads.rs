@@ -23,6 +23,7 @@ fn cache_only_reads_never_touch_the_disk() {
             handle: "reader".into(),
             password: "a long enough password".into(),
             display_name: None,
+            email: None,
         })
         .expect("sign up")
         .id;

@@ -17,6 +17,7 @@ fn sign_up(node: &Node, handle: &str) -> Result<u64, Error> {
         handle: handle.into(),
         password: "correct horse".into(),
         display_name: None,
+        email: None,
     })
     .map(|p| p.id)
 }

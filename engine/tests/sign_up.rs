@@ -24,6 +24,7 @@ fn racing_sign_ups_for_one_handle_leave_one_account() {
                         handle,
                         password: format!("password number {i}"),
                         display_name: None,
+                        email: None,
                     })
                 })
             })
@@ -57,4 +58,84 @@ fn racing_sign_ups_for_one_handle_leave_one_account() {
     let report = node.verify(&mut |_| {}).expect("verify");
     assert_eq!(report.users, 3, "{report:?}");
     assert_eq!(report.problems, 0, "{report:?}");
+}
+
+fn signer(handle: &str, email: Option<&str>) -> NewUser {
+    NewUser {
+        handle: handle.into(),
+        password: "a long enough password".into(),
+        display_name: None,
+        email: email.map(str::to_owned),
+    }
+}
+
+#[test]
+fn an_email_address_logs_in_and_belongs_to_one_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = NodeConfig::new(dir.path());
+    config.sync_writes = false;
+    let node = Node::open(config).expect("open");
+    let ada = node
+        .sign_up(signer("ada", Some("Ada@Example.com")))
+        .expect("sign up");
+    // Any case of the address logs in, as the handle does; a wrong password does not.
+    for login in ["ada@example.com", "ADA@EXAMPLE.COM", "ada"] {
+        let session = node
+            .log_in(login, "a long enough password")
+            .expect("log in");
+        assert_eq!(session.user_id, ada.id, "{login}");
+    }
+    assert!(matches!(
+        node.log_in("ada@example.com", "wrong password!"),
+        Err(Error::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        node.log_in("nobody@example.com", "a long enough password"),
+        Err(Error::Unauthenticated(_))
+    ));
+    assert_eq!(
+        node.email_of(ada.id).expect("email"),
+        Some("ada@example.com".into())
+    );
+
+    // The address is taken in any case; the failed sign-up leaves no account behind.
+    let taken = node.sign_up(signer("other", Some("ADA@example.COM")));
+    assert!(matches!(taken, Err(Error::Conflict { field: "email", .. })));
+    assert!(matches!(
+        node.resolve_user("@other"),
+        Err(Error::NotFound(_))
+    ));
+    // A taken handle frees the address its sign-up claimed.
+    let handle_taken = node.sign_up(signer("ADA", Some("new@example.com")));
+    assert!(matches!(
+        handle_taken,
+        Err(Error::Conflict {
+            field: "handle",
+            ..
+        })
+    ));
+    let bob = node
+        .sign_up(signer("bob", Some("new@example.com")))
+        .expect("the address is free again");
+    assert_eq!(
+        node.log_in("new@example.com", "a long enough password")
+            .expect("log in")
+            .user_id,
+        bob.id
+    );
+    assert!(matches!(
+        node.sign_up(signer("carol", Some("not an address"))),
+        Err(Error::Invalid { field: "email", .. })
+    ));
+    // A password reset keeps the address.
+    node.reset_password(bob.id, "another long password")
+        .expect("reset");
+    assert_eq!(
+        node.log_in("new@example.com", "another long password")
+            .expect("log in")
+            .user_id,
+        bob.id
+    );
+    let report = node.verify(&mut |_| {}).expect("verify");
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
 }

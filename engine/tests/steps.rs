@@ -70,6 +70,7 @@ fn sign_up(node: &Node, handle: &str) -> u64 {
         handle: handle.into(),
         password: "a long enough password".into(),
         display_name: None,
+        email: None,
     })
     .expect("sign up")
     .id
@@ -126,6 +127,7 @@ fn follows_feeds_fan_out_and_search_span_nodes() {
         handle: handle_on("alice", 2).to_uppercase(),
         password: "a long enough password".into(),
         display_name: None,
+        email: None,
     };
     assert!(matches!(
         b.sign_up(taken),

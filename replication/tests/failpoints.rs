@@ -72,6 +72,7 @@ async fn a_failed_apply_stops_the_shard_loudly() {
             handle: "shipper".into(),
             password: "a long enough password".into(),
             display_name: None,
+            email: None,
         })
         .expect("sign up")
         .id;

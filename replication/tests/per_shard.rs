@@ -48,6 +48,7 @@ fn sign_up(node: &Node, prefix: &str, shard: usize) -> u64 {
         handle,
         password: "a long enough password".into(),
         display_name: None,
+        email: None,
     })
     .expect("sign up")
     .id
@@ -125,6 +126,7 @@ async fn each_node_is_primary_of_one_shard_and_replica_of_the_other() {
             handle: far,
             password: "a long enough password".into(),
             display_name: None,
+            email: None,
         })
     })
     .await
@@ -241,6 +243,7 @@ async fn steps_reach_shards_held_by_the_other_node() {
                 .expect("handle"),
             password: "a long enough password".into(),
             display_name: None,
+            email: None,
         });
         assert!(
             matches!(

@@ -229,6 +229,7 @@ async fn route(app: &AdminApp, req: Request<Incoming>) -> ApiResult {
                 handle: b.handle,
                 password: b.password,
                 display_name: b.display_name,
+                email: None,
             };
             let profile = blocking(app, move |n| n.sign_up(new)).await?;
             json(StatusCode::CREATED, &Account::from(&profile))

@@ -28,6 +28,7 @@ fn replica_with_pending_fanout(primary_dir: &Path, replica_dir: &Path) {
             handle: handle.into(),
             password: "correct horse".into(),
             display_name: None,
+            email: None,
         };
         ids.push(primary.sign_up(user).expect("sign up").id);
     }

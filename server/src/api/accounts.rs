@@ -56,6 +56,7 @@ pub async fn sign_up(app: &App, req: Request<Incoming>) -> ApiResult {
         handle: b.handle,
         password: b.password,
         display_name: b.display_name,
+        email: None,
     };
     let profile = blocking(app, move |n| n.sign_up(new)).await?;
     json(StatusCode::CREATED, &ProfileView::from(&profile))

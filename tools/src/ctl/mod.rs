@@ -310,6 +310,7 @@ fn users_command(cli: &Cli, target: &Target, command: &UsersCommand) -> Result<u
                 handle: handle.trim_start_matches('@').to_string(),
                 password: password.clone(),
                 display_name: display_name.clone(),
+                email: None,
             })?;
             let shown = serde_json::json!({
                 "account": account,
