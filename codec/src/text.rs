@@ -62,7 +62,7 @@ const GTLDS: &[&str] = &[
 
 /// How many characters one URL costs, whatever its length: twitter-text counts every link
 /// as a t.co link, and the conformance suite's 140-character cases depend on it.
-const URL_CHARS: usize = 23;
+pub const URL_CHARS: usize = 23;
 
 /// NFC-normalizes and validates tweet text; returns the normalized text.
 pub fn validate_tweet(text: &str) -> Result<String, TextError> {
@@ -107,6 +107,16 @@ fn weighted_length(normalized: &str) -> usize {
 
 /// Hashtags in order of appearance, as written (without the '#'), per twitter-text rules.
 pub fn extract_hashtags(text: &str) -> Vec<String> {
+    hashtag_ranges(text)
+        .into_iter()
+        .filter_map(|(_, body)| text.get(body).map(str::to_owned))
+        .collect()
+}
+
+/// The byte ranges of each hashtag in order of appearance, as [`extract_hashtags`] finds
+/// them: from its '#' to the end of its body, and the body alone (for rendering the text
+/// with its hashtags linked).
+pub fn hashtag_ranges(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
     let tags = hashtag_spans(text);
     if tags.is_empty() {
         return Vec::new();
@@ -119,7 +129,7 @@ pub fn extract_hashtags(text: &str) -> Vec<String> {
                 .iter()
                 .any(|url| tag.whole.start < url.end && url.start < tag.whole.end)
         })
-        .filter_map(|tag| text.get(tag.body).map(str::to_owned))
+        .map(|tag| (tag.whole, tag.body))
         .collect()
 }
 

@@ -442,6 +442,12 @@ impl Inner {
         }
     }
 
+    /// The user a log-in names (a handle or an e-mail address), if any: where a log-in must
+    /// run on a cluster.
+    pub fn login_user(&self, login: &str) -> Result<Option<u64>> {
+        Ok(self.user_by_login(login)?.map(|p| p.id))
+    }
+
     /// The e-mail address a user signed up with, if any.
     pub fn email_of(&self, user_id: u64) -> Result<Option<String>> {
         match self

@@ -116,19 +116,23 @@ impl Inner {
         Ok(RegisteredApp { app, secret })
     }
 
+    /// The application of a client id, if registered (its public part: the secret is only
+    /// stored as a digest).
+    pub fn app_of(&self, client_id: &str) -> Result<Option<AppDoc>> {
+        if client_id.is_empty() || client_id.len() > MAX_APP_FIELD {
+            return Ok(None);
+        }
+        self.step(Step::App {
+            client_id: client_id.to_string(),
+        })?
+        .app()
+    }
+
     /// The application a client id and secret name, or an authentication error for an
     /// unknown client id or a wrong secret (the same error for both).
     pub fn check_app(&self, client_id: &str, secret: &str) -> Result<AppDoc> {
         const BAD: Error = Error::Unauthenticated("unknown client or wrong client secret");
-        if client_id.is_empty() || client_id.len() > MAX_APP_FIELD {
-            return Err(BAD);
-        }
-        let app = self
-            .step(Step::App {
-                client_id: client_id.to_string(),
-            })?
-            .app()?
-            .ok_or(BAD)?;
+        let app = self.app_of(client_id)?.ok_or(BAD)?;
         if same(&app.secret_sha256, &secret_digest(secret)) {
             Ok(app)
         } else {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS};
 use crate::model::{page_of, Page, PageRequest};
 use crate::node::Inner;
+use crate::placement::ShardId;
 use crate::shard::Shard;
 use crate::steps::Step;
 
@@ -23,6 +24,8 @@ enum Origin<'a> {
     Local(&'a Shard, &'static str),
     /// A user's timeline on a shard held elsewhere (the `RecentTweets` step).
     Remote,
+    /// Every tweet of a shard, wherever it is held (the `ShardTweets` step).
+    Shard(ShardId),
 }
 
 /// One newest-first stream of (tweet id, author id) rows: a pair column family of a shard
@@ -65,6 +68,16 @@ impl<'a> Source<'a> {
                         user: self.owner,
                         before: self.before,
                         limit: CHUNK,
+                    })?
+                    .ids()?
+                    .into_iter()
+                    .map(|tweet| (tweet, self.owner))
+                    .collect(),
+                Origin::Shard(shard) => inner
+                    .step(Step::ShardTweets {
+                        shard,
+                        before: self.before,
+                        want: CHUNK,
                     })?
                     .ids()?
                     .into_iter()
@@ -159,6 +172,17 @@ impl Inner {
         let before = page.after.unwrap_or(u64::MAX);
         let source = self.timeline_source(user, before);
         let items = self.merge_sources(vec![source], page.limit, |_| true)?;
+        Ok(page_of(items, page.limit, |t| t.id))
+    }
+
+    /// Every user's tweets, newest first: each shard's newest tweets, merged (the public
+    /// timeline of the Mastodon client API).
+    pub fn public_timeline(&self, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
+        let before = page.after.unwrap_or(u64::MAX);
+        let sources = (0..self.placement.count())
+            .map(|s| Source::from(Origin::Shard(s), 0, before))
+            .collect();
+        let items = self.merge_sources(sources, page.limit, |_| true)?;
         Ok(page_of(items, page.limit, |t| t.id))
     }
 }

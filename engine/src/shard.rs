@@ -597,6 +597,34 @@ impl Shard {
         collect_pairs(iter, owner, limit)
     }
 
+    /// Ids of an id-keyed column family, newest (largest) first, below `before`, at most
+    /// `limit` (a request-path read: cache-only inside [`cache_only`]).
+    pub fn ids_rev(&self, cf: &str, before: u64, limit: usize) -> Result<Vec<u64>> {
+        if before == 0 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut ro = read_options();
+        ro.set_total_order_seek(true);
+        let start = keys::id_key(before - 1);
+        let db = self.db()?;
+        let iter = db.iterator_cf_opt(
+            cf_of(&db, cf)?,
+            ro,
+            IteratorMode::From(&start, Direction::Reverse),
+        );
+        let mut out = Vec::with_capacity(limit);
+        for item in iter {
+            let (k, _) = item?;
+            if let Some(id) = keys::decode_id(&k) {
+                out.push(id);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Items of `owner` in a pair column family, ascending, with item `> after`, at most `limit`.
     pub fn scan_pairs(
         &self,

@@ -100,6 +100,13 @@ impl Inner {
             .contains(CF_FOLLOWING, &keys::pair_key(follower, followee))
     }
 
+    /// Whether `follower` follows `user`, read on `user`'s shard (its `followers` row), so a
+    /// request at `user`'s primary needs no other shard.
+    pub fn is_followed_by(&self, user: u64, follower: u64) -> Result<bool> {
+        self.user_shard(user)?
+            .contains(CF_FOLLOWERS, &keys::pair_key(user, follower))
+    }
+
     /// The users following `user`, by ascending user id.
     pub fn followers(&self, user: u64, page: PageRequest) -> Result<Page<Profile>> {
         self.user_list(CF_FOLLOWERS, user, page)

@@ -70,6 +70,15 @@ pub enum Step {
         /// Its client id.
         client_id: String,
     },
+    /// The newest tweets of a shard, below `before`: a public timeline's candidates.
+    ShardTweets {
+        /// The shard.
+        shard: ShardId,
+        /// Exclusive upper bound.
+        before: u64,
+        /// How many at most.
+        want: usize,
+    },
     /// A user's profile with its counters.
     Profile {
         /// The user.
@@ -360,10 +369,16 @@ impl Inner {
             Step::AddFollower { followee, .. } | Step::RemoveFollower { followee, .. } => {
                 p.of_user(*followee)
             }
-            Step::Celebrities { shard } | Step::Search { shard, .. } if *shard < p.count() => {
+            Step::Celebrities { shard }
+            | Step::Search { shard, .. }
+            | Step::ShardTweets { shard, .. }
+                if *shard < p.count() =>
+            {
                 *shard
             }
-            Step::Celebrities { shard } | Step::Search { shard, .. } => {
+            Step::Celebrities { shard }
+            | Step::Search { shard, .. }
+            | Step::ShardTweets { shard, .. } => {
                 return Err(Error::invalid("shard", format!("no shard {shard}")))
             }
             Step::HomeRows { followers, .. } => {
@@ -576,6 +591,9 @@ impl Inner {
                 before,
                 want.min(MAX_RECENT),
             )?),
+            Step::ShardTweets { before, want, .. } => {
+                Reply::Ids(shard.ids_rev(CF_TWEETS, before, want.min(MAX_RECENT))?)
+            }
             Step::Celebrities { shard } => {
                 Reply::Ids(self.celebrities.of_shard(&self.placement, shard))
             }

@@ -98,7 +98,9 @@ pub fn owner_shard(app: &App, req: &Request<Incoming>) -> Option<ShardId> {
     if media.is_some() {
         return media;
     }
-    if req.method() == hyper::Method::POST && req.uri().path() == "/users" {
+    if req.method() == hyper::Method::POST
+        && matches!(req.uri().path(), "/users" | "/api/v1/accounts")
+    {
         return sign_up_shard(app);
     }
     let token = crate::http::bearer(req.headers())?;

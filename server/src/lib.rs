@@ -13,6 +13,7 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod limits;
+pub mod mastodon;
 pub mod media;
 pub mod metrics;
 pub mod openapi;

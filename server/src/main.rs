@@ -157,6 +157,7 @@ fn serve(config: Config, repl_args: ReplArgs, cluster_args: ClusterArgs) -> anyh
             cluster: membership.clone(),
             owners: membership.as_ref().map(|_| Arc::clone(&owners)),
             node_name: repl_args.node_name.clone(),
+            oauth_codes: Default::default(),
         });
         let token_path = config.admin_token_path();
         let token = chirp_server::admin_token::load_or_create(&token_path)

@@ -34,6 +34,9 @@ pub struct App {
     pub owners: Option<Arc<crate::forward::Owners>>,
     /// This node's name (`X-Chirp-Node` on a cluster node's responses).
     pub node_name: String,
+    /// Authorization codes of the Mastodon client API's OAuth flow, waiting for their
+    /// exchange.
+    pub oauth_codes: crate::mastodon::oauth::Codes,
 }
 
 /// The TCP peer a request came from (the client address rate limits key on).
@@ -137,7 +140,8 @@ pub enum Matched {
 pub fn find(method: &str, path: &str) -> Matched {
     let segs = segments(path);
     let mut allowed: Vec<&str> = Vec::new();
-    for route in ROUTES {
+    // The Mastodon client API's paths all start with a segment no native route has.
+    for route in crate::mastodon::ROUTES.iter().chain(ROUTES) {
         if let Some(params) = captures(route.pattern, &segs) {
             if route.method == method {
                 return Matched::Route(route, params);
@@ -178,9 +182,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let span = tracing::info_span!("request", request_id = %id, %method, route = label);
     let owner = crate::forward::owner_shard(&app, &req);
     let served = async {
-        let resp = route(&app, matched, owner, req)
-            .await
-            .unwrap_or_else(ApiError::into_response);
+        let resp = route(&app, matched, owner, req).await.unwrap_or_else(|e| {
+            if crate::mastodon::owns(&path) {
+                crate::mastodon::error_response(e)
+            } else {
+                e.into_response()
+            }
+        });
         tracing::debug!(
             %path,
             status = resp.status().as_u16(),
@@ -278,6 +286,9 @@ async fn dispatch_route(
     params: &[String],
 ) -> ApiResult {
     use api::{accounts, meta, replication, search, sessions, social, tweets};
+    if crate::mastodon::owns(route.pattern) {
+        return crate::mastodon::dispatch(app, route, req, params).await;
+    }
     match (route.method, route.pattern) {
         ("GET", "/") => meta::web_index(&req).await,
         ("HEAD", "/") => meta::web_index_head(&req).await,

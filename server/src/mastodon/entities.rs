@@ -1,0 +1,334 @@
+//! Mastodon's entities as Chirp fills them: every field Mastodon 4.2 sends, with explicit
+//! nulls and empty lists for what Chirp does not have (clients index keys without checking),
+//! ids as strings, text as escaped HTML with hashtags linked.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use chirp_engine::{MediaDoc, Profile, Tweet};
+
+use crate::views::rfc3339;
+
+/// Where this server is, as the request reached it: `http://host:port` and `host:port`.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// Scheme, host and port.
+    pub origin: String,
+    /// Host and port.
+    pub host: String,
+}
+
+impl Base {
+    /// An absolute URL for a path of this server (a URL already absolute is kept).
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            format!("{}{path}", self.origin)
+        } else {
+            path.to_owned()
+        }
+    }
+}
+
+/// The profile's `extra` key holding Mastodon's profile fields: `[{name, value}]`.
+pub const FIELDS_KEY: &str = "fields";
+/// The profile's `extra` key holding the header image's URL.
+pub const HEADER_KEY: &str = "header_url";
+/// Served for accounts without an avatar or header.
+pub const MISSING_IMAGE: &str = "/avatars/original/missing.png";
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escaped text with line breaks as `<br />`.
+fn escape_lines(text: &str) -> String {
+    escape(text).replace("\r\n", "\n").replace('\n', "<br />")
+}
+
+/// A tweet's text as Mastodon's `content`: one paragraph, escaped, hashtags linked to their
+/// timelines.
+pub fn content_html(base: &Base, text: &str) -> String {
+    let mut out = String::from("<p>");
+    let mut at = 0;
+    for (whole, body) in chirp_codec::text::hashtag_ranges(text) {
+        out.push_str(&escape_lines(text.get(at..whole.start).unwrap_or("")));
+        let tag = text.get(body).unwrap_or("");
+        let link = format!("{}/tags/{}", base.origin, percent_path(&tag.to_lowercase()));
+        out.push_str(&format!(
+            "<a href=\"{}\" class=\"mention hashtag\" rel=\"tag\">#<span>{}</span></a>",
+            escape(&link),
+            escape(tag)
+        ));
+        at = whole.end;
+    }
+    out.push_str(&escape_lines(text.get(at..).unwrap_or("")));
+    out.push_str("</p>");
+    out
+}
+
+fn percent_path(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The profile fields stored in `extra`, as (name, value) pairs.
+pub fn profile_fields(p: &Profile) -> Vec<(String, String)> {
+    p.extra
+        .get(FIELDS_KEY)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|f| {
+                    Some((
+                        f.get("name")?.as_str()?.to_owned(),
+                        f.get("value")?.as_str()?.to_owned(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn image_url(base: &Base, url: &str) -> String {
+    base.url(if url.is_empty() { MISSING_IMAGE } else { url })
+}
+
+/// An `Account`.
+pub fn account(base: &Base, p: &Profile) -> Value {
+    let avatar = image_url(base, &p.avatar_url);
+    let header = image_url(
+        base,
+        p.extra
+            .get(HEADER_KEY)
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    let url = format!("{}/@{}", base.origin, p.handle);
+    let fields: Vec<Value> = profile_fields(p)
+        .into_iter()
+        .map(|(name, value)| json!({"name": name, "value": escape(&value), "verified_at": null}))
+        .collect();
+    json!({
+        "id": p.id.to_string(),
+        "username": p.handle,
+        "acct": p.handle,
+        "display_name": p.display_name,
+        "locked": false,
+        "bot": false,
+        "discoverable": true,
+        "indexable": true,
+        "group": false,
+        "created_at": rfc3339(p.created_at_ms),
+        "note": if p.bio.is_empty() { String::new() } else { format!("<p>{}</p>", escape_lines(&p.bio)) },
+        "url": url,
+        "uri": url,
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": p.followers_count,
+        "following_count": p.following_count,
+        "statuses_count": p.tweet_count,
+        "last_status_at": null,
+        "hide_collections": null,
+        "noindex": false,
+        "emojis": [],
+        "roles": [],
+        "fields": fields,
+    })
+}
+
+/// A `CredentialAccount`: the account with its `source` (plain-text note and fields) and
+/// `role`, for its owner.
+pub fn credential_account(base: &Base, p: &Profile) -> Value {
+    let mut a = account(base, p);
+    let fields: Vec<Value> = profile_fields(p)
+        .into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value, "verified_at": null}))
+        .collect();
+    a["source"] = json!({
+        "privacy": "public",
+        "sensitive": false,
+        "language": null,
+        "note": p.bio,
+        "fields": fields,
+        "follow_requests_count": 0,
+        "hide_collections": null,
+        "discoverable": true,
+        "indexable": true,
+        "attribution_domains": [],
+    });
+    a["role"] = json!({
+        "id": "-99", "name": "", "permissions": "0", "color": "", "highlighted": false,
+    });
+    a
+}
+
+/// A `MediaAttachment` of an uploaded image.
+pub fn media(base: &Base, id: &str, url: &str, width: u32, height: u32) -> Value {
+    let url = base.url(url);
+    let meta = json!({
+        "width": width,
+        "height": height,
+        "size": format!("{width}x{height}"),
+        "aspect": if height == 0 { 1.0 } else { f64::from(width) / f64::from(height) },
+    });
+    json!({
+        "id": id,
+        "type": "image",
+        "url": url,
+        "preview_url": url,
+        "remote_url": null,
+        "preview_remote_url": null,
+        "text_url": null,
+        "meta": {"original": meta, "small": meta},
+        "description": null,
+        "blurhash": null,
+    })
+}
+
+/// The `MediaAttachment` of a stored upload.
+pub fn media_doc(base: &Base, m: &MediaDoc) -> Value {
+    media(
+        base,
+        &m.id.to_string(),
+        &chirp_engine::media::media_url(m.id),
+        m.width,
+        m.height,
+    )
+}
+
+/// A `Tag`.
+pub fn tag(base: &Base, name: &str) -> Value {
+    json!({
+        "name": name,
+        "url": format!("{}/tags/{}", base.origin, percent_path(&name.to_lowercase())),
+        "history": [],
+        "following": false,
+    })
+}
+
+/// A `Status` of a tweet by `author`.
+pub fn status(base: &Base, t: &Tweet, author: &Profile) -> Value {
+    let url = format!("{}/@{}/{}", base.origin, t.author_handle, t.id);
+    let media: Vec<Value> = t
+        .media
+        .iter()
+        .map(|m| media(base, &m.id, &m.url, m.width, m.height))
+        .collect();
+    let tags: Vec<Value> = t.hashtags.iter().map(|h| tag(base, h)).collect();
+    json!({
+        "id": t.id.to_string(),
+        "uri": url,
+        "url": url,
+        "created_at": rfc3339(t.created_at_ms),
+        "edited_at": null,
+        "account": account(base, author),
+        "content": content_html(base, &t.text),
+        "visibility": "public",
+        "sensitive": false,
+        "spoiler_text": "",
+        "media_attachments": media,
+        "application": null,
+        "mentions": [],
+        "tags": tags,
+        "emojis": [],
+        "reblogs_count": 0,
+        "favourites_count": 0,
+        "replies_count": 0,
+        "in_reply_to_id": null,
+        "in_reply_to_account_id": null,
+        "reblog": null,
+        "poll": null,
+        "card": null,
+        "language": null,
+        "text": null,
+        "favourited": false,
+        "reblogged": false,
+        "muted": false,
+        "bookmarked": false,
+        "pinned": false,
+        "filtered": [],
+    })
+}
+
+/// A `Relationship` between the caller and `id`.
+pub fn relationship(id: u64, following: bool, followed_by: bool) -> Value {
+    json!({
+        "id": id.to_string(),
+        "following": following,
+        "showing_reblogs": following,
+        "notifying": false,
+        "languages": null,
+        "followed_by": followed_by,
+        "blocking": false,
+        "blocked_by": false,
+        "muting": false,
+        "muting_notifications": false,
+        "requested": false,
+        "requested_by": false,
+        "domain_blocking": false,
+        "endorsed": false,
+        "note": "",
+    })
+}
+
+/// An `Application` (without its secrets).
+#[derive(Serialize)]
+pub struct Application<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its web site.
+    pub website: Option<&'a str>,
+    /// The scopes it asked for.
+    pub scopes: Vec<&'a str>,
+    /// Where codes go.
+    pub redirect_uri: &'a str,
+    /// The same, as a list.
+    pub redirect_uris: Vec<&'a str>,
+    /// Deprecated by Mastodon, still read by clients.
+    pub vapid_key: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Base {
+        Base {
+            origin: "http://localhost:3000".into(),
+            host: "localhost:3000".into(),
+        }
+    }
+
+    #[test]
+    fn content_escapes_and_links_hashtags() {
+        let html = content_html(&base(), "a <b> & #Rust\nnext #日本");
+        assert_eq!(
+            html,
+            "<p>a &lt;b&gt; &amp; <a href=\"http://localhost:3000/tags/rust\" class=\"mention hashtag\" rel=\"tag\">#<span>Rust</span></a><br />next <a href=\"http://localhost:3000/tags/%E6%97%A5%E6%9C%AC\" class=\"mention hashtag\" rel=\"tag\">#<span>日本</span></a></p>"
+        );
+        assert_eq!(content_html(&base(), "plain"), "<p>plain</p>");
+    }
+
+    #[test]
+    fn relative_urls_are_made_absolute() {
+        assert_eq!(base().url("/media/1"), "http://localhost:3000/media/1");
+        assert_eq!(
+            base().url("https://x.example/a.png"),
+            "https://x.example/a.png"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Statuses (Chirp's tweets) and media attachments (its uploaded images).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::Request;
+use serde_json::{json, Value};
+
+use chirp_engine::{Error as EngineError, MediaType, NewTweet, Profile, Tweet};
+
+use super::entities::{self, Base};
+use super::params::Params;
+use super::{base, json_ok};
+use crate::api::{authenticate, authenticate_writer, blocking, read};
+use crate::http::{self, ApiError, ApiResult};
+use crate::routes::App;
+
+/// What Chirp does not have, named in the 422 a status asking for it gets.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("in_reply_to_id", "Chirp has no replies"),
+    ("poll", "Chirp has no polls"),
+    ("scheduled_at", "Chirp has no scheduled posts"),
+];
+
+fn status_id(raw: &str) -> ApiResult<u64> {
+    raw.parse()
+        .map_err(|_| ApiError::Engine(EngineError::NotFound("tweet")))
+}
+
+/// Renders tweets as statuses, reading each author's profile once.
+pub(super) async fn render(app: &App, base: &Base, tweets: &[Arc<Tweet>]) -> ApiResult<Vec<Value>> {
+    let mut authors: HashMap<u64, Profile> = HashMap::new();
+    let mut out = Vec::with_capacity(tweets.len());
+    for t in tweets {
+        let author = match authors.entry(t.author_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(super::accounts::profile(app, t.author_id).await?)
+            }
+        };
+        out.push(entities::status(base, t, author));
+    }
+    Ok(out)
+}
+
+/// `POST /api/v1/statuses`: posts a tweet (`status`, `media_ids[]`).
+pub async fn post(app: &App, req: Request<Incoming>) -> ApiResult {
+    let me = authenticate_writer(app, &req).await?;
+    let b = base(&req);
+    let p = Params::request(req, http::MAX_JSON_BODY).await?;
+    for (field, why) in UNSUPPORTED {
+        if p.get(field).is_some_and(|v| v.as_str() != Some("")) {
+            return Err(ApiError::InvalidBody {
+                field: (*field).into(),
+                message: (*why).into(),
+            });
+        }
+    }
+    let new = NewTweet {
+        text: p.str("status")?.unwrap_or_default(),
+        media: p.list("media_ids")?,
+        extra: serde_json::Map::new(),
+    };
+    let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
+    let rendered = render(app, &b, &[tweet]).await?;
+    json_ok(rendered.first().unwrap_or(&Value::Null))
+}
+
+/// `GET /api/v1/statuses/{id}`.
+pub async fn get(app: &App, req: &Request<Incoming>, raw: &str) -> ApiResult {
+    let id = status_id(raw)?;
+    let tweet = read(app, move |n| n.tweet(id)).await?;
+    let rendered = render(app, &base(req), &[tweet]).await?;
+    json_ok(rendered.first().unwrap_or(&Value::Null))
+}
+
+/// `DELETE /api/v1/statuses/{id}`: the deleted status, with its source `text` (clients
+/// offer to redraft it).
+pub async fn delete(app: &App, req: &Request<Incoming>, raw: &str) -> ApiResult {
+    let me = authenticate_writer(app, req).await?;
+    let id = status_id(raw)?;
+    let tweet = read(app, move |n| n.tweet(id)).await?;
+    blocking(app, move |n| n.delete_tweet(me, id)).await?;
+    let mut rendered = render(app, &base(req), &[Arc::clone(&tweet)]).await?;
+    let mut status = rendered.pop().unwrap_or(Value::Null);
+    status["text"] = Value::String(tweet.text.clone());
+    json_ok(&status)
+}
+
+/// `GET /api/v1/statuses/{id}/context`: Chirp has no threads, so none around any status.
+pub async fn context(app: &App, raw: &str) -> ApiResult {
+    let id = status_id(raw)?;
+    read(app, move |n| n.tweet(id)).await?;
+    json_ok(&json!({"ancestors": [], "descendants": []}))
+}
+
+/// `GET /api/v1/statuses/{id}/reblogged_by` and `…/favourited_by`: nobody (Chirp has
+/// neither), for a status that exists.
+pub async fn nobody(app: &App, raw: &str) -> ApiResult {
+    let id = status_id(raw)?;
+    read(app, move |n| n.tweet(id)).await?;
+    json_ok(&Value::Array(Vec::new()))
+}
+
+/// The image type a file claims: its part's type, sniffed from its first bytes when it
+/// names none (clients often send `application/octet-stream`).
+pub(super) fn claimed_type(declared: Option<&str>, bytes: &[u8]) -> ApiResult<String> {
+    match declared {
+        None | Some("application/octet-stream") => MediaType::sniff(bytes)
+            .map(|t| t.mime().to_owned())
+            .ok_or_else(|| {
+                EngineError::UnsupportedType(
+                    "the file is not a PNG, JPEG, GIF or WebP image".into(),
+                )
+                .into()
+            }),
+        Some(t) => Ok(t.to_owned()),
+    }
+}
+
+/// `POST /api/v2/media` (and v1): uploads an image from the `file` field; 200 with its URL
+/// (it is stored before the answer, so the URL works at once).
+pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
+    let me = match authenticate_writer(app, &req).await {
+        Ok(me) => me,
+        Err(e) => {
+            let (parts, body) = req.into_parts();
+            http::discard(&parts.headers, body).await;
+            return Err(e);
+        }
+    };
+    let b = base(&req);
+    let max = app.node.config().max_media_bytes;
+    let p = Params::request(req, max + crate::media::MULTIPART_OVERHEAD).await?;
+    let file = p
+        .file("file")
+        .ok_or_else(|| EngineError::invalid("file", "the form has no `file` field"))?;
+    if file.bytes.len() > max {
+        return Err(EngineError::TooLarge(max).into());
+    }
+    let claimed = claimed_type(file.content_type.as_deref(), &file.bytes)?;
+    let bytes = file.bytes.clone();
+    let media = blocking(app, move |n| n.upload_media(me, &claimed, &bytes)).await?;
+    json_ok(&entities::media_doc(&b, &media))
+}
+
+/// `GET /api/v1/media/{id}`: one of the caller's uploads.
+pub async fn media(app: &App, req: &Request<Incoming>, raw: &str) -> ApiResult {
+    let me = authenticate(app, req).await?;
+    let id: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::Engine(EngineError::NotFound("media")))?;
+    let found = read(app, move |n| n.media(id)).await?;
+    if found.owner_id != me {
+        return Err(EngineError::NotFound("media").into());
+    }
+    json_ok(&entities::media_doc(&base(req), &found))
+}
