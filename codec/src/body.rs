@@ -57,9 +57,10 @@ pub struct ProfileBody {
     #[serde(default)]
     #[schema(max_length = 160)]
     pub bio: Option<String>,
-    /// An http(s) URL without spaces of at most 512 bytes, or `""` to clear it.
+    /// An http(s) URL without spaces of at most 512 bytes, the path of an image uploaded
+    /// here (`/media/ID`), or `""` to clear it.
     #[serde(default)]
-    #[schema(max_length = 512, pattern = r"^(https?://\S*)?$")]
+    #[schema(max_length = 512, pattern = r"^(https?://\S*|/media/[0-9]+)?$")]
     pub avatar_url: Option<String>,
     /// Merged into the stored properties; a property set to null is removed (4 KiB at most).
     #[serde(default)]
@@ -71,7 +72,8 @@ pub struct ProfileBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TweetBody {
-    /// 1–140 characters by twitter-text's rule (NFC code points, URLs count 23).
+    /// 1–140 characters by twitter-text's rule (NFC code points, URLs count 23); a tweet
+    /// with images may leave it empty.
     #[schema(min_length = 1)]
     pub text: String,
     /// Ids of uploaded images (at most 4).

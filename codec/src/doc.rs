@@ -72,6 +72,9 @@ pub struct MediaRef {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// Its description for people who cannot see it (alt text), if the author wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// An uploaded image as stored in `media`; the bytes live in the blob store under `sha256`.
@@ -93,6 +96,10 @@ pub struct MediaDoc {
     pub sha256: String,
     /// Upload time, Unix milliseconds (the grace period of garbage collection counts from it).
     pub created_at_ms: u64,
+    /// Its description for people who cannot see it (alt text), copied into the tweets that
+    /// attach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Fields this build does not know, kept as they are.
     #[serde(flatten)]
     pub rest: Map<String, Value>,
@@ -251,6 +258,7 @@ mod tests {
             bytes: 5,
             sha256: "ab".repeat(32),
             created_at_ms: 6,
+            description: Some("a cat".into()),
             rest: Map::new(),
         };
         let again: MediaDoc = decode(&encode(&media).expect("encodes")).expect("decodes");

@@ -533,12 +533,19 @@ impl Inner {
         }
         if let Some(url) = &patch.avatar_url {
             let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            // An image uploaded here is named by its path, which stays right whatever host
+            // the server is reached by.
+            let uploaded = url
+                .strip_prefix("/media/")
+                .is_some_and(|id| id.parse::<u64>().is_ok());
             if !url.is_empty()
-                && (!scheme_ok || url.len() > MAX_AVATAR_URL || url.contains(char::is_whitespace))
+                && (!(scheme_ok || uploaded)
+                    || url.len() > MAX_AVATAR_URL
+                    || url.contains(char::is_whitespace))
             {
                 return Err(Error::invalid(
                     "avatar_url",
-                    format!("must be an http(s) URL of at most {MAX_AVATAR_URL} bytes, or empty"),
+                    format!("must be an http(s) URL of at most {MAX_AVATAR_URL} bytes, the path of an uploaded image (/media/ID), or empty"),
                 ));
             }
         }

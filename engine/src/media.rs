@@ -37,8 +37,12 @@ fn media_ref(m: &MediaDoc) -> MediaRef {
         content_type: m.content_type.clone(),
         width: m.width,
         height: m.height,
+        description: m.description.clone(),
     }
 }
+
+/// Longest image description, in characters (Mastodon's limit).
+pub const MAX_DESCRIPTION: usize = 1500;
 
 /// The media service: the image files (a content-addressed blob store) and the bounded
 /// decoders that validate uploads. The rows describing uploads live on the uploaders' shards.
@@ -154,8 +158,40 @@ impl Inner {
             bytes: stored.bytes,
             sha256: stored.sha256,
             created_at_ms: now_unix_ms(),
+            description: None,
             rest: Map::new(),
         };
+        let mut batch = Batch::new();
+        batch.put(CF_MEDIA, keys::id_key(id), doc::encode(&media)?);
+        shard.write(batch)?;
+        Ok(media)
+    }
+
+    /// Sets (or, with None or an empty text, clears) the description of one of `owner`'s
+    /// uploads. Tweets that already attach it keep the description they were posted with.
+    pub fn describe_media(
+        &self,
+        owner: u64,
+        id: u64,
+        description: Option<String>,
+    ) -> Result<MediaDoc> {
+        let description = description.filter(|d| !d.trim().is_empty());
+        if let Some(d) = &description {
+            if d.chars().count() > MAX_DESCRIPTION || d.chars().any(|c| c.is_control() && c != '\n')
+            {
+                return Err(Error::invalid(
+                    "description",
+                    format!("must be at most {MAX_DESCRIPTION} characters, without control characters but line breaks"),
+                ));
+            }
+        }
+        let _guard = self.lock_user(owner);
+        let mut media = self.media(id)?;
+        if media.owner_id != owner {
+            return Err(Error::NotFound("media"));
+        }
+        media.description = description;
+        let shard = self.user_shard(owner)?;
         let mut batch = Batch::new();
         batch.put(CF_MEDIA, keys::id_key(id), doc::encode(&media)?);
         shard.write(batch)?;

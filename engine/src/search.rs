@@ -213,6 +213,25 @@ impl Search {
         Ok(candidates)
     }
 
+    /// Up to `limit` hashtags starting with `prefix` (normalized) that live tweets of
+    /// `shards` carry, in name order.
+    pub(crate) fn tag_names(
+        &self,
+        shards: &[ShardId],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        for &s in shards {
+            let index = self.index(s)?.read().map_err(|_| poisoned())?;
+            names.extend(index.tags_with_prefix(prefix, limit));
+        }
+        names.sort_unstable();
+        names.dedup();
+        names.truncate(limit);
+        Ok(names)
+    }
+
     /// Saves the indexes of `shards` beside them. Each index is copied under its read lock
     /// and written outside it, so posts and searches never wait on the file write and fsync;
     /// saves are serialized (they share one temp file per shard).
@@ -269,6 +288,32 @@ impl Inner {
             }
         }
         Ok(page_of(out, page.limit, |t| t.id))
+    }
+
+    /// Up to `limit` hashtags in use that start with `prefix` (any case, with or without
+    /// its '#'), in name order, from every shard (the hashtag search of the Mastodon client
+    /// API). A prefix that cannot start a hashtag has none.
+    pub fn hashtags_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let Some(prefix) = text::normalize_tag(prefix.trim()) else {
+            return Ok(Vec::new());
+        };
+        let limit = limit.min(crate::model::MAX_LIMIT);
+        let held = self.placement.local_ids();
+        let mut names = self.hashtags.tag_names(&held, &prefix, limit)?;
+        if self.remote.get().is_some() {
+            for shard in (0..self.placement.count()).filter(|&s| !self.placement.holds(s)) {
+                let step = Step::TagNames {
+                    shard,
+                    prefix: prefix.clone(),
+                    limit,
+                };
+                names.extend(self.step(step)?.names()?);
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        names.truncate(limit);
+        Ok(names)
     }
 
     /// Saves the index of every shard held here.

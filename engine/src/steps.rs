@@ -79,6 +79,15 @@ pub enum Step {
         /// How many at most.
         want: usize,
     },
+    /// Hashtags in use on a shard that start with a (normalized) prefix.
+    TagNames {
+        /// The shard.
+        shard: ShardId,
+        /// The prefix, normalized.
+        prefix: String,
+        /// How many at most.
+        limit: usize,
+    },
     /// A user's profile with its counters.
     Profile {
         /// The user.
@@ -171,6 +180,8 @@ pub enum Reply {
     Ids(Vec<u64>),
     /// A client application, or none.
     App(Option<Box<crate::doc::AppDoc>>),
+    /// Names, in order.
+    Names(Vec<String>),
 }
 
 impl Reply {
@@ -210,6 +221,13 @@ impl Reply {
     pub(crate) fn app(self) -> Result<Option<crate::doc::AppDoc>> {
         match self {
             Reply::App(a) => Ok(a.map(|a| *a)),
+            other => Err(other.mismatch()),
+        }
+    }
+
+    pub(crate) fn names(self) -> Result<Vec<String>> {
+        match self {
+            Reply::Names(n) => Ok(n),
             other => Err(other.mismatch()),
         }
     }
@@ -372,13 +390,15 @@ impl Inner {
             Step::Celebrities { shard }
             | Step::Search { shard, .. }
             | Step::ShardTweets { shard, .. }
+            | Step::TagNames { shard, .. }
                 if *shard < p.count() =>
             {
                 *shard
             }
             Step::Celebrities { shard }
             | Step::Search { shard, .. }
-            | Step::ShardTweets { shard, .. } => {
+            | Step::ShardTweets { shard, .. }
+            | Step::TagNames { shard, .. } => {
                 return Err(Error::invalid("shard", format!("no shard {shard}")))
             }
             Step::HomeRows { followers, .. } => {
@@ -590,6 +610,15 @@ impl Inner {
                 &crate::search::parse(query)?,
                 before,
                 want.min(MAX_RECENT),
+            )?),
+            Step::TagNames {
+                shard,
+                prefix,
+                limit,
+            } => Reply::Names(self.hashtags.tag_names(
+                &[shard],
+                &prefix,
+                limit.min(crate::model::MAX_LIMIT),
             )?),
             Step::ShardTweets { before, want, .. } => {
                 Reply::Ids(shard.ids_rev(CF_TWEETS, before, want.min(MAX_RECENT))?)

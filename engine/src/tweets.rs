@@ -32,8 +32,12 @@ impl Inner {
     /// Posts a tweet as `author`. Acknowledged once the tweet, the author's timeline row and
     /// its pending fan-out are durable together; followers' feeds fill in asynchronously.
     pub fn post_tweet(&self, author: u64, req: NewTweet) -> Result<Arc<TweetDoc>> {
-        let text =
-            text::validate_tweet(&req.text).map_err(|e| Error::invalid("text", e.to_string()))?;
+        // A tweet of images may say nothing; any other needs text.
+        let text = if req.text.trim().is_empty() && !req.media.is_empty() {
+            String::new()
+        } else {
+            text::validate_tweet(&req.text).map_err(|e| Error::invalid("text", e.to_string()))?
+        };
         let media = self.attachable_media(author, &req.media)?;
         let mut extra = Map::new();
         merge_extra(&mut extra, req.extra, "extra")?;

@@ -1,6 +1,6 @@
 //! The in-memory index: doc numbering, tag postings and tombstones.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 
 use roaring::RoaringBitmap;
@@ -17,7 +17,8 @@ use crate::order::DocOrder;
 #[derive(Debug, Default, Clone)]
 pub struct TagIndex {
     pub(crate) order: DocOrder,
-    pub(crate) tags: HashMap<String, RoaringBitmap>,
+    /// Ordered by name, so names sharing a prefix are one range ([`TagIndex::tags_with_prefix`]).
+    pub(crate) tags: BTreeMap<String, RoaringBitmap>,
     pub(crate) deleted: RoaringBitmap,
     pub(crate) live: HashMap<u64, u32>,
 }
@@ -94,6 +95,22 @@ impl TagIndex {
         self.live.is_empty()
     }
 
+    /// Up to `limit` tags starting with `prefix` (normalized form) that some live tweet
+    /// carries, in name order. Costs one range walk: tags whose tweets were all removed are
+    /// skipped, each at the price of one bitmap difference.
+    pub fn tags_with_prefix(&self, prefix: &str, limit: usize) -> Vec<String> {
+        self.tags
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .filter(|(_, postings)| !postings.is_subset(&self.deleted))
+            .map(|(name, _)| name.clone())
+            .take(limit)
+            .collect()
+    }
+
     /// Number of distinct tags seen, including tags whose tweets were all removed.
     pub fn tag_count(&self) -> usize {
         self.tags.len()
@@ -112,10 +129,9 @@ impl TagIndex {
 
     /// Approximate heap bytes used; for metrics, not for exact accounting.
     pub fn memory_bytes(&self) -> usize {
-        // HashMap slots hold key + value + ~1 control byte; capacity over-counts
-        // a little, which is the safe side for a memory gauge.
-        let tag_slots =
-            self.tags.capacity() * (size_of::<String>() + size_of::<RoaringBitmap>() + 1);
+        // B-tree nodes hold up to 11 entries; counting each entry with a sixth of a node's
+        // bookkeeping over-counts a little, the safe side for a memory gauge.
+        let tag_slots = self.tags.len() * (size_of::<String>() + size_of::<RoaringBitmap>() + 16);
         let tag_data: usize = self
             .tags
             .iter()
@@ -147,6 +163,27 @@ mod tests {
         assert_eq!(ix.insert(110, &[]), 2);
         assert_eq!(ix.len(), 3);
         assert_eq!(ix.tag_count(), 2);
+    }
+
+    #[test]
+    fn tags_by_prefix_skip_those_only_removed_tweets_carry() {
+        let mut ix = TagIndex::new();
+        ix.insert(1, &tags(&["rust", "rustacean"]));
+        ix.insert(2, &tags(&["rusty", "go"]));
+        ix.insert(3, &tags(&["ru"]));
+        ix.insert(4, &tags(&["rut"]));
+        assert_eq!(
+            ix.tags_with_prefix("rus", 10),
+            tags(&["rust", "rustacean", "rusty"])
+        );
+        assert_eq!(ix.tags_with_prefix("rus", 2), tags(&["rust", "rustacean"]));
+        assert!(ix.remove(2));
+        assert_eq!(ix.tags_with_prefix("rus", 10), tags(&["rust", "rustacean"]));
+        assert_eq!(
+            ix.tags_with_prefix("ru", 10),
+            tags(&["ru", "rust", "rustacean", "rut"])
+        );
+        assert!(ix.tags_with_prefix("x", 10).is_empty());
     }
 
     #[test]

@@ -136,8 +136,13 @@ pub enum Matched {
     None,
 }
 
-/// Resolves a method and path.
+/// Resolves a method and path. A Mastodon client API path may end in a slash, as Rails
+/// routes allow (Mastodon.py asks for `/api/v2/instance/`).
 pub fn find(method: &str, path: &str) -> Matched {
+    let path = match path.strip_suffix('/') {
+        Some(bare) if !bare.is_empty() && crate::mastodon::owns(path) => bare,
+        _ => path,
+    };
     let segs = segments(path);
     let mut allowed: Vec<&str> = Vec::new();
     // The Mastodon client API's paths all start with a segment no native route has.

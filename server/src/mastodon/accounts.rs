@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 
 use chirp_engine::{Error as EngineError, NewUser, PageRequest, Profile, ProfilePatch};
 
-use super::entities::{self, Base, FIELDS_KEY, HEADER_KEY};
+use super::entities::{
+    self, Base, BOT_KEY, DISCOVERABLE_KEY, FIELDS_KEY, HEADER_KEY, LANGUAGE_KEY,
+};
 use super::params::Params;
 use super::{base, caller, json_ok, timelines, Caller};
 use crate::api::{authenticate, authenticate_writer, blocking, read};
@@ -19,6 +21,34 @@ use crate::routes::App;
 pub const MAX_FIELDS: usize = 4;
 /// Longest field name or value, in characters.
 pub const MAX_FIELD_CHARS: usize = 255;
+
+/// A language code (ISO 639-1 or -3: two or three letters, any case); the empty text is
+/// Some("") (clearing it).
+pub(super) fn language(p: &Params, name: &'static str) -> ApiResult<Option<String>> {
+    checked_language(p.str(name)?, name)
+}
+
+fn checked_language(value: Option<String>, name: &'static str) -> ApiResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(l) if l.is_empty() => Ok(Some(l)),
+        Some(l) if (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(Some(l.to_ascii_lowercase()))
+        }
+        Some(_) => Err(EngineError::invalid(name, "must be an ISO 639 language code").into()),
+    }
+}
+
+/// Refuses a setting Chirp does not have, unless it is set to what Chirp always does.
+fn refuse_unless(value: Option<bool>, default: bool, field: &str, why: &str) -> ApiResult<()> {
+    match value {
+        Some(v) if v != default => Err(ApiError::InvalidBody {
+            field: field.to_owned(),
+            message: why.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// A user's profile.
 pub(super) async fn profile(app: &App, user: u64) -> ApiResult<Profile> {
@@ -139,15 +169,58 @@ pub async fn update_credentials(app: &App, req: Request<Incoming>) -> ApiResult 
     let b = base(&req);
     let limit = app.node.config().max_media_bytes * 2 + crate::media::MULTIPART_OVERHEAD;
     let p = Params::request(req, limit).await?;
+    refuse_unless(
+        p.bool("locked")?,
+        false,
+        "locked",
+        "Chirp has no follow requests: every account is open",
+    )?;
+    refuse_unless(
+        p.nested_bool("source", "sensitive")?,
+        false,
+        "source[sensitive]",
+        "Chirp has no sensitive-media marking",
+    )?;
+    if let Some(v) = p
+        .nested_str("source", "privacy")?
+        .filter(|v| !v.is_empty() && v != "public")
+    {
+        return Err(ApiError::InvalidBody {
+            field: "source[privacy]".into(),
+            message: format!("Chirp posts are public; {v:?} is not supported"),
+        });
+    }
     let mut extra = Map::new();
     if let Some(fields) = fields(&p)? {
         extra.insert(FIELDS_KEY.into(), fields);
     }
+    for (key, value) in [
+        (BOT_KEY, p.bool("bot")?),
+        (DISCOVERABLE_KEY, p.bool("discoverable")?),
+    ] {
+        if let Some(v) = value {
+            extra.insert(key.into(), Value::Bool(v));
+        }
+    }
+    match checked_language(p.nested_str("source", "language")?, "source[language]")? {
+        Some(l) if l.is_empty() => {
+            extra.insert(LANGUAGE_KEY.into(), Value::Null);
+        }
+        Some(l) => {
+            extra.insert(LANGUAGE_KEY.into(), Value::String(l));
+        }
+        None => {}
+    }
     if let Some(url) = upload_image(app, me, &p, "header").await? {
         extra.insert(HEADER_KEY.into(), Value::String(url));
     }
+    // An empty display name is Mastodon's "none": Chirp's is then the handle.
+    let display_name = match p.str("display_name")? {
+        Some(d) if d.is_empty() => Some(profile(app, me).await?.handle),
+        other => other,
+    };
     let patch = ProfilePatch {
-        display_name: p.str("display_name")?,
+        display_name,
         bio: p.str("note")?,
         avatar_url: upload_image(app, me, &p, "avatar").await?,
         extra: (!extra.is_empty()).then_some(extra),

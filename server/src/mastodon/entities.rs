@@ -33,6 +33,13 @@ impl Base {
 pub const FIELDS_KEY: &str = "fields";
 /// The profile's `extra` key holding the header image's URL.
 pub const HEADER_KEY: &str = "header_url";
+/// The profile's `extra` key of the Mastodon `bot` flag.
+pub const BOT_KEY: &str = "bot";
+/// The profile's `extra` key of the Mastodon `discoverable` flag.
+pub const DISCOVERABLE_KEY: &str = "discoverable";
+/// The profile's and a tweet's `extra` key of a language (ISO 639-1 or -3, lowercase): the
+/// user's default for posts, or the post's.
+pub const LANGUAGE_KEY: &str = "language";
 /// Served for accounts without an avatar or header.
 pub const MISSING_IMAGE: &str = "/avatars/original/missing.png";
 
@@ -58,8 +65,11 @@ fn escape_lines(text: &str) -> String {
 }
 
 /// A tweet's text as Mastodon's `content`: one paragraph, escaped, hashtags linked to their
-/// timelines.
+/// timelines; empty for a tweet of images only.
 pub fn content_html(base: &Base, text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
     let mut out = String::from("<p>");
     let mut at = 0;
     for (whole, body) in chirp_codec::text::hashtag_ranges(text) {
@@ -101,6 +111,24 @@ pub fn profile_fields(p: &Profile) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// A display name as Mastodon shows it: Chirp's default (the handle, set when none was
+/// given) is Mastodon's empty name, for which clients show the username.
+pub fn display_name(p: &Profile) -> &str {
+    if p.display_name == p.handle {
+        ""
+    } else {
+        &p.display_name
+    }
+}
+
+fn flag(p: &Profile, key: &str, default: bool) -> bool {
+    p.extra.get(key).and_then(Value::as_bool).unwrap_or(default)
+}
+
+fn language(extra: &serde_json::Map<String, Value>) -> Option<&str> {
+    extra.get(LANGUAGE_KEY).and_then(Value::as_str)
+}
+
 fn image_url(base: &Base, url: &str) -> String {
     base.url(if url.is_empty() { MISSING_IMAGE } else { url })
 }
@@ -124,10 +152,10 @@ pub fn account(base: &Base, p: &Profile) -> Value {
         "id": p.id.to_string(),
         "username": p.handle,
         "acct": p.handle,
-        "display_name": p.display_name,
+        "display_name": display_name(p),
         "locked": false,
-        "bot": false,
-        "discoverable": true,
+        "bot": flag(p, BOT_KEY, false),
+        "discoverable": flag(p, DISCOVERABLE_KEY, true),
         "indexable": true,
         "group": false,
         "created_at": rfc3339(p.created_at_ms),
@@ -161,12 +189,12 @@ pub fn credential_account(base: &Base, p: &Profile) -> Value {
     a["source"] = json!({
         "privacy": "public",
         "sensitive": false,
-        "language": null,
+        "language": language(&p.extra),
         "note": p.bio,
         "fields": fields,
         "follow_requests_count": 0,
         "hide_collections": null,
-        "discoverable": true,
+        "discoverable": flag(p, DISCOVERABLE_KEY, true),
         "indexable": true,
         "attribution_domains": [],
     });
@@ -177,7 +205,13 @@ pub fn credential_account(base: &Base, p: &Profile) -> Value {
 }
 
 /// A `MediaAttachment` of an uploaded image.
-pub fn media(base: &Base, id: &str, url: &str, width: u32, height: u32) -> Value {
+pub fn media(
+    base: &Base,
+    id: &str,
+    url: &str,
+    (width, height): (u32, u32),
+    description: Option<&str>,
+) -> Value {
     let url = base.url(url);
     let meta = json!({
         "width": width,
@@ -194,7 +228,7 @@ pub fn media(base: &Base, id: &str, url: &str, width: u32, height: u32) -> Value
         "preview_remote_url": null,
         "text_url": null,
         "meta": {"original": meta, "small": meta},
-        "description": null,
+        "description": description,
         "blurhash": null,
     })
 }
@@ -205,8 +239,8 @@ pub fn media_doc(base: &Base, m: &MediaDoc) -> Value {
         base,
         &m.id.to_string(),
         &chirp_engine::media::media_url(m.id),
-        m.width,
-        m.height,
+        (m.width, m.height),
+        m.description.as_deref(),
     )
 }
 
@@ -226,7 +260,15 @@ pub fn status(base: &Base, t: &Tweet, author: &Profile) -> Value {
     let media: Vec<Value> = t
         .media
         .iter()
-        .map(|m| media(base, &m.id, &m.url, m.width, m.height))
+        .map(|m| {
+            media(
+                base,
+                &m.id,
+                &m.url,
+                (m.width, m.height),
+                m.description.as_deref(),
+            )
+        })
         .collect();
     let tags: Vec<Value> = t.hashtags.iter().map(|h| tag(base, h)).collect();
     json!({
@@ -253,7 +295,7 @@ pub fn status(base: &Base, t: &Tweet, author: &Profile) -> Value {
         "reblog": null,
         "poll": null,
         "card": null,
-        "language": null,
+        "language": language(&t.extra),
         "text": null,
         "favourited": false,
         "reblogged": false,
@@ -321,6 +363,7 @@ mod tests {
             "<p>a &lt;b&gt; &amp; <a href=\"http://localhost:3000/tags/rust\" class=\"mention hashtag\" rel=\"tag\">#<span>Rust</span></a><br />next <a href=\"http://localhost:3000/tags/%E6%97%A5%E6%9C%AC\" class=\"mention hashtag\" rel=\"tag\">#<span>日本</span></a></p>"
         );
         assert_eq!(content_html(&base(), "plain"), "<p>plain</p>");
+        assert_eq!(content_html(&base(), ""), "");
     }
 
     #[test]

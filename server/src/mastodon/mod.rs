@@ -39,7 +39,6 @@ const fn r(method: &'static str, pattern: &'static str) -> Route {
 /// segments before parameters, as there).
 pub const ROUTES: &[Route] = &[
     r("GET", "/api/v1/instance"),
-    r("GET", "/api/v1/instance/"),
     r("GET", "/api/v2/instance"),
     r("GET", "/api/v1/instance/peers"),
     r("GET", "/api/v1/instance/rules"),
@@ -75,6 +74,7 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/v2/media"),
     r("POST", "/api/v1/media"),
     r("GET", "/api/v1/media/{id}"),
+    r("PUT", "/api/v1/media/{id}"),
     r("GET", "/api/v1/timelines/home"),
     r("GET", "/api/v1/timelines/public"),
     r("GET", "/api/v1/timelines/tag/{hashtag}"),
@@ -123,7 +123,7 @@ pub async fn dispatch(
     use crate::api::param;
     let p0 = param(params, 0);
     match (route.method, route.pattern) {
-        ("GET", "/api/v1/instance" | "/api/v1/instance/") => instance::v1(app, &req).await,
+        ("GET", "/api/v1/instance") => instance::v1(app, &req).await,
         ("GET", "/api/v2/instance") => instance::v2(app, &req).await,
         ("GET", "/api/v1/instance/peers" | "/api/v1/instance/rules" | "/api/v1/custom_emojis") => {
             json_ok(&Value::Array(Vec::new()))
@@ -172,6 +172,7 @@ pub async fn dispatch(
         }
         ("POST", "/api/v2/media" | "/api/v1/media") => statuses::upload(app, req).await,
         ("GET", "/api/v1/media/{id}") => statuses::media(app, &req, p0).await,
+        ("PUT", "/api/v1/media/{id}") => statuses::describe(app, req, p0).await,
         ("GET", "/api/v1/timelines/home") => timelines::home(app, &req).await,
         ("GET", "/api/v1/timelines/public") => timelines::public(app, &req).await,
         ("GET", "/api/v1/timelines/tag/{hashtag}") => timelines::tag(app, &req, p0).await,
@@ -334,6 +335,23 @@ mod tests {
                 other => panic!("{} {path} resolved to {other:?}", route.method),
             }
         }
+    }
+
+    #[test]
+    fn a_trailing_slash_names_the_same_endpoint() {
+        // Mastodon.py asks for `/api/v1/instance/` and `/api/v2/instance/`.
+        for path in [
+            "/api/v1/instance/",
+            "/api/v2/instance/",
+            "/api/v1/timelines/home/",
+        ] {
+            match find("GET", path) {
+                Matched::Route(found, _) => assert_eq!(format!("{}/", found.pattern), path),
+                other => panic!("{path} resolved to {other:?}"),
+            }
+        }
+        // Not for the native API's paths.
+        assert_eq!(find("GET", "/feed/"), Matched::None);
     }
 
     #[test]

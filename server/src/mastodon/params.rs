@@ -167,6 +167,27 @@ impl Params {
             .ok_or_else(|| EngineError::invalid(name, "is required").into())
     }
 
+    /// A value of a nested object (`source[language]=…` or `{"source":{"language":…}}`),
+    /// as text.
+    pub fn nested_str(&self, outer: &str, name: &'static str) -> ApiResult<Option<String>> {
+        let Some(Value::Object(inner)) = self.get(outer) else {
+            return Ok(None);
+        };
+        let mut p = Params::default();
+        p.values = inner.clone();
+        p.str(name)
+    }
+
+    /// A boolean of a nested object.
+    pub fn nested_bool(&self, outer: &str, name: &'static str) -> ApiResult<Option<bool>> {
+        let Some(Value::Object(inner)) = self.get(outer) else {
+            return Ok(None);
+        };
+        let mut p = Params::default();
+        p.values = inner.clone();
+        p.bool(name)
+    }
+
     /// A boolean: `true`/`false`, `1`/`0` (as text or JSON); absent is None.
     pub fn bool(&self, name: &'static str) -> ApiResult<Option<bool>> {
         match self.get(name) {

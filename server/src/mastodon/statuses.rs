@@ -57,10 +57,35 @@ pub async fn post(app: &App, req: Request<Incoming>) -> ApiResult {
             });
         }
     }
+    if let Some(v) = p
+        .str("visibility")?
+        .filter(|v| !v.is_empty() && v != "public")
+    {
+        return Err(ApiError::InvalidBody {
+            field: "visibility".into(),
+            message: format!("Chirp posts are public; {v:?} is not supported"),
+        });
+    }
+    if p.bool("sensitive")? == Some(true) {
+        return Err(ApiError::InvalidBody {
+            field: "sensitive".into(),
+            message: "Chirp has no sensitive-media marking".into(),
+        });
+    }
+    if p.str("spoiler_text")?.is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::InvalidBody {
+            field: "spoiler_text".into(),
+            message: "Chirp has no content warnings".into(),
+        });
+    }
+    let mut extra = serde_json::Map::new();
+    if let Some(language) = super::accounts::language(&p, "language")? {
+        extra.insert(entities::LANGUAGE_KEY.into(), Value::String(language));
+    }
     let new = NewTweet {
         text: p.str("status")?.unwrap_or_default(),
         media: p.list("media_ids")?,
-        extra: serde_json::Map::new(),
+        extra,
     };
     let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
     let rendered = render(app, &b, &[tweet]).await?;
@@ -141,7 +166,29 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
     }
     let claimed = claimed_type(file.content_type.as_deref(), &file.bytes)?;
     let bytes = file.bytes.clone();
-    let media = blocking(app, move |n| n.upload_media(me, &claimed, &bytes)).await?;
+    let description = p.str("description")?;
+    let media = blocking(app, move |n| {
+        let media = n.upload_media(me, &claimed, &bytes)?;
+        match description {
+            Some(d) if !d.trim().is_empty() => n.describe_media(me, media.id, Some(d)),
+            _ => Ok(media),
+        }
+    })
+    .await?;
+    json_ok(&entities::media_doc(&b, &media))
+}
+
+/// `PUT /api/v1/media/{id}`: sets an upload's description (before a status attaches it;
+/// statuses keep the description they were posted with).
+pub async fn describe(app: &App, req: Request<Incoming>, raw: &str) -> ApiResult {
+    let me = authenticate_writer(app, &req).await?;
+    let b = base(&req);
+    let id: u64 = raw
+        .parse()
+        .map_err(|_| ApiError::Engine(EngineError::NotFound("media")))?;
+    let p = Params::request(req, http::MAX_JSON_BODY).await?;
+    let description = p.str("description")?;
+    let media = blocking(app, move |n| n.describe_media(me, id, description)).await?;
     json_ok(&entities::media_doc(&b, &media))
 }
 

@@ -215,7 +215,7 @@ pub async fn account(app: &App, req: &Request<Incoming>, raw: &str) -> ApiResult
     answer(app, req, tweets).await
 }
 
-/// `GET /api/v2/search`: accounts by handle, hashtags by name, statuses by hashtag;
+/// `GET /api/v2/search`: accounts by handle, hashtags in use by prefix, statuses by hashtag;
 /// `type` narrows it, `limit` and `offset` page each list.
 pub async fn search(app: &App, req: &Request<Incoming>) -> ApiResult {
     let p = Params::query(req)?;
@@ -234,10 +234,17 @@ pub async fn search(app: &App, req: &Request<Incoming>) -> ApiResult {
             out["accounts"] = json!([entities::account(&b, &found)]);
         }
     }
-    let tag = chirp_codec::text::normalize_tag(q.trim());
-    if let (true, Some(tag)) = (wants("hashtags") && offset == 0, &tag) {
-        out["hashtags"] = json!([entities::tag(&b, tag)]);
+    if wants("hashtags") {
+        let (prefix, want) = (q.clone(), offset + limit);
+        let names = read(app, move |n| n.hashtags_with_prefix(&prefix, want)).await?;
+        let tags: Vec<Value> = names
+            .iter()
+            .skip(offset)
+            .map(|name| entities::tag(&b, name))
+            .collect();
+        out["hashtags"] = Value::Array(tags);
     }
+    let tag = chirp_codec::text::normalize_tag(q.trim());
     if let (true, Some(tag)) = (wants("statuses"), tag) {
         let want = (offset + limit).min(MAX_WALK);
         let found = read(app, move |n| {
