@@ -35,7 +35,8 @@ pub struct SignUpBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogInBody {
-    /// The handle (any case).
+    /// The handle (any case), or the e-mail address the account signed up with through the
+    /// Mastodon client API.
     pub handle: String,
     /// The password.
     pub password: String,

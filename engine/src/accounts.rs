@@ -443,9 +443,19 @@ impl Inner {
     }
 
     /// The user a log-in names (a handle or an e-mail address), if any: where a log-in must
-    /// run on a cluster.
+    /// run on a cluster. Only the name's claim is read (through its shard's step), never the
+    /// profile, whose shard may be held elsewhere.
     pub fn login_user(&self, login: &str) -> Result<Option<u64>> {
-        Ok(self.user_by_login(login)?.map(|p| p.id))
+        if login.contains('@') {
+            if !valid_email(login) {
+                return Ok(None);
+            }
+            return self.email_owner(&login.to_ascii_lowercase());
+        }
+        if !valid_handle(login) {
+            return Ok(None);
+        }
+        self.handle_owner(&login.to_ascii_lowercase())
     }
 
     /// The e-mail address a user signed up with, if any.

@@ -7,15 +7,13 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use rand::RngCore;
 
 /// Shortest token accepted from a file an operator wrote.
 const MIN_LEN: usize = 32;
 
-/// Reads the token from `path`, creating it (32 random bytes, base64url, mode 0600) when the
-/// file does not exist.
+/// Reads the token from `path`, creating it (32 random bytes as lowercase hex, mode 0600)
+/// when the file does not exist.
 pub fn load_or_create(path: &Path) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
@@ -37,10 +35,16 @@ pub fn load_or_create(path: &Path) -> std::io::Result<String> {
     }
 }
 
-fn create(path: &Path) -> std::io::Result<String> {
+/// A new token: hex, so it never starts with `-` (base64url did one time in 64, and
+/// `chirpctl --admin-token <token>` then read it as a flag).
+fn new_token() -> String {
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    let token = URL_SAFE_NO_PAD.encode(secret);
+    secret.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn create(path: &Path) -> std::io::Result<String> {
+    let token = new_token();
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -70,6 +74,17 @@ pub fn authorized(header: Option<&str>, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_tokens_are_hex_and_never_look_like_a_flag() {
+        for _ in 0..1000 {
+            let token = new_token();
+            assert_eq!(token.len(), 64);
+            assert!(token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        }
+    }
 
     #[test]
     fn the_token_file_is_made_private_and_read_back() {

@@ -223,13 +223,21 @@ pub fn error_response(e: ApiError) -> Response<Body> {
             format!("Validation failed: {field} {message}")
         }
         ApiError::InvalidBody { field, message } => format!("Validation failed: {field} {message}"),
+        ApiError::Engine(EngineError::Conflict { message, .. }) => {
+            format!("Validation failed: {message}")
+        }
         ApiError::Engine(EngineError::Unauthenticated(_)) => {
             "The access token is invalid".to_owned()
         }
         other => other.to_string(),
     };
     let detail = e.to_string();
+    // A taken name is a failed validation to Mastodon (422), not a conflict.
+    let taken = matches!(e, ApiError::Engine(EngineError::Conflict { .. }));
     let mut resp = e.into_response();
+    if taken {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
     let status = resp.status();
     let body = if status == StatusCode::INTERNAL_SERVER_ERROR {
         serde_json::json!({"error": "Internal server error", "error_description": "the server failed to handle this request; it has been logged"})

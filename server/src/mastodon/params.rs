@@ -167,25 +167,26 @@ impl Params {
             .ok_or_else(|| EngineError::invalid(name, "is required").into())
     }
 
+    /// The parameters of a nested object, if `outer` is one.
+    fn inner(&self, outer: &str) -> Option<Params> {
+        match self.get(outer) {
+            Some(Value::Object(inner)) => Some(Params {
+                values: inner.clone(),
+                files: Vec::new(),
+            }),
+            _ => None,
+        }
+    }
+
     /// A value of a nested object (`source[language]=…` or `{"source":{"language":…}}`),
     /// as text.
     pub fn nested_str(&self, outer: &str, name: &'static str) -> ApiResult<Option<String>> {
-        let Some(Value::Object(inner)) = self.get(outer) else {
-            return Ok(None);
-        };
-        let mut p = Params::default();
-        p.values = inner.clone();
-        p.str(name)
+        self.inner(outer).map_or(Ok(None), |p| p.str(name))
     }
 
     /// A boolean of a nested object.
     pub fn nested_bool(&self, outer: &str, name: &'static str) -> ApiResult<Option<bool>> {
-        let Some(Value::Object(inner)) = self.get(outer) else {
-            return Ok(None);
-        };
-        let mut p = Params::default();
-        p.values = inner.clone();
-        p.bool(name)
+        self.inner(outer).map_or(Ok(None), |p| p.bool(name))
     }
 
     /// A boolean: `true`/`false`, `1`/`0` (as text or JSON); absent is None.
