@@ -1,9 +1,10 @@
 """A user's journey through Chirp with Mastodon.py, against a running Chirp.
 
-Usage: journey.py BASE_URL. Signs two people up, logs in by password (e-mail and handle),
+Usage: journey.py BASE_URL [--token-only]. Signs two people up, logs in by password (e-mail and handle),
 posts with an image, follows, pages the home timeline both ways, reads a hashtag timeline,
 edits profile fields, unfollows and reads the instance. Exits non-zero at the first thing
-that is not as a Mastodon client expects.
+that is not as a Mastodon client expects. With --token-only it only signs one person up, posts
+once and prints their token (what the Schemathesis run of scripts/mastodon-clients uses).
 """
 
 import struct
@@ -48,6 +49,16 @@ def log_in(app_id, app_secret, login):
     m = Mastodon(client_id=app_id, client_secret=app_secret, api_base_url=BASE)
     m.log_in(username=login, password=PASSWORD, scopes=["read", "write", "follow"])
     return m
+
+
+def token_only():
+    app_id, app_secret = Mastodon.create_app(
+        "chirp-schemathesis", api_base_url=BASE, scopes=["read", "write", "follow"])
+    name = "st" + uuid.uuid4().hex[:10]
+    anon = Mastodon(client_id=app_id, client_secret=app_secret, api_base_url=BASE)
+    token = anon.create_account(name, PASSWORD, f"{name}@example.com", agreement=True)
+    Mastodon(access_token=token, api_base_url=BASE).status_post("something to read #schemathesis")
+    print(token)
 
 
 def main():
@@ -164,4 +175,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if "--token-only" in sys.argv:
+        token_only()
+    else:
+        main()

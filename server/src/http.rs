@@ -71,7 +71,8 @@ impl From<chirp_codec::Error> for ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<&str>) {
+    /// The status code, the problem's slug and title, and the field it names, if any.
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<&str>) {
         use EngineError as E;
         match self {
             ApiError::InvalidBody { field, .. } => (

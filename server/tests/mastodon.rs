@@ -89,6 +89,12 @@ fn assert_mastodon_error(r: &Reply, status: u16, mentions: &str) {
     let text = format!("{error} {}", body["error_description"]);
     assert!(text.contains(mentions), "{body} should mention {mentions}");
     assert!(body.get("type").is_none(), "not a problem document: {body}");
+    if status == 422 {
+        assert!(
+            body["details"].is_object(),
+            "a validation error has details: {body}"
+        );
+    }
 }
 
 struct Client {
@@ -163,6 +169,7 @@ fn applications_tokens_and_errors_are_mastodons() {
         "username=ada&email=ada%40example.com&password=a+mastodon+password&agreement=0",
     );
     assert_mastodon_error(&r, 422, "agreement");
+    assert_eq!(r.json()["details"]["agreement"][0]["error"], "ERR_INVALID");
     let (_, ada) = sign_up(&chirp, &c, "ada");
     let r = json_send(
         &chirp,
@@ -189,6 +196,7 @@ fn applications_tokens_and_errors_are_mastodons() {
         json!({"username": "bea", "email": "Ada@Example.com", "password": PASSWORD, "agreement": true}),
     );
     assert_mastodon_error(&r, 422, "email");
+    assert_eq!(r.json()["details"]["email"][0]["error"], "ERR_TAKEN");
 
     // An application's token is no user.
     let r = get(&chirp, "/api/v1/accounts/verify_credentials", Some(&app));

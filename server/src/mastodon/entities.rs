@@ -244,9 +244,11 @@ pub fn media_doc(base: &Base, m: &MediaDoc) -> Value {
     )
 }
 
-/// A `Tag`.
+/// A `Tag` (its id is its name in matching form: Chirp numbers no hashtags).
 pub fn tag(base: &Base, name: &str) -> Value {
+    let key = chirp_codec::text::normalize_tag(name).unwrap_or_else(|| name.to_lowercase());
     json!({
+        "id": key,
         "name": name,
         "url": format!("{}/tags/{}", base.origin, percent_path(&name.to_lowercase())),
         "history": [],

@@ -234,6 +234,15 @@ pub fn error_response(e: ApiError) -> Response<Body> {
     let detail = e.to_string();
     // A taken name is a failed validation to Mastodon (422), not a conflict.
     let taken = matches!(e, ApiError::Engine(EngineError::Conflict { .. }));
+    // Mastodon's validation errors list what failed per field in `details`.
+    let details = {
+        let (_, _, _, field) = e.parts();
+        let code = if taken { "ERR_TAKEN" } else { "ERR_INVALID" };
+        match field {
+            Some(f) => serde_json::json!({ f: [{"error": code, "description": detail}] }),
+            None => serde_json::json!({}),
+        }
+    };
     let mut resp = e.into_response();
     if taken {
         *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -241,6 +250,8 @@ pub fn error_response(e: ApiError) -> Response<Body> {
     let status = resp.status();
     let body = if status == StatusCode::INTERNAL_SERVER_ERROR {
         serde_json::json!({"error": "Internal server error", "error_description": "the server failed to handle this request; it has been logged"})
+    } else if status == StatusCode::UNPROCESSABLE_ENTITY {
+        serde_json::json!({"error": message, "error_description": detail, "details": details})
     } else {
         serde_json::json!({"error": message, "error_description": detail})
     };
