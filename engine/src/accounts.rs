@@ -81,6 +81,50 @@ fn email_taken() -> Error {
     }
 }
 
+/// A name that points at one user in `handles`, lowercase: a handle or an e-mail address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Name<'a> {
+    /// A handle.
+    Handle(&'a str),
+    /// An e-mail address.
+    Email(&'a str),
+}
+
+impl Name<'_> {
+    fn key(self) -> Vec<u8> {
+        match self {
+            Name::Handle(h) => keys::handle_key(h),
+            Name::Email(e) => keys::email_key(e),
+        }
+    }
+
+    fn shard(self, placement: &crate::placement::Placement) -> Result<&crate::shard::Shard> {
+        match self {
+            Name::Handle(h) => placement.handle(h),
+            Name::Email(e) => placement.email(e),
+        }
+    }
+
+    fn taken(self) -> Error {
+        match self {
+            Name::Handle(h) => Error::Conflict {
+                field: "handle",
+                message: format!("@{h} is taken"),
+            },
+            Name::Email(_) => email_taken(),
+        }
+    }
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::Handle(h) => write!(f, "@{h}"),
+            Name::Email(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Longest e-mail address, in bytes (RFC 5321's path limit).
 pub const MAX_EMAIL: usize = 254;
 
@@ -264,27 +308,6 @@ impl Inner {
         .done()
     }
 
-    /// [`Self::claim_handle`] on this node, which holds the handle's shard. Claims are
-    /// serialized per node, and all claims of a handle shard run on its primary.
-    pub(crate) fn local_claim_handle(&self, lower: &str, user_id: u64) -> Result<()> {
-        let shard = self.placement.handle(lower)?;
-        let _guard = self.lock_handles();
-        match self.local_handle_owner(lower)? {
-            Some(owner) if owner == user_id => Ok(()),
-            Some(_) => Err(Error::Conflict {
-                field: "handle",
-                message: format!("@{lower} is taken"),
-            }),
-            None => {
-                // Between the check and the write: the handle lock keeps them one step.
-                fail::fail_point!("accounts::claim::checked");
-                let mut batch = Batch::new();
-                batch.put(CF_HANDLES, keys::handle_key(lower), keys::id_key(user_id));
-                shard.write(batch)
-            }
-        }
-    }
-
     /// Points a lowercase e-mail address at `user_id` unless another user holds it (on the
     /// address's shard; idempotent like [`Self::claim_handle`]).
     fn claim_email(&self, lower: &str, user_id: u64) -> Result<()> {
@@ -305,53 +328,12 @@ impl Inner {
         .done()
     }
 
-    /// [`Self::claim_email`] on this node, which holds the address's shard.
-    pub(crate) fn local_claim_email(&self, lower: &str, user_id: u64) -> Result<()> {
-        let shard = self.placement.email(lower)?;
-        let _guard = self.lock_handles();
-        match self.local_email_owner(lower)? {
-            Some(owner) if owner == user_id => Ok(()),
-            Some(_) => Err(email_taken()),
-            None => {
-                let mut batch = Batch::new();
-                batch.put(CF_HANDLES, keys::email_key(lower), keys::id_key(user_id));
-                shard.write(batch)
-            }
-        }
-    }
-
-    /// [`Self::release_email`] on this node, which holds the address's shard.
-    pub(crate) fn local_release_email(&self, lower: &str, user_id: u64) -> Result<()> {
-        let shard = self.placement.email(lower)?;
-        let _guard = self.lock_handles();
-        if self.local_email_owner(lower)? == Some(user_id) {
-            let mut batch = Batch::new();
-            batch.delete(CF_HANDLES, keys::email_key(lower));
-            shard.write(batch)?;
-        }
-        Ok(())
-    }
-
     /// The user a lowercase e-mail address points at, wherever its shard is.
     fn email_owner(&self, lower: &str) -> Result<Option<u64>> {
         self.step(Step::EmailOwner {
             email: lower.to_string(),
         })?
         .user()
-    }
-
-    /// [`Self::email_owner`] on this node, which holds the address's shard.
-    pub(crate) fn local_email_owner(&self, lower: &str) -> Result<Option<u64>> {
-        match self
-            .placement
-            .email(lower)?
-            .get(CF_HANDLES, &keys::email_key(lower))?
-        {
-            Some(id) => keys::decode_id(&id)
-                .map(Some)
-                .ok_or_else(|| Error::Corrupt("e-mail row".into())),
-            None => Ok(None),
-        }
     }
 
     /// Undoes step one of a sign-up whose handle claim failed.
@@ -370,18 +352,46 @@ impl Inner {
         .user()
     }
 
-    /// [`Self::handle_owner`] on this node, which holds the handle's shard.
-    pub(crate) fn local_handle_owner(&self, lower: &str) -> Result<Option<u64>> {
-        match self
-            .placement
-            .handle(lower)?
-            .get(CF_HANDLES, &keys::handle_key(lower))?
-        {
+    /// The user a name points at, on this node, which holds the name's shard.
+    pub(crate) fn local_name_owner(&self, name: Name<'_>) -> Result<Option<u64>> {
+        match name.shard(&self.placement)?.get(CF_HANDLES, &name.key())? {
             Some(id) => keys::decode_id(&id)
                 .map(Some)
-                .ok_or_else(|| Error::Corrupt("handle row".into())),
+                .ok_or_else(|| Error::Corrupt(format!("the row of {name}"))),
             None => Ok(None),
         }
+    }
+
+    /// Points a name at `user_id` unless another user holds it (a conflict), on this node,
+    /// which holds the name's shard. Idempotent: claiming a name the user already holds
+    /// succeeds. Claims are serialized per node, and all claims of a shard run on its
+    /// primary.
+    pub(crate) fn local_claim(&self, name: Name<'_>, user_id: u64) -> Result<()> {
+        let shard = name.shard(&self.placement)?;
+        let _guard = self.lock_handles();
+        match self.local_name_owner(name)? {
+            Some(owner) if owner == user_id => Ok(()),
+            Some(_) => Err(name.taken()),
+            None => {
+                // Between the check and the write: the handle lock keeps them one step.
+                fail::fail_point!("accounts::claim::checked");
+                let mut batch = Batch::new();
+                batch.put(CF_HANDLES, name.key(), keys::id_key(user_id));
+                shard.write(batch)
+            }
+        }
+    }
+
+    /// Frees a name if it still points at `user_id`, on this node, which holds its shard.
+    pub(crate) fn local_release(&self, name: Name<'_>, user_id: u64) -> Result<()> {
+        let shard = name.shard(&self.placement)?;
+        let _guard = self.lock_handles();
+        if self.local_name_owner(name)? == Some(user_id) {
+            let mut batch = Batch::new();
+            batch.delete(CF_HANDLES, name.key());
+            shard.write(batch)?;
+        }
+        Ok(())
     }
 
     /// Checks a handle (or the e-mail address the user signed up with) and password and

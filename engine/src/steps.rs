@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::Name;
 use crate::batch::Batch;
 use crate::doc::TweetDoc;
 use crate::error::{Error, Result};
@@ -506,18 +507,20 @@ impl Inner {
         self.check_lease_of(s)?;
         let shard = self.placement.shard(s)?;
         Ok(match step {
-            Step::HandleOwner { handle } => Reply::User(self.local_handle_owner(&handle)?),
+            Step::HandleOwner { handle } => {
+                Reply::User(self.local_name_owner(Name::Handle(&handle))?)
+            }
             Step::ClaimHandle { handle, user } => {
-                self.local_claim_handle(&handle, user)?;
+                self.local_claim(Name::Handle(&handle), user)?;
                 Reply::Done
             }
-            Step::EmailOwner { email } => Reply::User(self.local_email_owner(&email)?),
+            Step::EmailOwner { email } => Reply::User(self.local_name_owner(Name::Email(&email))?),
             Step::ClaimEmail { email, user } => {
-                self.local_claim_email(&email, user)?;
+                self.local_claim(Name::Email(&email), user)?;
                 Reply::Done
             }
             Step::ReleaseEmail { email, user } => {
-                self.local_release_email(&email, user)?;
+                self.local_release(Name::Email(&email), user)?;
                 Reply::Done
             }
             Step::PutApp { app } => {

@@ -92,17 +92,7 @@ fn header_str(headers: &HeaderMap, name: hyper::header::HeaderName) -> Option<&s
         (status = 422, description = "Undecodable image or missing `file` field", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
-    // A refusal before the body is read still reads (and drops) what the client is sending:
-    // a connection closed with unread data is reset, and the client would see that instead
-    // of the answer, or reuse the connection and read an EOF.
-    let me = match authenticate_writer(app, &req).await {
-        Ok(me) => me,
-        Err(e) => {
-            let (parts, body) = req.into_parts();
-            http::discard(&parts.headers, body).await;
-            return Err(e);
-        }
-    };
+    let (me, req) = uploader(app, req).await?;
     let max = app.node.config().max_media_bytes;
     let (parts, body) = req.into_parts();
     let content_type = header_str(&parts.headers, CONTENT_TYPE)
@@ -130,6 +120,24 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
         resp.headers_mut().insert(LOCATION, loc);
     }
     Ok(resp)
+}
+
+/// The user an upload acts as (the write rate limit applies). A refusal before the body is
+/// read still reads (and drops) what the client is sending: a connection closed with unread
+/// data is reset, and the client would see that instead of the answer, or reuse the
+/// connection and read an EOF.
+pub(crate) async fn uploader(
+    app: &App,
+    req: Request<Incoming>,
+) -> ApiResult<(u64, Request<Incoming>)> {
+    match authenticate_writer(app, &req).await {
+        Ok(me) => Ok((me, req)),
+        Err(e) => {
+            let (parts, body) = req.into_parts();
+            http::discard(&parts.headers, body).await;
+            Err(e)
+        }
+    }
 }
 
 /// The `file` field of a form and the type it claims (sniffed from its first bytes when the

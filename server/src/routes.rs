@@ -52,7 +52,8 @@ pub struct Route {
     pub pattern: &'static str,
 }
 
-const fn r(method: &'static str, pattern: &'static str) -> Route {
+/// A route of a table.
+pub(crate) const fn r(method: &'static str, pattern: &'static str) -> Route {
     Route { method, pattern }
 }
 

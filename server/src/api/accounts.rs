@@ -116,15 +116,15 @@ pub async fn log_in(app: &App, req: Request<Incoming>) -> ApiResult {
     json(StatusCode::OK, &out)
 }
 
-/// Where a log-in as `handle` must run, when not here: the user's shard, on a cluster node
-/// that is not its primary (an unknown handle logs in here, and fails like any unknown
-/// handle).
-async fn login_shard(app: &App, forwarded: bool, handle: &str) -> Option<ShardId> {
+/// Where a log-in as `login` (a handle or an e-mail address) must run, when not here: the
+/// user's shard, on a cluster node that is not its primary (an unknown name logs in here, and
+/// fails like any unknown name). Only the name's claim is read to find the user.
+pub(crate) async fn login_shard(app: &App, forwarded: bool, login: &str) -> Option<ShardId> {
     app.owners.as_ref().filter(|_| !forwarded)?;
-    let reference = format!("@{handle}");
-    let user = super::read(app, move |n| n.resolve_user(&reference))
+    let login = login.to_owned();
+    let user = super::read(app, move |n| n.login_user(&login))
         .await
-        .ok()?;
+        .ok()??;
     let shard = app.node.placement().of_user(user);
     (!app.node.is_primary_of(shard)).then_some(shard)
 }

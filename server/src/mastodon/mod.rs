@@ -28,12 +28,8 @@ use serde_json::Value;
 use chirp_engine::{AppDoc, Error as EngineError};
 
 use crate::http::{bytes_response, ApiError, ApiResult, Body};
-use crate::routes::{App, Route};
+use crate::routes::{r, App, Route};
 use entities::Base;
-
-const fn r(method: &'static str, pattern: &'static str) -> Route {
-    Route { method, pattern }
-}
 
 /// Every route of the Mastodon client API, matched before the native table (literal
 /// segments before parameters, as there).

@@ -222,20 +222,8 @@ pub async fn token(app: &App, req: Request<Incoming>) -> ApiResult {
                     "The password grant needs username and password.",
                 );
             };
-            app.limits
-                .login_allowed(&login, ip)
-                .map_err(ApiError::RateLimited)?;
-            // On a cluster, the log-in runs at the user's primary (it writes the session).
-            if let Some(shard) = user_shard(app, forwarded, &login).await {
-                return crate::forward::to_primary(
-                    app,
-                    shard,
-                    &parts.method,
-                    &parts.uri,
-                    &parts.headers,
-                    raw,
-                )
-                .await;
+            if let Some(answer) = log_in_elsewhere(app, ip, forwarded, &login, &parts, raw).await? {
+                return Ok(answer);
             }
             let scope = granted_scope(p.str("scope")?, &client_app);
             let who = login.clone();
@@ -298,16 +286,27 @@ pub async fn token(app: &App, req: Request<Incoming>) -> ApiResult {
     }
 }
 
-/// Where a log-in as `login` must run when not here: the user's shard, on a cluster node that
-/// is not its primary.
-async fn user_shard(app: &App, forwarded: bool, login: &str) -> Option<chirp_engine::ShardId> {
-    app.owners.as_ref().filter(|_| !forwarded)?;
-    let login = login.to_owned();
-    let user = crate::api::read(app, move |n| n.login_user(&login))
-        .await
-        .ok()??;
-    let shard = app.node.placement().of_user(user);
-    (!app.node.is_primary_of(shard)).then_some(shard)
+/// Checks the log-in rate limit of `login`; then, on a cluster node that is not the user's
+/// primary, sends the request (its body as read) there, since a log-in writes the session
+/// on the user's shard: that node's answer, or None to log in here.
+async fn log_in_elsewhere(
+    app: &App,
+    ip: Option<std::net::IpAddr>,
+    forwarded: bool,
+    login: &str,
+    parts: &hyper::http::request::Parts,
+    raw: Bytes,
+) -> ApiResult<Option<hyper::Response<crate::http::Body>>> {
+    app.limits
+        .login_allowed(login, ip)
+        .map_err(ApiError::RateLimited)?;
+    let Some(shard) = crate::api::accounts::login_shard(app, forwarded, login).await else {
+        return Ok(None);
+    };
+    let answer =
+        crate::forward::to_primary(app, shard, &parts.method, &parts.uri, &parts.headers, raw)
+            .await?;
+    Ok(Some(answer))
 }
 
 /// `POST /oauth/revoke`: ends the session of a user's token (an application's token ends
@@ -427,19 +426,8 @@ pub async fn authorize(app: &App, req: Request<Incoming>) -> ApiResult {
     let (found, form) = authorizing(app, &p).await?;
     let login = p.str("username")?.unwrap_or_default();
     let password = p.str("password")?.unwrap_or_default();
-    app.limits
-        .login_allowed(&login, ip)
-        .map_err(ApiError::RateLimited)?;
-    if let Some(shard) = user_shard(app, forwarded, &login).await {
-        return crate::forward::to_primary(
-            app,
-            shard,
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            raw,
-        )
-        .await;
+    if let Some(answer) = log_in_elsewhere(app, ip, forwarded, &login, &parts, raw).await? {
+        return Ok(answer);
     }
     let who = login.clone();
     let session = match crate::api::blocking(app, move |n| n.log_in(&who, &password)).await {

@@ -147,14 +147,7 @@ pub(super) fn claimed_type(declared: Option<&str>, bytes: &[u8]) -> ApiResult<St
 /// `POST /api/v2/media` (and v1): uploads an image from the `file` field; 200 with its URL
 /// (it is stored before the answer, so the URL works at once).
 pub async fn upload(app: &App, req: Request<Incoming>) -> ApiResult {
-    let me = match authenticate_writer(app, &req).await {
-        Ok(me) => me,
-        Err(e) => {
-            let (parts, body) = req.into_parts();
-            http::discard(&parts.headers, body).await;
-            return Err(e);
-        }
-    };
+    let (me, req) = crate::media::uploader(app, req).await?;
     let b = base(&req);
     let max = app.node.config().max_media_bytes;
     let p = Params::request(req, max + crate::media::MULTIPART_OVERHEAD).await?;
