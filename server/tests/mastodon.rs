@@ -898,6 +898,48 @@ fn profile_fields_images_and_settings() {
 }
 
 #[test]
+fn wrong_passwords_lock_the_account_out_of_every_grant() {
+    let (_tmp, dir) = data_dir();
+    let chirp = Chirp::start(&dir, &["--login-failures-per-account", "3"]);
+    let c = register(&chirp);
+    sign_up(&chirp, &c, "ada");
+    let grant = |password: &str| {
+        form(
+            &chirp,
+            "POST",
+            "/oauth/token",
+            None,
+            &format!(
+                "grant_type=password&client_id={}&client_secret={}&username=ada%40example.com&password={}",
+                c.id,
+                c.secret,
+                password.replace(' ', "+")
+            ),
+        )
+    };
+    // Three wrong passwords are allowed; the account locks at the next.
+    for _ in 0..4 {
+        assert_eq!(grant("wrong password").status, 400);
+    }
+    let r = grant(PASSWORD);
+    assert_mastodon_error(&r, 429, "wrong passwords");
+    assert!(r.header("retry-after").is_some());
+    // The log-in page counts against the same account.
+    let r = form(
+        &chirp,
+        "POST",
+        "/oauth/authorize",
+        None,
+        &format!(
+            "client_id={}&redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob&username=ada%40example.com&password={}",
+            c.id,
+            PASSWORD.replace(' ', "+")
+        ),
+    );
+    assert_mastodon_error(&r, 429, "wrong passwords");
+}
+
+#[test]
 fn the_out_of_band_code_flow_gives_one_token_per_code() {
     let (_tmp, dir) = data_dir();
     let chirp = Chirp::start(&dir, &[]);
