@@ -958,6 +958,11 @@ fn the_out_of_band_code_flow_gives_one_token_per_code() {
         "{html}"
     );
     assert!(html.contains("tests"), "names the application");
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
     // A redirect URI the application did not register is refused.
     let r = get(
         &chirp,

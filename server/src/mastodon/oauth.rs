@@ -340,9 +340,21 @@ fn page(title: &str, body: &str) -> ApiResult {
          code{{word-break:break-all;font-size:1.2rem}}</style></head><body>{body}</body></html>"
     );
     let mut resp = bytes_response(StatusCode::OK, "text/html; charset=utf-8", html);
-    resp.headers_mut().insert(
+    let headers = resp.headers_mut();
+    headers.insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("no-store"),
+    );
+    // No script, no framing (a framed log-in page invites clickjacking), forms post here only.
+    headers.insert(
+        hyper::header::CONTENT_SECURITY_POLICY,
+        hyper::header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        hyper::header::REFERRER_POLICY,
+        hyper::header::HeaderValue::from_static("no-referrer"),
     );
     Ok(resp)
 }

@@ -29,9 +29,10 @@ use crate::routes::App;
 const DEFAULT_LIMIT: usize = 20;
 /// Longest page, as Mastodon allows.
 pub const MAX_LIMIT: usize = 40;
-/// Most statuses a `min_id` or `since_id` page walks past to reach its end: beyond this the
-/// page holds the oldest statuses walked, not the ones adjacent to `min_id`.
-const MAX_WALK: usize = 4_000;
+/// Most statuses a `min_id` page walks past to reach its end (each one read whole): beyond
+/// this the page holds the oldest statuses walked, not the ones adjacent to `min_id`. A home
+/// feed keeps about 800 rows, so only public, hashtag and account timelines can reach it.
+const MAX_WALK: usize = 1_000;
 /// Rows read per step of a walk.
 const WALK_STEP: usize = 100;
 
