@@ -293,9 +293,9 @@ pub async fn search(app: &App, req: &Request<Incoming>) -> ApiResult {
     let q = p.required("q")?;
     let b = base(req);
     let found = by_handle(app, &b, &q).await?;
-    json_ok(&Value::Array(
-        found.iter().map(|f| entities::account(&b, f)).collect(),
-    ))
+    let accounts: Vec<entities::Account<'_>> =
+        found.iter().map(|f| entities::account(&b, f)).collect();
+    json_ok(&accounts)
 }
 
 /// `GET /api/v1/accounts/{id}`.
@@ -346,12 +346,12 @@ pub async fn list(app: &App, req: &Request<Incoming>, raw: &str, which: List) ->
     })
     .await?;
     let b = base(req);
-    let accounts: Vec<Value> = found
+    let accounts: Vec<entities::Account<'_>> = found
         .items
         .iter()
         .map(|a| entities::account(&b, a))
         .collect();
-    let mut resp = json_ok(&Value::Array(accounts))?;
+    let mut resp = json_ok(&accounts)?;
     if let (true, Some(last)) = (found.items.len() == limit, found.items.last()) {
         let next = timelines::page_url(&b, req, &[("max_id", last.id)]);
         if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {

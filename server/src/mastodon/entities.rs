@@ -133,8 +133,81 @@ fn image_url(base: &Base, url: &str) -> String {
     base.url(if url.is_empty() { MISSING_IMAGE } else { url })
 }
 
+/// Serializes as `[]`: a list Chirp always has empty (emojis, mentions, roles, filters).
+type Empty = [(); 0];
+/// Serializes as `null`: a field Chirp never has a value for.
+type Null = Option<()>;
+
+/// A profile field: `{name, value, verified_at}`.
+#[derive(Serialize)]
+pub struct Field {
+    name: String,
+    value: String,
+    verified_at: Null,
+}
+
+/// An `Account`; with `source` and `role`, a `CredentialAccount` (for its owner).
+#[derive(Serialize)]
+pub struct Account<'a> {
+    id: String,
+    username: &'a str,
+    acct: &'a str,
+    display_name: &'a str,
+    locked: bool,
+    bot: bool,
+    discoverable: bool,
+    indexable: bool,
+    group: bool,
+    created_at: String,
+    note: String,
+    url: String,
+    uri: String,
+    avatar: String,
+    avatar_static: String,
+    header: String,
+    header_static: String,
+    followers_count: u64,
+    following_count: u64,
+    statuses_count: u64,
+    last_status_at: Null,
+    hide_collections: Null,
+    noindex: bool,
+    emojis: Empty,
+    roles: Empty,
+    fields: Vec<Field>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+}
+
+/// A `CredentialAccount`'s `source`: the plain-text note and fields, and the settings.
+#[derive(Serialize)]
+pub struct Source<'a> {
+    privacy: &'static str,
+    sensitive: bool,
+    language: Option<&'a str>,
+    note: &'a str,
+    fields: Vec<Field>,
+    follow_requests_count: u64,
+    hide_collections: Null,
+    discoverable: bool,
+    indexable: bool,
+    attribution_domains: Empty,
+}
+
+/// A `CredentialAccount`'s `role`: none.
+#[derive(Serialize)]
+pub struct Role {
+    id: &'static str,
+    name: &'static str,
+    permissions: &'static str,
+    color: &'static str,
+    highlighted: bool,
+}
+
 /// An `Account`.
-pub fn account(base: &Base, p: &Profile) -> Value {
+pub fn account<'a>(base: &Base, p: &'a Profile) -> Account<'a> {
     let avatar = image_url(base, &p.avatar_url);
     let header = image_url(
         base,
@@ -144,100 +217,168 @@ pub fn account(base: &Base, p: &Profile) -> Value {
             .unwrap_or(""),
     );
     let url = format!("{}/@{}", base.origin, p.handle);
-    let fields: Vec<Value> = profile_fields(p)
+    let fields = profile_fields(p)
         .into_iter()
-        .map(|(name, value)| json!({"name": name, "value": escape(&value), "verified_at": null}))
+        .map(|(name, value)| Field {
+            name,
+            value: escape(&value),
+            verified_at: None,
+        })
         .collect();
-    json!({
-        "id": p.id.to_string(),
-        "username": p.handle,
-        "acct": p.handle,
-        "display_name": display_name(p),
-        "locked": false,
-        "bot": flag(p, BOT_KEY, false),
-        "discoverable": flag(p, DISCOVERABLE_KEY, true),
-        "indexable": true,
-        "group": false,
-        "created_at": rfc3339(p.created_at_ms),
-        "note": if p.bio.is_empty() { String::new() } else { format!("<p>{}</p>", escape_lines(&p.bio)) },
-        "url": url,
-        "uri": url,
-        "avatar": avatar,
-        "avatar_static": avatar,
-        "header": header,
-        "header_static": header,
-        "followers_count": p.followers_count,
-        "following_count": p.following_count,
-        "statuses_count": p.tweet_count,
-        "last_status_at": null,
-        "hide_collections": null,
-        "noindex": false,
-        "emojis": [],
-        "roles": [],
-        "fields": fields,
-    })
+    Account {
+        id: p.id.to_string(),
+        username: &p.handle,
+        acct: &p.handle,
+        display_name: display_name(p),
+        locked: false,
+        bot: flag(p, BOT_KEY, false),
+        discoverable: flag(p, DISCOVERABLE_KEY, true),
+        indexable: true,
+        group: false,
+        created_at: rfc3339(p.created_at_ms),
+        note: if p.bio.is_empty() {
+            String::new()
+        } else {
+            format!("<p>{}</p>", escape_lines(&p.bio))
+        },
+        uri: url.clone(),
+        url,
+        avatar_static: avatar.clone(),
+        avatar,
+        header_static: header.clone(),
+        header,
+        followers_count: p.followers_count,
+        following_count: p.following_count,
+        statuses_count: p.tweet_count,
+        last_status_at: None,
+        hide_collections: None,
+        noindex: false,
+        emojis: [],
+        roles: [],
+        fields,
+        source: None,
+        role: None,
+    }
 }
 
 /// A `CredentialAccount`: the account with its `source` (plain-text note and fields) and
 /// `role`, for its owner.
-pub fn credential_account(base: &Base, p: &Profile) -> Value {
-    let mut a = account(base, p);
-    let fields: Vec<Value> = profile_fields(p)
+pub fn credential_account<'a>(base: &Base, p: &'a Profile) -> Account<'a> {
+    let fields = profile_fields(p)
         .into_iter()
-        .map(|(name, value)| json!({"name": name, "value": value, "verified_at": null}))
+        .map(|(name, value)| Field {
+            name,
+            value,
+            verified_at: None,
+        })
         .collect();
-    a["source"] = json!({
-        "privacy": "public",
-        "sensitive": false,
-        "language": language(&p.extra),
-        "note": p.bio,
-        "fields": fields,
-        "follow_requests_count": 0,
-        "hide_collections": null,
-        "discoverable": flag(p, DISCOVERABLE_KEY, true),
-        "indexable": true,
-        "attribution_domains": [],
-    });
-    a["role"] = json!({
-        "id": "-99", "name": "", "permissions": "0", "color": "", "highlighted": false,
-    });
-    a
+    Account {
+        source: Some(Source {
+            privacy: "public",
+            sensitive: false,
+            language: language(&p.extra),
+            note: &p.bio,
+            fields,
+            follow_requests_count: 0,
+            hide_collections: None,
+            discoverable: flag(p, DISCOVERABLE_KEY, true),
+            indexable: true,
+            attribution_domains: [],
+        }),
+        role: Some(Role {
+            id: "-99",
+            name: "",
+            permissions: "0",
+            color: "",
+            highlighted: false,
+        }),
+        ..account(base, p)
+    }
+}
+
+/// A `MediaAttachment`'s size: `meta.original` and `meta.small`.
+#[derive(Serialize, Clone, Copy)]
+pub struct Size {
+    width: u32,
+    height: u32,
+    size: Dimensions,
+    aspect: f64,
+}
+
+/// `"WxH"`, written without an allocation.
+#[derive(Clone, Copy)]
+struct Dimensions(u32, u32);
+
+impl Serialize for Dimensions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}x{}", self.0, self.1))
+    }
+}
+
+/// A `MediaAttachment`'s `meta`.
+#[derive(Serialize)]
+pub struct Meta {
+    original: Size,
+    small: Size,
 }
 
 /// A `MediaAttachment` of an uploaded image.
-pub fn media(
+#[derive(Serialize)]
+pub struct Media<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
+    preview_url: String,
+    remote_url: Null,
+    preview_remote_url: Null,
+    text_url: Null,
+    meta: Meta,
+    description: Option<&'a str>,
+    blurhash: Null,
+}
+
+/// A `MediaAttachment` of an uploaded image.
+pub fn media<'a>(
     base: &Base,
-    id: &str,
+    id: String,
     url: &str,
     (width, height): (u32, u32),
-    description: Option<&str>,
-) -> Value {
+    description: Option<&'a str>,
+) -> Media<'a> {
     let url = base.url(url);
-    let meta = json!({
-        "width": width,
-        "height": height,
-        "size": format!("{width}x{height}"),
-        "aspect": if height == 0 { 1.0 } else { f64::from(width) / f64::from(height) },
-    });
-    json!({
-        "id": id,
-        "type": "image",
-        "url": url,
-        "preview_url": url,
-        "remote_url": null,
-        "preview_remote_url": null,
-        "text_url": null,
-        "meta": {"original": meta, "small": meta},
-        "description": description,
-        "blurhash": null,
-    })
+    let size = Size {
+        width,
+        height,
+        size: Dimensions(width, height),
+        aspect: if height == 0 {
+            1.0
+        } else {
+            f64::from(width) / f64::from(height)
+        },
+    };
+    Media {
+        id,
+        kind: "image",
+        preview_url: url.clone(),
+        url,
+        remote_url: None,
+        preview_remote_url: None,
+        text_url: None,
+        meta: Meta {
+            original: size,
+            small: size,
+        },
+        description,
+        blurhash: None,
+    }
 }
 
 /// The `MediaAttachment` of a stored upload.
-pub fn media_doc(base: &Base, m: &MediaDoc) -> Value {
+pub fn media_doc<'a>(base: &Base, m: &'a MediaDoc) -> Media<'a> {
     media(
         base,
-        &m.id.to_string(),
+        m.id.to_string(),
         &chirp_engine::media::media_url(m.id),
         (m.width, m.height),
         m.description.as_deref(),
@@ -245,67 +386,112 @@ pub fn media_doc(base: &Base, m: &MediaDoc) -> Value {
 }
 
 /// A `Tag` (its id is its name in matching form: Chirp numbers no hashtags).
-pub fn tag(base: &Base, name: &str) -> Value {
+#[derive(Serialize)]
+pub struct Tag<'a> {
+    id: String,
+    name: &'a str,
+    url: String,
+    history: Empty,
+    following: bool,
+}
+
+/// A `Tag`.
+pub fn tag<'a>(base: &Base, name: &'a str) -> Tag<'a> {
     let key = chirp_codec::text::normalize_tag(name).unwrap_or_else(|| name.to_lowercase());
-    json!({
-        "id": key,
-        "name": name,
-        "url": format!("{}/tags/{}", base.origin, percent_path(&name.to_lowercase())),
-        "history": [],
-        "following": false,
-    })
+    Tag {
+        url: format!("{}/tags/{}", base.origin, percent_path(&key)),
+        id: key,
+        name,
+        history: [],
+        following: false,
+    }
+}
+
+/// A `Status`.
+#[derive(Serialize)]
+pub struct Status<'a> {
+    id: String,
+    uri: String,
+    url: String,
+    created_at: String,
+    edited_at: Null,
+    account: Account<'a>,
+    content: String,
+    visibility: &'static str,
+    sensitive: bool,
+    spoiler_text: &'static str,
+    media_attachments: Vec<Media<'a>>,
+    application: Null,
+    mentions: Empty,
+    tags: Vec<Tag<'a>>,
+    emojis: Empty,
+    reblogs_count: u64,
+    favourites_count: u64,
+    replies_count: u64,
+    in_reply_to_id: Null,
+    in_reply_to_account_id: Null,
+    reblog: Null,
+    poll: Null,
+    card: Null,
+    language: Option<&'a str>,
+    /// The source text: only in the answer to a delete (for redrafting).
+    pub text: Option<&'a str>,
+    favourited: bool,
+    reblogged: bool,
+    muted: bool,
+    bookmarked: bool,
+    pinned: bool,
+    filtered: Empty,
 }
 
 /// A `Status` of a tweet by `author`.
-pub fn status(base: &Base, t: &Tweet, author: &Profile) -> Value {
+pub fn status<'a>(base: &Base, t: &'a Tweet, author: &'a Profile) -> Status<'a> {
     let url = format!("{}/@{}/{}", base.origin, t.author_handle, t.id);
-    let media: Vec<Value> = t
-        .media
-        .iter()
-        .map(|m| {
-            media(
-                base,
-                &m.id,
-                &m.url,
-                (m.width, m.height),
-                m.description.as_deref(),
-            )
-        })
-        .collect();
-    let tags: Vec<Value> = t.hashtags.iter().map(|h| tag(base, h)).collect();
-    json!({
-        "id": t.id.to_string(),
-        "uri": url,
-        "url": url,
-        "created_at": rfc3339(t.created_at_ms),
-        "edited_at": null,
-        "account": account(base, author),
-        "content": content_html(base, &t.text),
-        "visibility": "public",
-        "sensitive": false,
-        "spoiler_text": "",
-        "media_attachments": media,
-        "application": null,
-        "mentions": [],
-        "tags": tags,
-        "emojis": [],
-        "reblogs_count": 0,
-        "favourites_count": 0,
-        "replies_count": 0,
-        "in_reply_to_id": null,
-        "in_reply_to_account_id": null,
-        "reblog": null,
-        "poll": null,
-        "card": null,
-        "language": language(&t.extra),
-        "text": null,
-        "favourited": false,
-        "reblogged": false,
-        "muted": false,
-        "bookmarked": false,
-        "pinned": false,
-        "filtered": [],
-    })
+    Status {
+        id: t.id.to_string(),
+        uri: url.clone(),
+        url,
+        created_at: rfc3339(t.created_at_ms),
+        edited_at: None,
+        account: account(base, author),
+        content: content_html(base, &t.text),
+        visibility: "public",
+        sensitive: false,
+        spoiler_text: "",
+        media_attachments: t
+            .media
+            .iter()
+            .map(|m| {
+                media(
+                    base,
+                    m.id.clone(),
+                    &m.url,
+                    (m.width, m.height),
+                    m.description.as_deref(),
+                )
+            })
+            .collect(),
+        application: None,
+        mentions: [],
+        tags: t.hashtags.iter().map(|h| tag(base, h)).collect(),
+        emojis: [],
+        reblogs_count: 0,
+        favourites_count: 0,
+        replies_count: 0,
+        in_reply_to_id: None,
+        in_reply_to_account_id: None,
+        reblog: None,
+        poll: None,
+        card: None,
+        language: language(&t.extra),
+        text: None,
+        favourited: false,
+        reblogged: false,
+        muted: false,
+        bookmarked: false,
+        pinned: false,
+        filtered: [],
+    }
 }
 
 /// A `Relationship` between the caller and `id`.

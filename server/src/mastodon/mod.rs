@@ -192,11 +192,13 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 /// A `200 OK` JSON answer.
-pub fn json_ok(value: &Value) -> ApiResult {
+pub fn json_ok<T: serde::Serialize + ?Sized>(value: &T) -> ApiResult {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| EngineError::Corrupt(format!("response encoding: {e}")))?;
     Ok(bytes_response(
         StatusCode::OK,
         "application/json; charset=utf-8",
-        value.to_string(),
+        body,
     ))
 }
 

@@ -28,20 +28,41 @@ fn status_id(raw: &str) -> ApiResult<u64> {
         .map_err(|_| ApiError::Engine(EngineError::NotFound("tweet")))
 }
 
-/// Renders tweets as statuses, reading each author's profile once.
-pub(super) async fn render(app: &App, base: &Base, tweets: &[Arc<Tweet>]) -> ApiResult<Vec<Value>> {
-    let mut authors: HashMap<u64, Profile> = HashMap::new();
-    let mut out = Vec::with_capacity(tweets.len());
-    for t in tweets {
-        let author = match authors.entry(t.author_id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(super::accounts::profile(app, t.author_id).await?)
-            }
-        };
-        out.push(entities::status(base, t, author));
+/// The profiles of the tweets' authors, each read once, in one read.
+pub(super) async fn authors(app: &App, tweets: &[Arc<Tweet>]) -> ApiResult<HashMap<u64, Profile>> {
+    let mut ids: Vec<u64> = tweets.iter().map(|t| t.author_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    read(app, move |n| {
+        ids.iter()
+            .map(|&id| Ok((id, n.profile(id)?)))
+            .collect::<chirp_engine::Result<HashMap<u64, Profile>>>()
+    })
+    .await
+}
+
+/// Renders tweets as statuses, with the authors [`authors`] read.
+pub(super) fn statuses<'a>(
+    base: &Base,
+    tweets: &'a [Arc<Tweet>],
+    authors: &'a HashMap<u64, Profile>,
+) -> Vec<entities::Status<'a>> {
+    tweets
+        .iter()
+        .filter_map(|t| Some(entities::status(base, t, authors.get(&t.author_id)?)))
+        .collect()
+}
+
+/// One tweet as a status.
+async fn one(app: &App, base: &Base, tweet: Arc<Tweet>, source: bool) -> ApiResult {
+    let tweets = [tweet];
+    let authors = authors(app, &tweets).await?;
+    let mut rendered = statuses(base, &tweets, &authors);
+    let status = rendered.first_mut().ok_or(EngineError::NotFound("user"))?;
+    if source {
+        status.text = Some(&tweets[0].text);
     }
-    Ok(out)
+    json_ok(status)
 }
 
 /// `POST /api/v1/statuses`: posts a tweet (`status`, `media_ids[]`).
@@ -88,16 +109,14 @@ pub async fn post(app: &App, req: Request<Incoming>) -> ApiResult {
         extra,
     };
     let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
-    let rendered = render(app, &b, &[tweet]).await?;
-    json_ok(rendered.first().unwrap_or(&Value::Null))
+    one(app, &b, tweet, false).await
 }
 
 /// `GET /api/v1/statuses/{id}`.
 pub async fn get(app: &App, req: &Request<Incoming>, raw: &str) -> ApiResult {
     let id = status_id(raw)?;
     let tweet = read(app, move |n| n.tweet(id)).await?;
-    let rendered = render(app, &base(req), &[tweet]).await?;
-    json_ok(rendered.first().unwrap_or(&Value::Null))
+    one(app, &base(req), tweet, false).await
 }
 
 /// `DELETE /api/v1/statuses/{id}`: the deleted status, with its source `text` (clients
@@ -107,10 +126,7 @@ pub async fn delete(app: &App, req: &Request<Incoming>, raw: &str) -> ApiResult 
     let id = status_id(raw)?;
     let tweet = read(app, move |n| n.tweet(id)).await?;
     blocking(app, move |n| n.delete_tweet(me, id)).await?;
-    let mut rendered = render(app, &base(req), &[Arc::clone(&tweet)]).await?;
-    let mut status = rendered.pop().unwrap_or(Value::Null);
-    status["text"] = Value::String(tweet.text.clone());
-    json_ok(&status)
+    one(app, &base(req), tweet, true).await
 }
 
 /// `GET /api/v1/statuses/{id}/context`: Chirp has no threads, so none around any status.

@@ -13,13 +13,12 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::Request;
-use serde_json::{json, Value};
 
 use chirp_engine::{Error as EngineError, Node, Page, PageRequest, TagQuery, Tweet};
 
 use super::entities::{self, Base};
 use super::params::Params;
-use super::statuses::render;
+use super::statuses::{authors, statuses};
 use super::{base, json_ok};
 use crate::api::{authenticate, read};
 use crate::http::ApiResult;
@@ -124,8 +123,8 @@ pub fn page_url(base: &Base, req: &Request<Incoming>, set: &[(&str, u64)]) -> St
 /// Answers a page of statuses with its `Link` header.
 async fn answer(app: &App, req: &Request<Incoming>, tweets: Vec<Arc<Tweet>>) -> ApiResult {
     let b = base(req);
-    let statuses = render(app, &b, &tweets).await?;
-    let mut resp = json_ok(&Value::Array(statuses))?;
+    let authors = authors(app, &tweets).await?;
+    let mut resp = json_ok(&statuses(&b, &tweets, &authors))?;
     if let (Some(first), Some(last)) = (tweets.first(), tweets.last()) {
         let next = page_url(&b, req, &[("max_id", last.id)]);
         let prev = page_url(&b, req, &[("min_id", first.id)]);
@@ -229,22 +228,18 @@ pub async fn search(app: &App, req: &Request<Incoming>) -> ApiResult {
     let offset = p.u64("offset")?.unwrap_or(0) as usize;
     let wants = |k: &str| kind.is_empty() || kind == k;
     let b = base(req);
-    let mut out = json!({"accounts": [], "statuses": [], "hashtags": []});
-    if wants("accounts") && offset == 0 {
-        if let Some(found) = super::accounts::by_handle(app, &b, &q).await? {
-            out["accounts"] = json!([entities::account(&b, &found)]);
+    let account = match wants("accounts") && offset == 0 {
+        true => super::accounts::by_handle(app, &b, &q).await?,
+        false => None,
+    };
+    let names = match wants("hashtags") {
+        true => {
+            let (prefix, want) = (q.clone(), offset + limit);
+            read(app, move |n| n.hashtags_with_prefix(&prefix, want)).await?
         }
-    }
-    if wants("hashtags") {
-        let (prefix, want) = (q.clone(), offset + limit);
-        let names = read(app, move |n| n.hashtags_with_prefix(&prefix, want)).await?;
-        let tags: Vec<Value> = names
-            .iter()
-            .skip(offset)
-            .map(|name| entities::tag(&b, name))
-            .collect();
-        out["hashtags"] = Value::Array(tags);
-    }
+        false => Vec::new(),
+    };
+    let mut page: Vec<Arc<Tweet>> = Vec::new();
     let tag = chirp_codec::text::normalize_tag(q.trim());
     if let (true, Some(tag)) = (wants("statuses"), tag) {
         let want = (offset + limit).min(MAX_WALK);
@@ -258,8 +253,24 @@ pub async fn search(app: &App, req: &Request<Incoming>) -> ApiResult {
             )
         })
         .await?;
-        let page: Vec<Arc<Tweet>> = found.items.into_iter().skip(offset).take(limit).collect();
-        out["statuses"] = Value::Array(render(app, &b, &page).await?);
+        page = found.items.into_iter().skip(offset).take(limit).collect();
     }
-    json_ok(&out)
+    let authors = authors(app, &page).await?;
+    json_ok(&Results {
+        accounts: account.iter().map(|a| entities::account(&b, a)).collect(),
+        statuses: statuses(&b, &page, &authors),
+        hashtags: names
+            .iter()
+            .skip(offset)
+            .map(|name| entities::tag(&b, name))
+            .collect(),
+    })
+}
+
+/// The answer of `GET /api/v2/search`.
+#[derive(serde::Serialize)]
+struct Results<'a> {
+    accounts: Vec<entities::Account<'a>>,
+    statuses: Vec<entities::Status<'a>>,
+    hashtags: Vec<entities::Tag<'a>>,
 }
