@@ -156,9 +156,10 @@ impl TagIndex {
                 .map_err(|_| corrupt("tag name is not UTF-8"))?
                 .to_owned();
             let postings = r.bitmap(docs)?;
-            if ix.tags.insert(name, postings).is_some() {
+            if ix.tags.insert(name.clone(), postings).is_some() {
                 return Err(corrupt("tag listed twice"));
             }
+            ix.names.insert(name);
         }
         if !r.rest.is_empty() {
             return Err(corrupt("trailing bytes before footer"));
