@@ -54,6 +54,9 @@ pub struct FanoutStats {
     pub jobs_done: u64,
     /// Milliseconds from posting to fanned out, for the last post fanned out.
     pub last_lag_ms: u64,
+    /// Home rows written or removed by finished jobs, synced, since the node opened.
+    #[serde(default)]
+    pub home_rows: u64,
     /// Runs of a job that failed since the node opened (each is retried).
     #[serde(default)]
     pub failures: u64,
@@ -195,6 +198,7 @@ impl Inner {
                 pending_jobs: self.fanout_pending(),
                 jobs_done: self.fanout.done.load(Ordering::Relaxed),
                 last_lag_ms: self.fanout.last_lag_ms.load(Ordering::Relaxed),
+                home_rows: self.fanout.rows.load(Ordering::Relaxed),
                 failures: self.fanout.failures.load(Ordering::Relaxed),
                 retries: self.fanout.retries.load(Ordering::Relaxed),
                 overflows: self.fanout.overflows.load(Ordering::Relaxed),

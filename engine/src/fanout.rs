@@ -153,9 +153,13 @@ fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
     let mut touched = vec![false; inner.shard_count()];
     let mut finished = Vec::with_capacity(group.len());
     let mut failed = Vec::new();
+    let mut rows = 0;
     for &tweet in group {
         match run_job(inner, tweet, &mut touched) {
-            Ok(Some(raw)) => finished.push((tweet, raw)),
+            Ok(Some((raw, written))) => {
+                finished.push((tweet, raw));
+                rows += written;
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(tweet, error = %e, "fan-out failed; will retry");
@@ -171,6 +175,7 @@ fn run_group(inner: &Inner, group: &[u64]) -> Vec<u64> {
             return failed;
         }
     }
+    inner.fanout.rows.fetch_add(rows, Ordering::Relaxed);
     // The lag of a post is how long after posting its followers could see it; the group's
     // newest post stands for the group.
     let newest_post = finished
@@ -205,8 +210,9 @@ fn drop_job(inner: &Inner, tweet: u64, raw: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes one job's home rows; returns its outbox row when done (None if there was no job).
-fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec<u8>>> {
+/// Writes one job's home rows; returns its outbox row and how many rows it wrote or removed
+/// when done (None if there was no job).
+fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<(Vec<u8>, u64)>> {
     let Some(shard) = inner.tweet_shard(tweet)? else {
         return Ok(None);
     };
@@ -228,10 +234,10 @@ fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec
         count_insert(inner, author)?;
     }
     // Celebrities' tweets are merged at read time; their deletes only need hydration to skip.
+    let mut total = 0usize;
     if !(adding && inner.celebrities.contains(author)) {
         let started = std::time::Instant::now();
         let mut after = None;
-        let mut total = 0usize;
         loop {
             let followers = shard.scan_pairs(CF_FOLLOWERS, author, after, FOLLOWER_CHUNK)?;
             let Some(&(last, _)) = followers.last() else {
@@ -252,7 +258,7 @@ fn run_job(inner: &Inner, tweet: u64, touched: &mut [bool]) -> Result<Option<Vec
             "fan-out"
         );
     }
-    Ok(Some(raw))
+    Ok(Some((raw, total as u64)))
 }
 
 fn write_home_rows(

@@ -51,6 +51,8 @@ pub(crate) struct FanoutQueues {
     pub(crate) done: AtomicU64,
     /// Milliseconds from the last fanned-out tweet's posting to the end of its fan-out.
     pub(crate) last_lag_ms: AtomicU64,
+    /// Home rows written (or removed) by finished jobs and synced, since the node opened.
+    pub(crate) rows: AtomicU64,
     /// Job runs that failed (each is retried).
     pub(crate) failures: AtomicU64,
     /// Runs of a job after a failure.
@@ -86,6 +88,7 @@ impl FanoutQueues {
             last_sweep: Mutex::new(None),
             done: AtomicU64::new(0),
             last_lag_ms: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             overflows: AtomicU64::new(0),

@@ -150,6 +150,11 @@ fn engine_registry(stats: &NodeStats, uptime: Duration) -> Registry {
             stats.fanout.jobs_done,
         ),
         (
+            "chirp_fanout_home_rows",
+            "Home rows written or removed by finished fan-out jobs, synced, since the node started",
+            stats.fanout.home_rows,
+        ),
+        (
             "chirp_fanout_failures",
             "Fan-out job runs that failed since the node started (each is retried)",
             stats.fanout.failures,
