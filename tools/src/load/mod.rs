@@ -3,8 +3,10 @@
 //! [`report`] prints what it measured.
 
 pub mod client;
+pub mod fanout;
 pub mod generate;
 pub mod network;
+pub mod redis;
 pub mod report;
 pub mod run;
 pub mod stats;

@@ -61,13 +61,7 @@ pub struct RunConfig {
 
 /// Runs the baseline and the main phase; returns the report.
 pub async fn run(cfg: RunConfig) -> Result<RunReport> {
-    let users = cfg.sidecar.params.users;
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut wanted: Vec<usize> = (0..cfg.sessions.clamp(1, users))
-        .map(|_| rng.gen_range(0..users))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
+    let wanted = sample_users(cfg.sidecar.params.users, cfg.sessions, cfg.seed);
     let sessions = Arc::new(log_in_all(&cfg, &wanted).await?);
     let baseline = if cfg.baseline {
         let hello = Mix::named("hello")?;
@@ -97,7 +91,25 @@ pub async fn run(cfg: RunConfig) -> Result<RunReport> {
     Ok(RunReport::new(&cfg, baseline, main, lag, server_rss_kib))
 }
 
-async fn log_in(conn: &mut Conn, password: &str, index: usize) -> Result<Session> {
+/// The users a run acts as: `sessions` drawn from `users` by `seed`, sorted, without repeats
+/// (the Redis peer and `chirp-load tokens` draw the same ones).
+pub fn sample_users(users: usize, sessions: usize, seed: u64) -> Vec<usize> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut wanted: Vec<usize> = (0..sessions.clamp(1, users.max(1)))
+        .map(|_| rng.gen_range(0..users.max(1)))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
+}
+
+/// Logs in the users a run with these settings acts as; returns their sessions.
+pub async fn sessions(cfg: &RunConfig) -> Result<Vec<Session>> {
+    let wanted = sample_users(cfg.sidecar.params.users, cfg.sessions, cfg.seed);
+    log_in_all(cfg, &wanted).await
+}
+
+pub(crate) async fn log_in(conn: &mut Conn, password: &str, index: usize) -> Result<Session> {
     let body = serde_json::json!({"handle": network::handle(index), "password": password});
     let reply = conn
         .send(
