@@ -30,10 +30,22 @@ pub struct NodeStats {
     pub block_cache: BlockCacheStats,
     /// The hot-tweet cache.
     pub tweet_cache: crate::cache::CacheStats,
+    /// The home-page cache.
+    #[serde(default)]
+    pub home_cache: HomeCacheStats,
     /// The fan-out worker.
     pub fanout: FanoutStats,
     /// One entry per shard, by index.
     pub shards: Vec<ShardStats>,
+}
+
+/// How often a first home page was served as cached.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HomeCacheStats {
+    /// First pages served from the cache.
+    pub hits: u64,
+    /// First pages merged from storage (none cached, or what was cached had changed).
+    pub misses: u64,
 }
 
 /// Block cache occupancy.
@@ -190,6 +202,10 @@ impl Inner {
             data_dir: self.config.data_dir.display().to_string(),
             role: self.role_name().to_string(),
             tweet_cache: self.cache_stats(),
+            home_cache: {
+                let (hits, misses) = self.home_cache.counts();
+                HomeCacheStats { hits, misses }
+            },
             block_cache: BlockCacheStats {
                 usage_bytes: self.shard_opts.block_cache.get_usage() as u64,
                 capacity_bytes: self.config.block_cache_bytes as u64,

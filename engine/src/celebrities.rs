@@ -8,6 +8,7 @@
 //! step), so feeds read here merge them too.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::error::Result;
@@ -19,6 +20,8 @@ use crate::shard::Shard;
 pub(crate) struct Celebrities {
     threshold: u64,
     set: RwLock<HashSet<u64>>,
+    /// Moved whenever the set changes (cached home pages record it).
+    generation: AtomicU64,
 }
 
 impl Celebrities {
@@ -27,6 +30,25 @@ impl Celebrities {
         Celebrities {
             threshold,
             set: RwLock::new(HashSet::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// A number that changes whenever the set does.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn replace(&self, set: &mut HashSet<u64>, s: ShardId, placement: &Placement, ids: Vec<u64>) {
+        let keep: HashSet<u64> = ids.iter().copied().collect();
+        let before = set.len();
+        set.retain(|user| placement.of_user(*user) != s || keep.contains(user));
+        let mut changed = set.len() != before;
+        for id in ids {
+            changed |= set.insert(id);
+        }
+        if changed {
+            self.generation.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -41,10 +63,13 @@ impl Celebrities {
     /// Records a user's new follower count.
     pub(crate) fn note(&self, user_id: u64, followers: u64) {
         if let Ok(mut set) = self.set.write() {
-            if followers > self.threshold {
-                set.insert(user_id);
+            let changed = if followers > self.threshold {
+                set.insert(user_id)
             } else {
-                set.remove(&user_id);
+                set.remove(&user_id)
+            };
+            if changed {
+                self.generation.fetch_add(1, Ordering::SeqCst);
             }
         }
     }
@@ -65,8 +90,7 @@ impl Celebrities {
     /// Replaces what is known of a shard held elsewhere with `ids`.
     pub(crate) fn learn(&self, placement: &Placement, s: ShardId, ids: Vec<u64>) {
         if let Ok(mut set) = self.set.write() {
-            set.retain(|user| placement.of_user(*user) != s);
-            set.extend(ids);
+            self.replace(&mut set, s, placement, ids);
         }
     }
 
@@ -84,8 +108,7 @@ impl Celebrities {
             }
         }
         if let Ok(mut set) = self.set.write() {
-            set.retain(|user| placement.of_user(*user) != s);
-            set.extend(found);
+            self.replace(&mut set, s, placement, found);
         }
         Ok(())
     }

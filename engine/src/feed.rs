@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::doc::TweetDoc;
 use crate::error::{Error, Result};
+use crate::homecache::Basis;
 use crate::keys::{self, CF_FOLLOWING, CF_HOME, CF_USER_TWEETS};
 use crate::model::{page_of, Page, PageRequest};
 use crate::node::Inner;
@@ -138,11 +139,31 @@ impl Inner {
         }
     }
 
-    /// The home feed of `user`: their tweets and those of everyone they follow.
+    /// The home feed of `user`: their tweets and those of everyone they follow. A first page
+    /// merged here is kept in the home-page cache and served from it while nothing it was
+    /// merged from has changed (see `homecache.rs`).
     pub fn home_feed(&self, user: u64, page: PageRequest) -> Result<Page<Arc<TweetDoc>>> {
         if self.profile_doc(user)?.is_none() {
             return Err(Error::NotFound("user"));
         }
+        let first = page.after.is_none();
+        // Every version is read before storage is: a write landing after these reads makes
+        // the page merged below stale, never a stale page current.
+        let versions = &self.shard_opts.shared.versions;
+        let (global, celebrities) = (versions.global(), self.celebrities.generation());
+        if first {
+            let cached = self
+                .home_cache
+                .get(user, page.limit, global, celebrities, versions);
+            if let Some(items) = cached
+                .map(|ids| self.hydrate_all(&ids))
+                .transpose()?
+                .flatten()
+            {
+                return Ok(page_of(items, page.limit, |t| t.id));
+            }
+        }
+        let reader = versions.of(user);
         let before = page.after.unwrap_or(u64::MAX);
         let shard = self.user_shard(user)?;
         let following: HashSet<u64> = shard
@@ -151,9 +172,15 @@ impl Inner {
             .map(|(id, _)| id)
             .collect();
         let mut sources = vec![Source::new(shard, CF_HOME, user, before)];
+        let mut merged = Vec::new();
+        // Writes to timelines held elsewhere move no version here: such pages are not kept.
+        let mut keep_page = first;
         for &followee in &following {
             if self.celebrities.contains(followee) {
-                sources.push(self.timeline_source(followee, before));
+                merged.push((followee, versions.of(followee)));
+                let source = self.timeline_source(followee, before);
+                keep_page &= matches!(source.origin, Origin::Local(..));
+                sources.push(source);
             }
         }
         // Rows of someone unfollowed moments ago (or fanned out while unfollowing) are
@@ -161,7 +188,29 @@ impl Inner {
         let items = self.merge_sources(sources, page.limit, |author| {
             author == user || following.contains(&author)
         })?;
+        if keep_page {
+            let basis = Basis {
+                global,
+                celebrities,
+                reader,
+                merged,
+            };
+            let ids = items.iter().map(|t| t.id).collect();
+            self.home_cache.put(user, page.limit, basis, ids);
+        }
         Ok(page_of(items, page.limit, |t| t.id))
+    }
+
+    /// Every tweet of `ids`, or None if one is gone (deleted since the page was merged).
+    fn hydrate_all(&self, ids: &[u64]) -> Result<Option<Vec<Arc<TweetDoc>>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match self.tweet_doc(id)? {
+                Some(doc) => out.push(doc),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
     }
 
     /// The tweets `user` posted, newest first.

@@ -23,6 +23,7 @@ mod fanout;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod feed;
+pub mod homecache;
 pub mod ids;
 pub mod imaging;
 pub mod import;

@@ -10,6 +10,7 @@ use crate::cache::{CacheStats, TweetCache};
 use crate::celebrities::Celebrities;
 use crate::datadir;
 use crate::error::{Error, Result};
+use crate::homecache::HomeCache;
 use crate::keys::{self, Counter, CF_COUNTERS};
 use crate::media::Media;
 use crate::outbox::FanoutQueues;
@@ -66,6 +67,8 @@ pub struct NodeConfig {
     pub sync_writes: bool,
     /// Bytes of tweet documents the hot-tweet cache may hold (0 disables it).
     pub tweet_cache_bytes: usize,
+    /// Readers whose first home page is kept merged in memory (0 disables it).
+    pub home_cache_entries: usize,
     /// Largest image upload, in bytes.
     pub max_media_bytes: usize,
     /// Threads copying tweets into followers' feeds.
@@ -103,6 +106,7 @@ impl NodeConfig {
             backfill: 100,
             sync_writes: true,
             tweet_cache_bytes: 128 << 20,
+            home_cache_entries: 100_000,
             max_media_bytes: crate::media::DEFAULT_MAX_MEDIA_BYTES,
             fanout_workers: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
             create: true,
@@ -136,6 +140,8 @@ pub struct Inner {
     /// Hashtag search over the held shards.
     pub(crate) hashtags: Search,
     pub(crate) cache: TweetCache,
+    /// First home pages as merged, by reader.
+    pub(crate) home_cache: HomeCache,
     /// The fan-out queues (one per worker; a tweet's jobs always go to the same one) and
     /// what the workers report.
     pub(crate) fanout: FanoutQueues,
@@ -253,6 +259,7 @@ impl Node {
             hashtags: Search::new(&config.data_dir, count),
             remote: OnceLock::new(),
             cache: TweetCache::new(config.tweet_cache_bytes),
+            home_cache: HomeCache::new(config.home_cache_entries),
             fanout,
             stopping: AtomicBool::new(false),
             opened_at: std::time::Instant::now(),

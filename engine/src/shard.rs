@@ -450,6 +450,9 @@ impl Shard {
         match self.write_group(log, &group) {
             Ok(lsn) => {
                 log.last_lsn = lsn;
+                for p in &group {
+                    self.opts.shared.versions.note(p.batch.ops());
+                }
                 self.opts.shared.committed(self.index, lsn);
             }
             Err(e) => {
@@ -733,6 +736,7 @@ impl Shard {
         opts.set_move_files(true);
         let db = self.db()?;
         db.ingest_external_file_cf_opts(cf_of(&db, cf)?, &opts, files.to_vec())?;
+        self.opts.shared.versions.bump_all();
         Ok(())
     }
 

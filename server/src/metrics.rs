@@ -183,6 +183,16 @@ fn engine_registry(stats: &NodeStats, uptime: Duration) -> Registry {
     let c = &stats.tweet_cache;
     for (name, help, value) in [
         (
+            "chirp_home_cache_hits",
+            "First home pages served from the home-page cache",
+            stats.home_cache.hits,
+        ),
+        (
+            "chirp_home_cache_misses",
+            "First home pages merged from storage",
+            stats.home_cache.misses,
+        ),
+        (
             "chirp_tweet_cache_hits",
             "Tweet lookups answered by the hot-tweet cache",
             c.hits,

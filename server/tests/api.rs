@@ -661,3 +661,87 @@ fn sigterm_shuts_down_cleanly() {
     let chirp = Chirp::start(&dir, &[]);
     assert_eq!(chirp.all_ids("/@alice/tweets", None, 10).len(), 1);
 }
+
+/// The first page of a home feed is kept merged in memory (the home-page cache); whatever
+/// changes the feed must show on the very next read, never a stale page.
+#[test]
+fn a_cached_first_page_never_hides_a_change() {
+    let (_tmp, dir) = data_dir();
+    let chirp = Chirp::start(&dir, &["--celebrity-threshold", "2"]);
+    let (reader, reader_t) = chirp.user("reader");
+    let (bob, bob_t) = chirp.user("bob");
+    let (star, star_t) = chirp.user("star");
+    let (dave, dave_t) = chirp.user("dave");
+    let follow = |who: &str, token: &str, whom: &str, how: &str| {
+        let (s, _) = chirp.call(how, &format!("/{who}/follow/{whom}"), Some(token), None);
+        assert_eq!(s, 200);
+    };
+    for i in 0..2 {
+        let (fan, fan_t) = chirp.user(&format!("fan{i}"));
+        follow(&fan, &fan_t, &star, "POST");
+    }
+    follow(&reader, &reader_t, &star, "POST");
+    follow(&reader, &reader_t, &bob, "POST");
+    let page = || -> Vec<String> {
+        let (s, p) = chirp.call("GET", "/feed?limit=5", Some(&reader_t), None);
+        assert_eq!(s, 200, "{p}");
+        p["tweets"]
+            .as_array()
+            .expect("tweets")
+            .iter()
+            .map(|t| t["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let hits = || -> u64 {
+        let (s, st) = chirp.admin_call("GET", "/status", None);
+        assert_eq!(s, 200, "{st}");
+        st["home_cache"]["hits"].as_u64().expect("home_cache.hits")
+    };
+    let delete = |id: &str, token: &str| {
+        let (s, _) = chirp.call("DELETE", &format!("/tweets/{id}"), Some(token), None);
+        assert_eq!(s, 204);
+    };
+
+    // Reading twice with nothing in between is served from the cache.
+    let before = hits();
+    assert_eq!(page(), page());
+    assert!(hits() > before, "the second read was not a cache hit");
+
+    // A followed author's post shows once it is fanned out.
+    page();
+    let b1 = chirp.tweet(&bob_t, "bob one");
+    chirp.eventually("bob's post in the reader's feed", || page().contains(&b1));
+    // A celebrity's post shows on the next read (merged at read time), and so does its
+    // deletion.
+    page();
+    let s1 = chirp.tweet(&star_t, "star one");
+    assert_eq!(page().first(), Some(&s1));
+    delete(&s1, &star_t);
+    assert!(!page().contains(&s1));
+    // A deleted fanned-out tweet is gone on the next read.
+    assert!(page().contains(&b1));
+    delete(&b1, &bob_t);
+    assert!(!page().contains(&b1));
+    // Unfollowing takes the author's tweets out at once.
+    let b2 = chirp.tweet(&bob_t, "bob two");
+    chirp.eventually("bob's second post", || page().contains(&b2));
+    follow(&reader, &reader_t, &bob, "DELETE");
+    assert!(!page().contains(&b2));
+    // Following back-fills at once.
+    let d1 = chirp.tweet(&dave_t, "dave one");
+    assert!(!page().contains(&d1));
+    follow(&reader, &reader_t, &dave, "POST");
+    assert!(page().contains(&d1));
+    // The reader's own post shows at once.
+    let r1 = chirp.tweet(&reader_t, "mine");
+    assert_eq!(page().first(), Some(&r1));
+    // A user who passes the celebrity threshold stops being fanned out; the set's change
+    // must not leave a page without their next post.
+    for i in 0..2 {
+        let (fan, fan_t) = chirp.user(&format!("dave_fan{i}"));
+        follow(&fan, &fan_t, &dave, "POST");
+    }
+    page();
+    let d2 = chirp.tweet(&dave_t, "dave, famous now");
+    assert_eq!(page().first(), Some(&d2));
+}

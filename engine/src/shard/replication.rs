@@ -14,6 +14,7 @@ use super::{add_ops, cf_of, lock, open_db, Shard};
 use crate::batch::Entry;
 use crate::durable::sync_parent;
 use crate::error::{Error, Result};
+use crate::homecache::FeedVersions;
 use crate::keys::{self, CF_META, CF_OPLOG};
 
 type CommitHook = Box<dyn Fn(usize, u64) + Send + Sync>;
@@ -29,6 +30,8 @@ pub struct ShardShared {
     /// still the primary of its shards, so they neither take writes nor answer reads. None
     /// on a standalone node.
     lease: OnceLock<LeaseCheck>,
+    /// Versions of what home pages are built from, moved by every commit and apply.
+    pub(crate) versions: FeedVersions,
 }
 
 /// A cluster node's lease check (see [`ShardShared::set_lease_check`]).
@@ -51,6 +54,7 @@ impl ShardShared {
             primary: RwLock::new(String::new()),
             on_commit: OnceLock::new(),
             lease: OnceLock::new(),
+            versions: FeedVersions::new(),
         }
     }
 
@@ -205,6 +209,9 @@ impl Shard {
         }
         log.last_lsn = next - 1;
         log.epoch = epoch;
+        for entry in &entries {
+            self.opts.shared.versions.note(&entry.ops);
+        }
         self.opts.shared.committed(self.index, log.last_lsn);
         Ok(entries)
     }
@@ -306,6 +313,7 @@ impl Shard {
                 }
             }
         }
+        self.opts.shared.versions.bump_all();
         if let Err(e) = std::fs::remove_dir_all(&old) {
             tracing::warn!(path = %old.display(), error = %e, "could not remove the replaced shard files");
         }
@@ -321,6 +329,7 @@ impl Shard {
         self.set_writable(false);
         let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
         drop(slot.take());
+        self.opts.shared.versions.bump_all();
         if let Some(parent) = to.parent() {
             crate::durable::create_dir_synced(parent)?;
         }
@@ -343,6 +352,7 @@ impl Shard {
                 ));
             }
             *slot = Some(open_db(&self.path, &self.opts, true)?);
+            self.opts.shared.versions.bump_all();
         }
         sync_parent(&self.path)?;
         log.last_lsn = 0;
