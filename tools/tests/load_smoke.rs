@@ -154,7 +154,11 @@ fn the_redis_peer_serves_the_nodes_pages_and_fanout_rows_are_counted() {
     assert_eq!(loaded["feeds"], 2000, "{loaded}");
 
     let server = Chirp::start(&data, &[]);
-    let addr = server.base.strip_prefix("http://").expect("http").to_string();
+    let addr = server
+        .base
+        .strip_prefix("http://")
+        .expect("http")
+        .to_string();
     let sidecar: Value =
         serde_json::from_slice(&std::fs::read(&network).expect("sidecar")).expect("sidecar");
     let password = sidecar["password"].as_str().expect("password");
