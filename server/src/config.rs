@@ -41,6 +41,8 @@ pub struct Config {
     pub celebrity_threshold: u64,
     /// Memory for the hot-tweet cache, in MiB (0 disables it).
     pub tweet_cache_mb: usize,
+    /// Readers whose first home page is kept merged in memory (0 disables the cache).
+    pub home_cache_entries: usize,
     /// Rows kept per materialized home feed.
     pub home_cap: usize,
     /// Recent tweets copied into a feed when following someone.
@@ -85,6 +87,7 @@ impl Default for Config {
             block_cache_mb: node.block_cache_bytes >> 20,
             celebrity_threshold: node.celebrity_threshold,
             tweet_cache_mb: node.tweet_cache_bytes >> 20,
+            home_cache_entries: node.home_cache_entries,
             home_cap: node.home_cap,
             backfill: node.backfill,
             // Not node.fanout_workers: that is this machine's core count, and the default
@@ -140,6 +143,10 @@ pub struct ServeArgs {
     /// Memory for the hot-tweet cache in MiB; 0 disables it [default: 128].
     #[arg(long, env = "CHIRP_TWEET_CACHE_MB")]
     pub tweet_cache_mb: Option<usize>,
+    /// Readers whose first home page is kept merged in memory (about 300 bytes each); 0
+    /// disables the home-page cache [default: 100000].
+    #[arg(long, env = "CHIRP_HOME_CACHE_ENTRIES")]
+    pub home_cache_entries: Option<usize>,
     /// Rows kept per materialized home feed [default: 800].
     #[arg(long, env = "CHIRP_HOME_CAP")]
     pub home_cap: Option<usize>,
@@ -260,6 +267,7 @@ impl Config {
         set(&mut self.block_cache_mb, &args.block_cache_mb);
         set(&mut self.celebrity_threshold, &args.celebrity_threshold);
         set(&mut self.tweet_cache_mb, &args.tweet_cache_mb);
+        set(&mut self.home_cache_entries, &args.home_cache_entries);
         set(&mut self.home_cap, &args.home_cap);
         set(&mut self.backfill, &args.backfill);
         set(&mut self.fanout_workers, &args.fanout_workers);
@@ -327,6 +335,7 @@ impl Config {
         node.block_cache_bytes = self.block_cache_mb << 20;
         node.celebrity_threshold = self.celebrity_threshold;
         node.tweet_cache_bytes = self.tweet_cache_mb << 20;
+        node.home_cache_entries = self.home_cache_entries;
         node.home_cap = self.home_cap;
         node.backfill = self.backfill;
         if self.fanout_workers > 0 {
