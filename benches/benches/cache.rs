@@ -19,6 +19,7 @@ fn tweet(id: u64) -> Arc<TweetDoc> {
         created_at_ms: 0,
         extra: Default::default(),
         rest: Default::default(),
+        encoded: Default::default(),
     })
 }
 

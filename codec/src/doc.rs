@@ -130,6 +130,46 @@ pub struct TweetDoc {
     /// Fields this build does not know, kept as they are.
     #[serde(flatten)]
     pub rest: Map<String, Value>,
+    /// The public API's JSON of this tweet, made once by whoever serves it and kept with the
+    /// document while it is in memory (the hot-tweet cache holds it with the tweet). Never
+    /// stored.
+    #[serde(skip)]
+    pub encoded: EncodedOnce,
+}
+
+/// Bytes computed once from an immutable document and kept with it (see
+/// [`TweetDoc::encoded`]). Cloning keeps them; they take no part in equality.
+#[derive(Clone, Default)]
+pub struct EncodedOnce(std::sync::OnceLock<std::sync::Arc<[u8]>>);
+
+impl EncodedOnce {
+    /// The bytes, made by `make` on first use. A failed `make` keeps nothing, so the next
+    /// call tries again.
+    pub fn get_or_make<E>(
+        &self,
+        make: impl FnOnce() -> std::result::Result<Vec<u8>, E>,
+    ) -> std::result::Result<&[u8], E> {
+        if let Some(done) = self.0.get() {
+            return Ok(done);
+        }
+        let made: std::sync::Arc<[u8]> = make()?.into();
+        Ok(self.0.get_or_init(|| made))
+    }
+}
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for EncodedOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(b) => write!(f, "EncodedOnce({} bytes)", b.len()),
+            None => f.write_str("EncodedOnce(-)"),
+        }
+    }
 }
 
 /// A user's password credential as stored in `auth`.

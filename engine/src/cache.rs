@@ -17,6 +17,8 @@ use crate::doc::TweetDoc;
 const SEGMENTS: usize = 16;
 /// Bookkeeping bytes charged per entry on top of its strings.
 const ENTRY_OVERHEAD: usize = 160;
+/// Keys, ids and the date of a tweet's API encoding, beyond its strings.
+const ENCODING_OVERHEAD: usize = 160;
 
 /// Counters of the cache, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,22 +57,23 @@ pub struct TweetCache {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket(u64);
 
-/// Bytes an entry is charged for.
+/// Bytes an entry is charged for: the document, and its API encoding (made on first use, see
+/// `TweetDoc::encoded`), which is about the same bytes again plus keys, ids and a date.
 pub fn weight(t: &TweetDoc) -> usize {
     let extra = if t.extra.is_empty() {
         0
     } else {
         serde_json::to_vec(&t.extra).map(|v| v.len()).unwrap_or(0)
     };
-    ENTRY_OVERHEAD
-        + t.text.len()
+    let fields = t.text.len()
         + t.author_handle.len()
         + t.hashtags.iter().map(|h| h.len() + 24).sum::<usize>()
         + t.media
             .iter()
             .map(|m| m.id.len() + m.url.len() + m.content_type.len() + 64)
             .sum::<usize>()
-        + extra
+        + extra;
+    ENTRY_OVERHEAD + 2 * fields + ENCODING_OVERHEAD
 }
 
 impl TweetCache {
@@ -203,6 +206,7 @@ mod tests {
             created_at_ms: 0,
             extra: Default::default(),
             rest: Default::default(),
+            encoded: Default::default(),
         })
     }
 

@@ -280,6 +280,7 @@ impl Inner {
                 created_at_ms: ids::unix_ms_of_id(id),
                 extra: Map::new(),
                 rest: Map::new(),
+                encoded: Default::default(),
             };
             tweets
                 .shard(shard)

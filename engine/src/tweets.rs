@@ -54,6 +54,7 @@ impl Inner {
             created_at_ms: now_unix_ms(),
             extra,
             rest: Map::new(),
+            encoded: Default::default(),
         };
         let mut batch = Batch::new();
         batch.put(CF_TWEETS, keys::id_key(id), doc::encode(&tweet)?);

@@ -228,6 +228,7 @@ fn a_promoted_copy_mints_above_every_id_it_received() {
         created_at_ms: ahead_ms,
         extra: Default::default(),
         rest: Default::default(),
+        encoded: Default::default(),
     };
     let mut batch = Batch::new();
     batch.put(

@@ -7,7 +7,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use chirp_engine::{Page, Profile, Tweet};
+use chirp_engine::{Error as EngineError, Page, Profile, Tweet};
+use hyper::StatusCode;
+
+use crate::http::{bytes_response, ApiResult};
 
 /// Formats Unix milliseconds as RFC 3339 UTC with millisecond precision.
 pub fn rfc3339(unix_ms: u64) -> String {
@@ -149,6 +152,9 @@ pub struct TweetPage<'a> {
     next_cursor: Option<&'a str>,
 }
 
+/// Built only by the test that checks [`tweet_page`]'s bytes against it: pages are assembled
+/// from each tweet's kept encoding instead.
+#[cfg(test)]
 impl<'a> From<&'a Page<Arc<Tweet>>> for TweetPage<'a> {
     fn from(p: &'a Page<Arc<Tweet>>) -> Self {
         TweetPage {
@@ -156,6 +162,44 @@ impl<'a> From<&'a Page<Arc<Tweet>>> for TweetPage<'a> {
             next_cursor: p.next_cursor.as_deref(),
         }
     }
+}
+
+fn encoding_failed(e: serde_json::Error) -> EngineError {
+    EngineError::Corrupt(format!("response encoding: {e}"))
+}
+
+/// A tweet's JSON ([`TweetView`]), encoded on first use and kept with the document, so a
+/// tweet held by the hot-tweet cache is encoded once however many pages show it.
+pub fn tweet_json(t: &Tweet) -> Result<&[u8], EngineError> {
+    t.encoded
+        .get_or_make(|| serde_json::to_vec(&TweetView::from(t)))
+        .map_err(encoding_failed)
+}
+
+/// A JSON response of one tweet.
+pub fn tweet(status: StatusCode, t: &Tweet) -> ApiResult {
+    Ok(bytes_response(
+        status,
+        "application/json",
+        tweet_json(t)?.to_vec(),
+    ))
+}
+
+/// A JSON response of a page of tweets ([`TweetPage`]), assembled from the tweets' kept
+/// encodings.
+pub fn tweet_page(p: &Page<Arc<Tweet>>) -> ApiResult {
+    let mut out = Vec::with_capacity(48 + p.items.len() * 512);
+    out.extend_from_slice(b"{\"tweets\":[");
+    for (i, t) in p.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(tweet_json(t)?);
+    }
+    out.extend_from_slice(b"],\"next_cursor\":");
+    serde_json::to_writer(&mut out, &p.next_cursor).map_err(encoding_failed)?;
+    out.push(b'}');
+    Ok(bytes_response(StatusCode::OK, "application/json", out))
 }
 
 /// `{"users": [...], "next_cursor"}`.
@@ -174,5 +218,70 @@ impl<'a> From<&'a Page<Profile>> for UserPage<'a> {
             users: p.items.iter().map(ProfileView::from).collect(),
             next_cursor: p.next_cursor.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chirp_engine::model::MediaRef;
+    use http_body_util::BodyExt;
+
+    fn tweet(id: u64, text: &str) -> Arc<Tweet> {
+        let mut extra = Map::new();
+        extra.insert("lang".into(), Value::from("fr \"quoted\" \u{1F600}"));
+        Arc::new(Tweet {
+            id,
+            author_id: 77,
+            author_handle: "alice".into(),
+            text: text.into(),
+            hashtags: vec!["rust".into()],
+            media: vec![MediaRef {
+                id: "m1".into(),
+                url: "/media/m1".into(),
+                content_type: "image/png".into(),
+                width: 2,
+                height: 3,
+                description: Some("alt".into()),
+            }],
+            created_at_ms: 1_700_000_000_123,
+            extra,
+            rest: Map::new(),
+            encoded: Default::default(),
+        })
+    }
+
+    async fn body(resp: ApiResult) -> Vec<u8> {
+        let resp = resp.expect("response");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        resp.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn pages_assembled_from_kept_encodings_are_the_serialized_page() {
+        let items = vec![
+            tweet(3, "caf\u{e9} <b>&</b> \"x\"\n\t#rust"),
+            tweet(2, ""),
+            tweet(1, "\u{1F426} chirp"),
+        ];
+        for cursor in [None, Some("c2".to_string())] {
+            let page = Page {
+                items: items.clone(),
+                next_cursor: cursor,
+            };
+            let want = serde_json::to_vec(&TweetPage::from(&page)).expect("serialize");
+            // Twice: the first call encodes each tweet, the second uses what it kept.
+            assert_eq!(body(tweet_page(&page)).await, want);
+            assert_eq!(body(tweet_page(&page)).await, want);
+        }
+        let one = &items[0];
+        let want = serde_json::to_vec(&TweetView::from(&**one)).expect("serialize");
+        assert_eq!(body(super::tweet(StatusCode::OK, one)).await, want);
+        assert_eq!(tweet_json(one).expect("kept"), want.as_slice());
     }
 }

@@ -1,16 +1,16 @@
 //! Hashtag search.
 
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::Request;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use chirp_engine::{Error as EngineError, TagQuery};
 
 use super::{page_request, param, read, PageParams};
-use crate::http::{json, query_param, ApiResult, Problem};
+use crate::http::{query_param, ApiResult, Problem};
 use crate::routes::App;
-use crate::views::TweetPage;
+use crate::views::{self, TweetPage};
 
 /// The boolean forms of a tag search; exactly one is given.
 #[derive(Deserialize, IntoParams)]
@@ -26,7 +26,7 @@ pub struct TagSetParams {
 async fn search(app: &App, req: &Request<Incoming>, query: TagQuery) -> ApiResult {
     let page = page_request(req)?;
     let tweets = read(app, move |n| n.search(query.clone(), page)).await?;
-    json(StatusCode::OK, &TweetPage::from(&tweets))
+    views::tweet_page(&tweets)
 }
 
 /// Tweets carrying a hashtag, newest first (`#` optional, case-insensitive).

@@ -10,9 +10,9 @@ use super::{
     authenticate, authenticate_writer, blocking, body, page_request, param, read, resolve,
     PageParams,
 };
-use crate::http::{empty, json, ApiError, ApiResult, Problem};
+use crate::http::{empty, ApiError, ApiResult, Problem};
 use crate::routes::App;
-use crate::views::{TweetPage, TweetView};
+use crate::views::{self, TweetPage, TweetView};
 
 fn tweet_id(raw: &str) -> ApiResult<u64> {
     raw.parse()
@@ -45,7 +45,7 @@ pub async fn post_tweet(app: &App, req: Request<Incoming>) -> ApiResult {
         extra: b.extra,
     };
     let tweet = blocking(app, move |n| n.post_tweet(me, new)).await?;
-    let mut resp = json(StatusCode::CREATED, &TweetView::from(&*tweet))?;
+    let mut resp = views::tweet(StatusCode::CREATED, &tweet)?;
     if let Ok(loc) = format!("/tweets/{}", tweet.id).parse() {
         resp.headers_mut().insert(hyper::header::LOCATION, loc);
     }
@@ -64,7 +64,7 @@ pub async fn feed(app: &App, req: Request<Incoming>) -> ApiResult {
     let me = authenticate(app, &req).await?;
     let page = page_request(&req)?;
     let feed = read(app, move |n| n.home_feed(me, page)).await?;
-    json(StatusCode::OK, &TweetPage::from(&feed))
+    views::tweet_page(&feed)
 }
 
 /// One tweet.
@@ -77,7 +77,7 @@ pub async fn feed(app: &App, req: Request<Incoming>) -> ApiResult {
 pub async fn get_tweet(app: &App, params: &[String]) -> ApiResult {
     let id = tweet_id(param(params, 0))?;
     let tweet = read(app, move |n| n.tweet(id)).await?;
-    json(StatusCode::OK, &TweetView::from(&*tweet))
+    views::tweet(StatusCode::OK, &tweet)
 }
 
 /// Delete your own tweet; it leaves every feed.
@@ -110,5 +110,5 @@ pub async fn user_tweets(app: &App, req: Request<Incoming>, params: &[String]) -
     let user = resolve(app, param(params, 0)).await?;
     let page = page_request(&req)?;
     let tweets = read(app, move |n| n.user_timeline(user, page)).await?;
-    json(StatusCode::OK, &TweetPage::from(&tweets))
+    views::tweet_page(&tweets)
 }
