@@ -130,6 +130,18 @@ if open70:
         "(< 10 ms)",
     )
 
+status = load("status-after.json")
+if status:
+    for name, label in (("home_cache", "home-page cache"), ("tweet_cache", "hot-tweet cache")):
+        c = status.get(name) or {}
+        hits, misses = c.get("hits", 0), c.get("misses", 0)
+        row(
+            "  %s hit rate over the whole run" % label,
+            "%.4f" % ratio(hits, hits + misses),
+            "%d hits, %d misses" % (hits, misses),
+            "",
+        )
+
 fan = load("fanout.json")
 lpush = text("redis-lpush.txt")
 if fan:
@@ -146,8 +158,8 @@ for mix, label in (("seed", "seed mix (5:1)"), ("dsb", "DeathStarBench mix")):
     r = load(mix + ".json")
     if not r:
         continue
-    total = sum(o["rps"] for o in r["main"]["ops"])
-    errors = sum(o["errors"] for o in r["main"]["ops"])
+    every = op(r["main"], "all") or r["main"]["ops"][0]
+    total, errors = every["rps"], every["errors"]
     b = r["baseline"]["ops"][0]
     rss = (r["server_rss_kib"] or 0) / 1024
     row(
